@@ -1,0 +1,1 @@
+"""Voice agent runtime: the one package shipped to every Lambda."""

@@ -1,0 +1,1 @@
+"""Adapters: the only modules that touch boto3, the network or the OpenAI SDK."""

@@ -1,0 +1,68 @@
+"""boto3 clients, built once per execution environment (lazily, so tests can start moto first).
+
+Timeouts are explicit and short: a voice turn cannot wait 60 s (botocore's default) for a socket.
+Retries use botocore's standard mode, which backs off on throttling (DynamoDB, and the management
+API's ``LimitExceededException``) and never retries a ``GoneException``.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from voice_agent.settings import load_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+# boto3's default session is not safe to share between threads while clients are being created
+# (the local stand-in runs invocations on threads); one lock around creation is enough.
+_CREATE = threading.Lock()
+
+DYNAMODB_CONFIG = Config(
+    connect_timeout=1.0,
+    read_timeout=2.0,
+    retries={"mode": "standard", "total_max_attempts": 3},
+    tcp_keepalive=True,
+    max_pool_connections=20,
+)
+MANAGEMENT_API_CONFIG = Config(
+    connect_timeout=1.0,
+    read_timeout=2.0,
+    retries={"mode": "standard", "total_max_attempts": 3},
+    tcp_keepalive=True,
+    max_pool_connections=20,
+)
+SECRETS_CONFIG = Config(connect_timeout=2.0, read_timeout=3.0, retries={"mode": "standard", "total_max_attempts": 3})
+
+
+@lru_cache(maxsize=1)
+def dynamodb() -> DynamoDBClient:
+    endpoint = load_settings().dynamodb_endpoint_url
+    with _CREATE:
+        return boto3.client("dynamodb", endpoint_url=endpoint, config=DYNAMODB_CONFIG)
+
+
+@lru_cache(maxsize=4)
+def management_api(endpoint_url: str) -> ApiGatewayManagementApiClient:
+    with _CREATE:
+        return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=MANAGEMENT_API_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def secrets_manager() -> SecretsManagerClient:
+    with _CREATE:
+        return boto3.client("secretsmanager", config=SECRETS_CONFIG)
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests that restart moto, and SnapStart restore hooks)."""
+    dynamodb.cache_clear()
+    management_api.cache_clear()
+    secrets_manager.cache_clear()

@@ -1,0 +1,211 @@
+"""The agent's configuration: the one place a fork edits to make the agent its own.
+
+Everything here is behaviour (what the agent says, how it sounds, what it may do). Deployment
+details (table name, URLs) are in ``voice_agent.settings``; secrets are never here.
+
+Providers, voices and models are set explicitly on purpose: Twilio's defaults differ between
+accounts, and an unset ElevenLabs voice fails calls with error 64101.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from voice_agent.core.phrases import PhrasePolicy
+from voice_agent.errors import ConfigurationError
+
+Interruptible = Literal["any", "speech", "dtmf", "none"]
+TtsProvider = Literal["Google", "Amazon", "ElevenLabs"]
+SttProvider = Literal["Google", "Deepgram"]
+
+_HERE = Path(__file__).parent
+_LANG = re.compile(r"^(multi|[a-z]{2,3}(-[A-Za-z0-9]{2,8})*)$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
+_INTERRUPTIBLE = ("any", "speech", "dtmf", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageOption:
+    """One ``<Language>`` the call may switch to (speech and transcription settings for it)."""
+
+    code: str
+    tts_provider: TtsProvider
+    voice: str
+    transcription_provider: SttProvider
+    speech_model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lines:
+    """What the agent says without asking the model."""
+
+    welcome_greeting: str = "Hi, this is Ada from Example Hardware. How can I help you today?"
+    reconnect_greeting: str = "Sorry about that, we were cut off. Where were we?"
+    apology: str = "Sorry, I'm having trouble right now. Could you say that again?"
+    cut_short: str = "Let me stop there. What else can I help you with?"
+    filler: str = "One moment, let me check that."
+    handoff: str = "Of course, let me connect you with a colleague."
+    transfer_announcement: str = "Please hold while I connect you."
+    transfer_failed: str = "Sorry, no one could take your call right now. Please call back later. Goodbye."
+    goodbye: str = "Thanks for calling Example Hardware. Goodbye!"
+    refusal: str = "Sorry, I can't help with that. Is there anything about the store I can help with?"
+    # How a key press reaches the model (in the user role). {digit} is the key.
+    dtmf_note: str = "(The caller pressed the {digit} key on their phone.)"
+
+
+@dataclass(frozen=True)  # no slots: system_prompt is a cached_property
+class AgentConfig:
+    name: str = "Ada"
+    system_prompt_file: Path = _HERE / "system_prompt.md"
+    lines: Lines = field(default_factory=Lines)
+
+    # Speech: <ConversationRelay> attributes.
+    language: str = "en-US"
+    tts_provider: TtsProvider = "Google"
+    voice: str = "en-US-Chirp3-HD-Aoede"
+    transcription_provider: SttProvider = "Deepgram"
+    speech_model: str = "nova-3-general"
+    # Languages the call may switch to (switch_language tool); the first is the call's language.
+    languages: tuple[LanguageOption, ...] = (
+        LanguageOption("en-US", "Google", "en-US-Chirp3-HD-Aoede", "Deepgram", "nova-3-general"),
+        LanguageOption("es-ES", "Google", "es-ES-Chirp3-HD-Aoede", "Deepgram", "nova-3-general"),
+    )
+    interruptible: Interruptible = "any"
+    welcome_greeting_interruptible: Interruptible = "any"
+    dtmf_detection: bool = True
+    # Twilio reconnects a dropped socket by itself (Oct 2026 feature). Off: /action recovers instead.
+    application_reconnect: bool = False
+
+    # People and policies.
+    transfer_target: str = "+15555550100"  # a phone number (E.164) or a SIP URI
+    human_key: str | None = "0"  # the DTMF key that asks for a person; None disables it
+    max_reconnect_attempts: int = 2
+    record_call: bool = False
+    transcript_retention_days: int = 7
+
+    # The model.
+    llm_model: str = "gpt-4.1-mini"
+    max_reply_tokens: int = 300
+    temperature: float | None = 0.5
+    max_history_items: int = 40
+    llm_connect_timeout_s: float = 3.0
+    llm_first_token_timeout_s: float = 8.0
+    llm_token_gap_timeout_s: float = 5.0
+    warm_llm_connection: bool = True
+
+    # Tools offered to the model (names from the registry; see agent/tools.py).
+    tools: tuple[str, ...] = ("transfer_to_human", "end_call", "switch_language", "send_digits", "lookup_order")
+    max_tool_rounds: int = 3
+    tool_timeout_s: float = 8.0
+    filler_after_s: float = 1.5
+
+    # Replies.
+    max_reply_chars: int = 900
+    turn_budget_s: float = 25.0  # API Gateway gives a route 29 s; stop speaking well before that
+    phrases: PhrasePolicy = field(default_factory=PhrasePolicy)
+
+    @cached_property
+    def system_prompt(self) -> str:
+        return self.system_prompt_file.read_text(encoding="utf-8").strip()
+
+    def language_option(self, code: str) -> LanguageOption | None:
+        wanted = code.lower()
+        return next((o for o in self.languages if o.code.lower() == wanted), None)
+
+    def validate(self, known_tools: frozenset[str] | None = None) -> AgentConfig:
+        """Check everything at start-up; raise one error that lists every problem."""
+        problems = list(_problems(self))
+        if known_tools is not None:
+            problems += [f"tools: unknown tool {t!r}" for t in self.tools if t not in known_tools]
+        if problems:
+            raise ConfigurationError("invalid agent configuration:\n- " + "\n- ".join(problems))
+        return self
+
+
+def _problems(c: AgentConfig) -> list[str]:
+    return [*_text_problems(c), *_speech_problems(c), *_policy_problems(c), *_model_problems(c)]
+
+
+def _text_problems(c: AgentConfig) -> list[str]:
+    p: list[str] = []
+    if not c.system_prompt_file.is_file():
+        p.append(f"system_prompt_file: {c.system_prompt_file} does not exist")
+    elif not c.system_prompt:
+        p.append("system_prompt_file is empty")
+    for name in ("welcome_greeting", "reconnect_greeting", "apology", "handoff", "goodbye", "refusal"):
+        if not getattr(c.lines, name).strip():
+            p.append(f"lines.{name} is empty")
+    if "{digit}" not in c.lines.dtmf_note:
+        p.append("lines.dtmf_note must contain {digit}")
+    return p
+
+
+def _speech_problems(c: AgentConfig) -> list[str]:
+    p: list[str] = []
+    if not _LANG.match(c.language):
+        p.append(f"language {c.language!r} is not a language tag like en-US")
+    if not c.voice.strip():
+        p.append("voice is empty (set it explicitly: account defaults differ)")
+    if not c.speech_model.strip():
+        p.append("speech_model is empty")
+    codes = [o.code.lower() for o in c.languages]
+    if len(set(codes)) != len(codes):
+        p.append("languages: duplicate codes")
+    if c.languages and c.language.lower() not in codes:
+        p.append(f"languages must include the call language {c.language}")
+    for o in c.languages:
+        if not _LANG.match(o.code):
+            p.append(f"languages: {o.code!r} is not a language tag")
+        if not o.voice.strip() or not o.speech_model.strip():
+            p.append(f"languages: {o.code} needs an explicit voice and speech model")
+        if o.code == "multi" and (o.tts_provider != "ElevenLabs" or o.transcription_provider != "Deepgram"):
+            p.append("languages: 'multi' needs ElevenLabs speech and Deepgram transcription")
+    for attr in ("interruptible", "welcome_greeting_interruptible"):
+        if getattr(c, attr) not in _INTERRUPTIBLE:
+            p.append(f"{attr} must be one of {', '.join(_INTERRUPTIBLE)}")
+    return p
+
+
+def _policy_problems(c: AgentConfig) -> list[str]:
+    p: list[str] = []
+    if not (_E164.match(c.transfer_target) or _SIP.match(c.transfer_target)):
+        p.append("transfer_target must be an E.164 number (+15551234567) or a SIP URI (sip:agent@example.com)")
+    if c.human_key is not None and (len(c.human_key) != 1 or c.human_key not in "0123456789*#"):
+        p.append("human_key must be one key (0-9, * or #) or None")
+    if not 0 <= c.max_reconnect_attempts <= 10:
+        p.append("max_reconnect_attempts must be 0..10")
+    if not 1 <= c.transcript_retention_days <= 365:
+        p.append("transcript_retention_days must be 1..365")
+    return p
+
+
+def _model_problems(c: AgentConfig) -> list[str]:
+    p: list[str] = []
+    if not c.llm_model.strip():
+        p.append("llm_model is empty")
+    if not 16 <= c.max_reply_tokens <= 4096:
+        p.append("max_reply_tokens must be 16..4096")
+    if c.temperature is not None and not 0 <= c.temperature <= 2:
+        p.append("temperature must be 0..2 or None")
+    if not 2 <= c.max_history_items <= 200:
+        p.append("max_history_items must be 2..200")
+    if not 0 <= c.max_tool_rounds <= 8:
+        p.append("max_tool_rounds must be 0..8")
+    if not 1 <= c.turn_budget_s <= 27:
+        p.append("turn_budget_s must be 1..27 (API Gateway cuts a route at 29 s)")
+    if c.tool_timeout_s >= c.turn_budget_s:
+        p.append("tool_timeout_s must be shorter than turn_budget_s")
+    for attr in ("llm_connect_timeout_s", "llm_first_token_timeout_s", "llm_token_gap_timeout_s"):
+        if not 0 < getattr(c, attr) < c.turn_budget_s:
+            p.append(f"{attr} must be positive and shorter than turn_budget_s")
+    if c.max_reply_chars < 80:
+        p.append("max_reply_chars must be at least 80")
+    return p
+
+
+AGENT = AgentConfig()

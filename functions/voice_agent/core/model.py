@@ -1,0 +1,135 @@
+"""Plain internal data shared by the core and its ports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+# Turn items are ordered by (connection sequence, generation, part). Part 0 is the caller's
+# message; 1..97 the agent's messages and tool results in order; 99 marks an interruption.
+USER_PART: Final = 0
+FIRST_AGENT_PART: Final = 1
+INTERRUPTION_PART: Final = 99
+GREETING_GENERATION: Final = 0
+
+TurnRole = Literal["user", "assistant", "tool", "interruption"]
+ChatRole = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TurnKey:
+    conn_seq: int
+    generation: int
+    part: int
+
+    @property
+    def sort_key(self) -> str:
+        return f"TURN#{self.conn_seq:04d}#{self.generation:06d}#{self.part:02d}"
+
+    @classmethod
+    def parse(cls, sort_key: str) -> TurnKey:
+        _, conn, gen, part = sort_key.split("#")
+        return cls(int(conn), int(gen), int(part))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text as the model produced it
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """One stored message of the conversation."""
+
+    key: TurnKey
+    role: TurnRole
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    # Interruption markers only: what the caller actually heard of this generation's speech.
+    heard: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """A message as the language model sees it."""
+
+    role: ChatRole
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    messages: Sequence[ChatMessage]
+    tools: Sequence[ToolSpec] = ()
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFinished:
+    finish_reason: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+StreamEvent = TextDelta | StreamFinished
+
+
+@dataclass(frozen=True, slots=True)
+class CallSession:
+    """The call a connection belongs to, as bound by ``setup``."""
+
+    call_sid: str
+    conn_seq: int
+    resumed: bool
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTicket:
+    """A generation number taken atomically for one turn on one connection."""
+
+    connection_id: str
+    call_sid: str
+    conn_seq: int
+    generation: int
+    language: str | None = None
+    direction: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InterruptOutcome:
+    call_sid: str
+    # The generation whose speech the caller cut off (its turn gets the marker).
+    interrupted: TurnKey
+    # True when the interrupt also cancelled that generation (nothing newer had started).
+    cancelled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """The call item, as the webhook's action handler needs it."""
+
+    call_sid: str
+    status: str
+    reconnects: int
+    farewell_spoken: bool = False
+    custom_parameters: Mapping[str, str] = field(default_factory=dict)

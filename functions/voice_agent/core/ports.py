@@ -1,0 +1,77 @@
+"""Interfaces the core depends on. Adapters implement them; tests pass fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from voice_agent.core.model import (
+    CallRecord,
+    CallSession,
+    ChatRequest,
+    InterruptOutcome,
+    StreamEvent,
+    TurnRecord,
+    TurnTicket,
+)
+from voice_agent.protocol.inbound import Setup
+from voice_agent.protocol.outbound import OutboundMessage
+
+
+class Sender(Protocol):
+    def send(self, connection_id: str, message: OutboundMessage) -> None:
+        """Deliver one message (split into frames if needed), in order.
+
+        Raises ``ConnectionGoneError`` when the socket is gone (never retried) and ``SendError``
+        for anything else that could not be delivered.
+        """
+
+
+class ChatStream(Protocol):
+    def __iter__(self) -> Iterator[StreamEvent]: ...
+
+    def close(self) -> None:
+        """Cancel the request: stop paying for tokens no one will hear."""
+
+
+class ChatModel(Protocol):
+    def stream(self, request: ChatRequest) -> ChatStream:
+        """Start a streamed completion. Raises ``LLMError``; iteration may raise it too."""
+
+    def warm(self) -> None:
+        """Load the client and open a connection ahead of the first turn (best effort)."""
+
+
+class SessionStore(Protocol):
+    def bind_connection(self, connection_id: str, setup: Setup) -> CallSession:
+        """Create or resume the call and point the connection at it."""
+
+    def start_turn(self, connection_id: str) -> TurnTicket | None:
+        """Take the next generation for this connection; ``None`` if the connection is unknown."""
+
+    def claim_phrase(self, ticket: TurnTicket) -> bool:
+        """True if ``ticket`` is still the current generation (and record that it is speaking)."""
+
+    def load_history(self, call_sid: str, max_items: int) -> list[TurnRecord]:
+        """The most recent turn items of the call, oldest first, in one query."""
+
+    def put_turns(self, call_sid: str, records: Sequence[TurnRecord]) -> None:
+        """Store turn items (one request for up to 25)."""
+
+    def record_interrupt(self, connection_id: str, heard: str, duration_ms: int | None) -> InterruptOutcome | None:
+        """Cancel the speaking generation if it is the newest, and mark what the caller heard."""
+
+    def set_language(self, connection_id: str, language: str) -> None: ...
+
+    def mark_farewell(self, call_sid: str) -> None:
+        """Remember that the caller has been told goodbye (the action handler then just hangs up)."""
+
+    def close_connection(self, connection_id: str, *, gone: bool) -> str | None:
+        """Mark the connection closed; returns its call SID if known."""
+
+    def get_call(self, call_sid: str) -> CallRecord | None: ...
+
+    def count_reconnect(self, call_sid: str) -> int:
+        """Atomically count one more reconnect attempt for the call; returns the new count."""
+
+    def end_call(self, call_sid: str, status: str) -> None: ...

@@ -1,0 +1,195 @@
+"""What to do with each ConversationRelay message (the ``$default`` route).
+
+| message            | handling                                                                 |
+|--------------------|--------------------------------------------------------------------------|
+| ``setup``          | bind the connection to its call (new, or resumed on the same callSid),   |
+|                    | store the greeting Twilio speaks, warm the model connection              |
+| ``prompt`` last    | a turn (``turn_engine``)                                                 |
+| ``prompt`` partial | ignored (cumulative partials; the final one repeats the text); warms    |
+| ``dtmf``           | the human key: handoff to a person; any other key: a note to the model  |
+| ``interrupt``      | cancel the speaking reply, store what the caller heard                   |
+| ``error``          | logged (Twilio rejected something we sent); the call goes on            |
+| ``info``           | logged at debug (opt-in telemetry)                                       |
+| unknown / invalid  | logged and ignored; never an error frame                                 |
+
+Nothing here raises: a route Lambda that raises makes API Gateway write an error frame into the
+call's socket, which Twilio counts as an invalid message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from voice_agent.agent.config import AgentConfig
+from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord
+from voice_agent.core.ports import SessionStore
+from voice_agent.core.turn_engine import Budget, TurnEngine, TurnOutcome
+from voice_agent.errors import MalformedMessageError, StoreUnavailableError
+from voice_agent.log import bind, logger, mask_phone, sensitive_logging_enabled, text_summary
+from voice_agent.protocol.inbound import (
+    Dtmf,
+    ErrorReport,
+    Info,
+    Interrupt,
+    Prompt,
+    Setup,
+    Unknown,
+    parse_inbound,
+)
+
+DTMF_REASON_CODE = "dtmf-transfer"
+_ERROR_CODE = re.compile(r"\b(6\d{4})\b")
+_SAFE_INFO = {"roundTripDelayMs", "agentSpeaking", "clientSpeaking"}
+
+
+@dataclass(frozen=True, slots=True)
+class HandledFrame:
+    """What happened to one frame (for logs, metrics and tests)."""
+
+    kind: str
+    outcome: TurnOutcome | None = None
+    ignored: bool = False
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        store: SessionStore,
+        engine: TurnEngine,
+        agent: AgentConfig,
+        warm_model: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._agent = agent
+        self._warm_model = warm_model
+
+    def handle(self, connection_id: str, frame: str | bytes | None, budget: Budget) -> HandledFrame:
+        try:
+            parsed = parse_inbound(frame)
+        except MalformedMessageError as exc:
+            logger.warning("malformed frame ignored", extra={"reason": str(exc)})
+            return HandledFrame(kind="malformed", ignored=True)
+        message = parsed.message
+        if parsed.extra_fields:
+            logger.debug("unmodelled fields ignored", extra={"fields": list(parsed.extra_fields)})
+        try:
+            return self._dispatch(connection_id, message, budget)
+        except StoreUnavailableError:
+            logger.error("session store unavailable; frame dropped", extra={"kind": type(message).__name__})
+            return HandledFrame(kind=type(message).__name__.lower(), ignored=True)
+
+    def _dispatch(self, connection_id: str, message: object, budget: Budget) -> HandledFrame:
+        match message:
+            case Setup():
+                self._on_setup(connection_id, message)
+                return HandledFrame(kind="setup")
+            case Prompt(last=False):
+                self._warm_model()  # the caller is still talking: get the connection ready
+                return HandledFrame(kind="prompt", ignored=True)
+            case Prompt():
+                if not message.voice_prompt.strip():
+                    logger.info("empty prompt ignored")
+                    return HandledFrame(kind="prompt", ignored=True)
+                logger.info("prompt", extra={"speech": text_summary(message.voice_prompt), "lang": message.lang})
+                return self._turn("prompt", self._engine.run_prompt(connection_id, message.voice_prompt, budget))
+            case Dtmf():
+                return self._on_dtmf(connection_id, message, budget)
+            case Interrupt():
+                self._on_interrupt(connection_id, message)
+                return HandledFrame(kind="interrupt")
+            case ErrorReport():
+                code = _ERROR_CODE.search(message.description)
+                extra: dict[str, object] = {"twilio_error": code.group(1) if code else None}
+                if sensitive_logging_enabled():
+                    extra["description"] = message.description
+                logger.warning("twilio reported an error", extra=extra)
+                return HandledFrame(kind="error")
+            case Info():
+                value = message.value if message.name in _SAFE_INFO else f"<{len(message.value)} chars>"
+                logger.debug("info", extra={"name": message.name, "value": value})
+                return HandledFrame(kind="info")
+            case Unknown():
+                logger.info("unknown message type ignored", extra={"type": message.type})
+                return HandledFrame(kind="unknown", ignored=True)
+        return HandledFrame(kind="unknown", ignored=True)  # pragma: no cover (exhaustive above)
+
+    def _on_setup(self, connection_id: str, setup: Setup) -> None:
+        bind(call_sid=setup.call_sid)
+        session = self._store.bind_connection(connection_id, setup)
+        logger.info(
+            "session bound",
+            extra={
+                "resumed": session.resumed,
+                "connection_seq": session.conn_seq,
+                "direction": setup.direction,
+                "call_type": setup.call_type,
+                "from": mask_phone(setup.from_number),
+                "to": mask_phone(setup.to_number),
+                "parameters": sorted(setup.custom_parameters),
+            },
+        )
+        # Twilio speaks the greeting from the TwiML; store it so the model knows it was said.
+        lines = self._agent.lines
+        greeting = lines.reconnect_greeting if session.resumed else lines.welcome_greeting
+        record = TurnRecord(key=TurnKey(session.conn_seq, GREETING_GENERATION, 1), role="assistant", text=greeting)
+        try:
+            self._store.put_turns(session.call_sid, [record])
+        except StoreUnavailableError:
+            logger.error("greeting not stored")
+        self._warm_model()
+
+    def _on_dtmf(self, connection_id: str, dtmf: Dtmf, budget: Budget) -> HandledFrame:
+        if self._agent.human_key is not None and dtmf.digit == self._agent.human_key:
+            logger.info("human key pressed: handing off")
+            outcome = self._engine.run_handoff(
+                connection_id,
+                note=self._agent.lines.dtmf_note.format(digit=dtmf.digit),
+                reason_code=DTMF_REASON_CODE,
+                reason=f"The caller pressed {dtmf.digit} to reach a person",
+                budget=budget,
+            )
+            return self._turn("dtmf", outcome)
+        note = self._agent.lines.dtmf_note.format(digit=dtmf.digit)
+        return self._turn("dtmf", self._engine.run_prompt(connection_id, note, budget))
+
+    def _on_interrupt(self, connection_id: str, interrupt: Interrupt) -> None:
+        outcome = self._store.record_interrupt(
+            connection_id, interrupt.utterance_until_interrupt, interrupt.duration_until_interrupt_ms
+        )
+        if outcome is None:
+            logger.warning("interrupt on a connection without setup; ignored")
+            return
+        bind(call_sid=outcome.call_sid)
+        logger.info(
+            "interrupt",
+            extra={
+                "interrupted_generation": outcome.interrupted.generation,
+                "cancelled": outcome.cancelled,
+                "heard": text_summary(interrupt.utterance_until_interrupt),
+                "duration_ms": interrupt.duration_until_interrupt_ms,
+            },
+        )
+
+    @staticmethod
+    def _turn(kind: str, outcome: TurnOutcome) -> HandledFrame:
+        if outcome.call_sid:
+            bind(call_sid=outcome.call_sid)
+        logger.info(
+            "turn finished",
+            extra={
+                "status": outcome.status,
+                "generation": outcome.generation,
+                "posts": outcome.posts,
+                "time_to_first_phrase_ms": None
+                if outcome.time_to_first_phrase_s is None
+                else round(outcome.time_to_first_phrase_s * 1000, 1),
+                "duration_ms": round(outcome.duration_s * 1000, 1),
+                "tool_calls": outcome.tool_calls,
+                "detail": outcome.detail,
+            },
+        )
+        return HandledFrame(kind=kind, outcome=outcome)

@@ -1,0 +1,577 @@
+"""The turn engine: one caller utterance in, one streamed, interruptible spoken reply out.
+
+A turn (see ``shared/docs/design.md``, "A turn, and an interruption"):
+
+1. Take a new generation for the connection (one atomic DynamoDB update) and load the history
+   (one query). The history shows what the caller heard, not what was generated.
+2. Start the model request at once; store the caller's message while the model thinks.
+3. Coalesce tokens into phrases (``phrases.py``), pass each through the output guard
+   (``guard.py``), and post it, in order. Before every post, claim the generation: if an
+   interrupt or a newer prompt (another, concurrent Lambda) took it, stop, cancel the model
+   request, and send nothing more (in particular no ``last``).
+4. Tool calls are executed with a time limit (a short filler line if one is slow), stored, and fed
+   back for another round. A tool may end the session (transfer to a person, end the call).
+5. Finish with ``last: true`` and store the agent's message.
+
+Failures become speech, never exceptions: a model error or timeout is a short apology, a turn that
+would outlive the API Gateway integration (29 s) is cut short with a spoken line.
+
+A stream is read on a helper thread into a queue, so the main thread can flush a phrase when its
+time window runs out (a model that pauses mid-sentence) and enforce the first-token, token-gap and
+turn deadlines whatever the transport does.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from voice_agent.agent.config import AgentConfig
+from voice_agent.core.guard import OutputGuard
+from voice_agent.core.history import assemble_history
+from voice_agent.core.model import (
+    FIRST_AGENT_PART,
+    USER_PART,
+    ChatMessage,
+    ChatRequest,
+    StreamFinished,
+    TextDelta,
+    ToolCall,
+    TurnKey,
+    TurnRecord,
+    TurnTicket,
+)
+from voice_agent.core.phrases import PhraseCoalescer
+from voice_agent.core.ports import ChatModel, ChatStream, Sender, SessionStore
+from voice_agent.core.tools import (
+    EndSession,
+    SendDigitsEffect,
+    SwitchLanguage,
+    ToolContext,
+    ToolRegistry,
+    ToolResult,
+)
+from voice_agent.errors import (
+    ConnectionGoneError,
+    LLMError,
+    OutboundValidationError,
+    SendError,
+    StoreUnavailableError,
+    ToolError,
+)
+from voice_agent.log import logger
+from voice_agent.protocol.outbound import End, Language, OutboundMessage, SendDigits, Text
+
+TurnStatus = Literal[
+    "completed",  # reply spoken to the end (``last`` sent)
+    "interrupted",  # an interrupt or a newer prompt took over; nothing more was sent
+    "ended",  # a tool or the human key ended the session (transfer or goodbye)
+    "gone",  # the socket is gone (caller hung up or reconnected)
+    "llm_error",  # the model failed or timed out: apology spoken
+    "store_error",  # DynamoDB failed: apology spoken
+    "budget",  # the turn ran out of time: cut short with a spoken line
+    "refused",  # the output guard stopped a system-prompt leak: refusal spoken
+    "send_error",  # frames could not be delivered
+    "unknown_connection",  # no setup seen for this connection (or it is closed)
+]
+_Step = Literal["ok", "stale", "gone", "send_error", "refused", "limit"]
+
+# A caller hears about 2.5 words a second; used to let a goodbye finish before ``end``.
+_WORDS_PER_SECOND = 2.5
+_MAX_SPEECH_WAIT_S = 6.0
+_JOIN_TIMEOUT_S = 0.5
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The monotonic time by which a route handler must have returned."""
+
+    deadline: float
+
+    @classmethod
+    def start(cls, clock: Clock, seconds: float, remaining_ms: int | None = None) -> Budget:
+        limit = seconds
+        if remaining_ms is not None:
+            limit = min(limit, remaining_ms / 1000.0 - 1.5)  # keep time to log and return
+        return cls(deadline=clock.monotonic() + max(limit, 0.5))
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    status: TurnStatus
+    call_sid: str | None = None
+    generation: int | None = None
+    posts: int = 0
+    time_to_first_phrase_s: float | None = None
+    duration_s: float = 0.0
+    tool_calls: int = 0
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class _RoundResult:
+    step: _Step | Literal["finished", "llm_error", "budget"]
+    tool_calls: tuple[ToolCall, ...] = ()
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class _Turn:
+    ticket: TurnTicket
+    started: float
+    budget: Budget
+    guard: OutputGuard
+    coalescer: PhraseCoalescer
+    next_part: int = FIRST_AGENT_PART
+    posts: int = 0
+    first_post_at: float | None = None
+    round_text: list[str] = field(default_factory=list)
+    words_spoken: int = 0
+    tool_calls: int = 0
+
+    def take_key(self) -> TurnKey:
+        key = TurnKey(self.ticket.conn_seq, self.ticket.generation, self.next_part)
+        self.next_part += 1
+        return key
+
+    def spoken_this_round(self) -> str:
+        return "".join(self.round_text)
+
+
+class _Pump(threading.Thread):
+    """Reads one model stream on a helper thread; ``cancel`` closes the request."""
+
+    def __init__(self, model: ChatModel, request: ChatRequest) -> None:
+        super().__init__(name="llm-stream", daemon=True)
+        self.events: queue.Queue[TextDelta | StreamFinished | _Failure] = queue.Queue()
+        self._model = model
+        self._request = request
+        self._stream: ChatStream | None = None
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        try:
+            stream = self._model.stream(self._request)
+            with self._lock:
+                if self._cancelled.is_set():
+                    stream.close()
+                    return
+                self._stream = stream
+            for event in stream:
+                if self._cancelled.is_set():
+                    return
+                self.events.put(event)
+        except BaseException as exc:  # everything the model does wrong becomes an apology
+            if not self._cancelled.is_set():
+                self.events.put(_Failure(exc))
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled.set()
+            stream = self._stream
+        if stream is not None:
+            stream.close()
+
+
+_TOOL_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
+
+
+class TurnEngine:
+    def __init__(
+        self,
+        *,
+        store: SessionStore,
+        sender: Sender,
+        model: Callable[[], ChatModel],
+        agent: AgentConfig,
+        tools: ToolRegistry,
+        clock: Clock | None = None,
+        tool_pool: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._model = model
+        self._agent = agent
+        self._tools = tools
+        self._clock = clock or SystemClock()
+        self._tool_pool = tool_pool or _TOOL_POOL
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def run_prompt(self, connection_id: str, text: str, budget: Budget) -> TurnOutcome:
+        """Answer one final ``prompt`` (or a key press turned into a note)."""
+        started = self._clock.monotonic()
+        turn = self._begin(connection_id, started, budget)
+        if isinstance(turn, TurnOutcome):
+            return turn
+        try:
+            history = self._store.load_history(turn.ticket.call_sid, self._agent.max_history_items)
+        except StoreUnavailableError:
+            self._post(turn, Text(self._agent.lines.apology, last=True), claim=False)
+            return self._outcome(turn, "store_error", "history")
+        messages = [
+            ChatMessage(role="system", content=self._agent.system_prompt),
+            *assemble_history(history),
+            ChatMessage(role="user", content=text),
+        ]
+        user = TurnRecord(key=TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART), role="user", text=text)
+        return self._converse(turn, messages, user)
+
+    def run_handoff(
+        self, connection_id: str, *, note: str, reason_code: str, reason: str, budget: Budget
+    ) -> TurnOutcome:
+        """Transfer to a person without asking the model (the human key was pressed)."""
+        from voice_agent.core.builtin_tools import handoff_data
+
+        turn = self._begin(connection_id, self._clock.monotonic(), budget)
+        if isinstance(turn, TurnOutcome):
+            return turn
+        user = TurnRecord(key=TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART), role="user", text=note)
+        self._persist(turn, [user])
+        end = EndSession(line=self._agent.lines.handoff, handoff=handoff_data(reason_code, reason))
+        return self._end_session(turn, end)
+
+    # -- the conversation loop ------------------------------------------------------------------
+
+    def _begin(self, connection_id: str, started: float, budget: Budget) -> _Turn | TurnOutcome:
+        try:
+            ticket = self._store.start_turn(connection_id)
+        except StoreUnavailableError:
+            # Without the store there is no generation to guard, but the caller still hears why.
+            self._send_quietly(connection_id, Text(self._agent.lines.apology, last=True))
+            return TurnOutcome(status="store_error", detail="start_turn", duration_s=self._since(started))
+        if ticket is None:
+            logger.warning("prompt on a connection without setup; ignored")
+            return TurnOutcome(status="unknown_connection", duration_s=self._since(started))
+        return _Turn(
+            ticket=ticket,
+            started=started,
+            budget=budget,
+            guard=OutputGuard(self._agent.system_prompt, self._agent.max_reply_chars),
+            coalescer=PhraseCoalescer(self._agent.phrases),
+        )
+
+    def _converse(self, turn: _Turn, messages: list[ChatMessage], user: TurnRecord) -> TurnOutcome:
+        offered = self._tools.offered(self._agent, turn.ticket.direction)
+        specs = [t.spec(self._agent) for t in offered]
+        rounds = self._agent.max_tool_rounds + 1
+        for round_no in range(rounds):
+            last_round = round_no == rounds - 1
+            request = ChatRequest(
+                messages=tuple(messages),
+                tools=() if last_round else tuple(specs),
+                max_tokens=self._agent.max_reply_tokens,
+                temperature=self._agent.temperature,
+            )
+            result = self._stream_round(turn, request, persist=[user] if round_no == 0 else [])
+            if result.step != "finished":
+                return self._stop(turn, result)
+            if not result.tool_calls:
+                return self._finish(turn)
+            # A tool round: speak what is pending, run the tools, store both halves together.
+            pending = turn.coalescer.flush()
+            if pending:
+                step = self._speak(turn, pending)
+                if step != "ok":
+                    return self._stop(turn, _RoundResult(step))
+            said = turn.spoken_this_round()
+            turn.round_text.clear()
+            call_record = TurnRecord(key=turn.take_key(), role="assistant", text=said, tool_calls=result.tool_calls)
+            results = self._run_tools(turn, result.tool_calls, said_something=bool(said.strip()))
+            tool_records = [
+                TurnRecord(key=turn.take_key(), role="tool", text=r.content, tool_call_id=c.id, tool_name=c.name)
+                for c, r in results
+            ]
+            self._persist(turn, [call_record, *tool_records])
+            messages.append(ChatMessage(role="assistant", content=said, tool_calls=result.tool_calls))
+            messages.extend(ChatMessage(role="tool", content=r.content, tool_call_id=c.id) for c, r in results)
+            outcome = self._apply_effects(turn, [e for _, r in results for e in r.effects])
+            if outcome is not None:
+                return outcome
+        return self._finish(turn)  # unreachable in practice: the last round offers no tools
+
+    def _stream_round(self, turn: _Turn, request: ChatRequest, persist: Sequence[TurnRecord]) -> _RoundResult:
+        try:
+            model = self._model()
+        except LLMError as exc:
+            return _RoundResult("llm_error", detail=str(exc))
+        pump = _Pump(model, request)
+        pump.start()
+        self._persist(turn, persist)  # while the model thinks: costs the caller nothing
+        token_deadline = self._clock.monotonic() + self._agent.llm_first_token_timeout_s
+        try:
+            while True:
+                now = self._clock.monotonic()
+                wake = min(turn.budget.deadline, token_deadline, turn.coalescer.deadline() or token_deadline)
+                try:
+                    event = pump.events.get(timeout=max(0.0, wake - now))
+                except queue.Empty:
+                    now = self._clock.monotonic()
+                    if now >= turn.budget.deadline:
+                        return _RoundResult("budget")
+                    if now >= token_deadline:
+                        return _RoundResult("llm_error", detail="timeout")
+                    for phrase in turn.coalescer.poll(now):
+                        step = self._speak(turn, phrase)
+                        if step != "ok":
+                            return _RoundResult(step)
+                    continue
+                if isinstance(event, _Failure):
+                    return _RoundResult("llm_error", detail=type(event.error).__name__)
+                if isinstance(event, StreamFinished):
+                    return _RoundResult("finished", tool_calls=event.tool_calls)
+                now = self._clock.monotonic()
+                token_deadline = now + self._agent.llm_token_gap_timeout_s
+                for phrase in turn.coalescer.feed(event.text, now):
+                    step = self._speak(turn, phrase)
+                    if step != "ok":
+                        return _RoundResult(step)
+        finally:
+            pump.cancel()
+            pump.join(_JOIN_TIMEOUT_S)
+
+    # -- speaking -------------------------------------------------------------------------------
+
+    def _speak(self, turn: _Turn, phrase: str, *, last: bool = False) -> _Step:
+        verdict = turn.guard.check(phrase)
+        if verdict.leak:
+            logger.warning("output guard stopped a reply that reproduced the system prompt")
+            return "refused"
+        if verdict.text.strip() or last:
+            step = self._post(turn, Text(verdict.text, last=last))
+            if step != "ok":
+                return step
+        return "limit" if verdict.stop else "ok"
+
+    def _post(self, turn: _Turn, message: OutboundMessage, *, claim: bool = True) -> _Step:
+        if claim:
+            try:
+                if not self._store.claim_phrase(turn.ticket):
+                    return "stale"
+            except StoreUnavailableError:
+                logger.warning("generation check unavailable; speaking anyway")
+        try:
+            self._sender.send(turn.ticket.connection_id, message)
+        except ConnectionGoneError:
+            self._mark_gone(turn.ticket.connection_id)
+            return "gone"
+        except SendError:
+            return "send_error"
+        turn.posts += 1
+        if turn.first_post_at is None:
+            turn.first_post_at = self._clock.monotonic()
+        if isinstance(message, Text):
+            turn.round_text.append(message.token)
+            turn.words_spoken += len(message.token.split())
+        return "ok"
+
+    def _finish(self, turn: _Turn) -> TurnOutcome:
+        """The model is done: the rest of the text goes out with ``last: true``."""
+        rest = turn.coalescer.flush() or ""
+        step = self._speak(turn, rest, last=True)
+        if step == "refused":
+            return self._stop(turn, _RoundResult("refused"))
+        if step == "limit":
+            step = "ok"  # ``last`` went out with the truncated text
+        if step != "ok":
+            return self._stop(turn, _RoundResult(step))
+        self._persist_reply(turn)
+        return self._outcome(turn, "completed")
+
+    def _stop(self, turn: _Turn, result: _RoundResult) -> TurnOutcome:
+        lines = self._agent.lines
+        closing = {"llm_error": lines.apology, "budget": lines.cut_short, "refused": lines.refusal}.get(result.step)
+        status: TurnStatus
+        if result.step == "stale":
+            status = "interrupted"
+        elif result.step == "gone":
+            status = "gone"
+        elif result.step == "send_error":
+            status = "send_error"
+        elif result.step == "limit":
+            self._post(turn, Text("", last=True))
+            status = "completed"
+        else:
+            status = "llm_error" if result.step == "llm_error" else "budget" if result.step == "budget" else "refused"
+        if closing is not None:
+            lead = " " if turn.spoken_this_round().strip() else ""
+            self._post(turn, Text(lead + closing, last=True))
+        self._persist_reply(turn)
+        return self._outcome(turn, status, result.detail)
+
+    def _persist_reply(self, turn: _Turn) -> None:
+        said = turn.spoken_this_round()
+        if said.strip():
+            self._persist(turn, [TurnRecord(key=turn.take_key(), role="assistant", text=said)])
+
+    # -- tools ----------------------------------------------------------------------------------
+
+    def _run_tools(
+        self, turn: _Turn, calls: tuple[ToolCall, ...], *, said_something: bool
+    ) -> list[tuple[ToolCall, ToolResult]]:
+        ctx = ToolContext(
+            call_sid=turn.ticket.call_sid,
+            connection_id=turn.ticket.connection_id,
+            direction=turn.ticket.direction,
+            language=turn.ticket.language,
+            agent=self._agent,
+        )
+        offered = {t.name for t in self._tools.offered(self._agent, turn.ticket.direction)}
+        turn.tool_calls += len(calls)
+        futures: list[Future[ToolResult]] = [self._tool_pool.submit(self._invoke, c, ctx, offered) for c in calls]
+        now = self._clock.monotonic()
+        deadline = min(now + self._agent.tool_timeout_s, turn.budget.deadline - 2.0)
+        filler_at = None if said_something else now + self._agent.filler_after_s
+        results: list[tuple[ToolCall, ToolResult]] = []
+        for call, future in zip(calls, futures, strict=True):
+            while True:
+                now = self._clock.monotonic()
+                wake = deadline if filler_at is None else min(filler_at, deadline)
+                try:
+                    results.append((call, future.result(timeout=max(0.0, wake - now))))
+                    break
+                except FutureTimeout:
+                    if filler_at is not None and self._clock.monotonic() < deadline:
+                        filler_at = None
+                        self._post(turn, Text(self._agent.lines.filler + " ", preemptible=True))
+                        continue
+                    logger.warning("tool timed out", extra={"tool": call.name})
+                    results.append((call, _tool_error("the tool took too long to answer")))
+                    break
+        return results
+
+    def _invoke(self, call: ToolCall, ctx: ToolContext, offered: set[str]) -> ToolResult:
+        try:
+            if call.name not in offered:
+                raise ToolError(f"unknown tool {call.name!r}")
+            return self._tools.get(call.name).invoke(call.arguments, ctx)
+        except ToolError as exc:
+            logger.info("tool refused the call", extra={"tool": call.name, "error": str(exc)[:200]})
+            return _tool_error(str(exc))
+        except Exception as exc:
+            logger.exception("tool failed", extra={"tool": call.name})
+            return _tool_error(f"the tool failed ({type(exc).__name__})")
+
+    def _apply_effects(self, turn: _Turn, effects: list[object]) -> TurnOutcome | None:
+        for effect in effects:
+            if isinstance(effect, EndSession):
+                return self._end_session(turn, effect)
+        for effect in effects:
+            message: OutboundMessage | None = None
+            try:
+                if isinstance(effect, SwitchLanguage):
+                    message = Language(tts_language=effect.code, transcription_language=effect.code)
+                elif isinstance(effect, SendDigitsEffect):
+                    message = SendDigits(effect.digits)
+            except OutboundValidationError:
+                logger.warning("tool effect produced an invalid message; not sent")
+                continue
+            if message is None:
+                continue
+            step = self._post(turn, message)
+            if step != "ok":
+                return self._stop(turn, _RoundResult(step))
+            if isinstance(effect, SwitchLanguage):
+                self._remember_language(turn, effect.code)
+        return None
+
+    def _remember_language(self, turn: _Turn, code: str) -> None:
+        self._quietly(lambda: self._store.set_language(turn.ticket.connection_id, code))
+
+    def _end_session(self, turn: _Turn, end: EndSession) -> TurnOutcome:
+        """Say the line (unless the model just said something), let it play, then ``end``."""
+        line = "" if turn.spoken_this_round().strip() else end.line
+        if line and turn.posts:
+            line = " " + line
+        step = self._speak(turn, line, last=True)
+        if step not in ("ok", "limit"):
+            return self._stop(turn, _RoundResult(step))
+        self._wait_for_speech(turn)
+        handoff = json.dumps(end.handoff, separators=(",", ":")) if end.handoff is not None else None
+        step = self._post(turn, End(handoff_data=handoff))
+        if step != "ok":
+            return self._stop(turn, _RoundResult(step))
+        if end.farewell:
+            self._quietly(lambda: self._store.mark_farewell(turn.ticket.call_sid))
+        self._persist_reply(turn)
+        logger.info("session ended by the agent", extra={"handoff": end.handoff is not None})
+        return self._outcome(turn, "ended", "handoff" if end.handoff is not None else "goodbye")
+
+    def _wait_for_speech(self, turn: _Turn) -> None:
+        """Twilio may end the session as soon as ``end`` arrives; let the last words play first."""
+        if turn.first_post_at is None:
+            return
+        playback_ends = turn.first_post_at + turn.words_spoken / _WORDS_PER_SECOND + 0.5
+        now = self._clock.monotonic()
+        wait = min(playback_ends - now, _MAX_SPEECH_WAIT_S, turn.budget.deadline - now - 1.0)
+        if wait > 0:
+            self._clock.sleep(wait)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _persist(self, turn: _Turn, records: Sequence[TurnRecord]) -> None:
+        if records:
+            self._quietly(lambda: self._store.put_turns(turn.ticket.call_sid, records))
+
+    def _mark_gone(self, connection_id: str) -> None:
+        self._quietly(lambda: self._store.close_connection(connection_id, gone=True))
+
+    def _send_quietly(self, connection_id: str, message: OutboundMessage) -> None:
+        try:
+            self._sender.send(connection_id, message)
+        except (ConnectionGoneError, SendError):
+            logger.warning("could not deliver the apology")
+
+    @staticmethod
+    def _quietly(action: Callable[[], object]) -> None:
+        """Bookkeeping that must not cost the caller the turn: log and carry on."""
+        try:
+            action()
+        except StoreUnavailableError:
+            logger.error("session store write lost")
+
+    def _since(self, started: float) -> float:
+        return self._clock.monotonic() - started
+
+    def _outcome(self, turn: _Turn, status: TurnStatus, detail: str | None = None) -> TurnOutcome:
+        return TurnOutcome(
+            status=status,
+            call_sid=turn.ticket.call_sid,
+            generation=turn.ticket.generation,
+            posts=turn.posts,
+            time_to_first_phrase_s=None if turn.first_post_at is None else turn.first_post_at - turn.started,
+            duration_s=self._since(turn.started),
+            tool_calls=turn.tool_calls,
+            detail=detail,
+        )
+
+
+def _tool_error(message: str) -> ToolResult:
+    return ToolResult(content=json.dumps({"error": message}))

@@ -1,0 +1,46 @@
+"""``$connect``: accept the WebSocket upgrade only when Twilio signed it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from voice_agent import log, wiring
+from voice_agent.core.handshake import UpgradeDecision, decide_upgrade
+from voice_agent.entry.events import ConnectEvent
+from voice_agent.log import logger
+from voice_agent.settings import load_settings
+
+Decide = Callable[[ConnectEvent], UpgradeDecision]
+
+
+def _decide(event: ConnectEvent) -> UpgradeDecision:
+    settings = load_settings()
+    wiring.warn_if_unsigned()
+    token = wiring.twilio_auth_token() if settings.signature_validation else None
+    return decide_upgrade(
+        headers=event.headers,
+        query=event.query,
+        public_url=settings.relay_public_url,
+        auth_token=token,
+        validation=settings.signature_validation,
+    )
+
+
+def handler(event: Mapping[str, Any], context: object, decide: Decide = _decide) -> dict[str, Any]:
+    log.reset()
+    try:
+        connect = ConnectEvent.parse(event)
+        log.bind(connection_id=connect.connection_id)
+        decision = decide(connect)
+    except Exception:
+        logger.exception("$connect failed; upgrade refused")
+        return {"statusCode": 500}
+    if not decision.allowed:
+        logger.warning("websocket upgrade refused", extra={"status": decision.status_code, "reason": decision.reason})
+        return {"statusCode": decision.status_code}
+    logger.info("websocket upgrade accepted", extra={"reason": decision.reason})
+    response: dict[str, Any] = {"statusCode": 200}
+    if decision.subprotocol:
+        response["headers"] = {"Sec-WebSocket-Protocol": decision.subprotocol}
+    return response

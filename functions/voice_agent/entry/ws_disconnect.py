@@ -1,0 +1,29 @@
+"""``$disconnect``: mark the connection closed (best effort: API Gateway may not deliver it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from voice_agent import log, wiring
+from voice_agent.core.ports import SessionStore
+from voice_agent.entry.events import DisconnectEvent
+from voice_agent.log import logger
+
+_OK = {"statusCode": 200}
+
+
+def handler(event: Mapping[str, Any], context: object, store: SessionStore | None = None) -> dict[str, Any]:
+    log.reset()
+    try:
+        disconnect = DisconnectEvent.parse(event)
+        log.bind(connection_id=disconnect.connection_id)
+        call_sid = (store or wiring.session_store()).close_connection(disconnect.connection_id, gone=False)
+        log.bind(call_sid=call_sid)
+        logger.info(
+            "websocket closed",
+            extra={"status_code": disconnect.status_code, "reason": disconnect.reason, "known": call_sid is not None},
+        )
+    except Exception:
+        logger.exception("disconnect handler failed")
+    return _OK

@@ -1,0 +1,38 @@
+"""Domain exceptions. Adapters translate library errors into these (``raise ... from exc``);
+the core and the entry points map them to behaviour in one place each."""
+
+
+class VoiceAgentError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class ConfigurationError(VoiceAgentError):
+    """The deployment or agent configuration is invalid; raised at start-up with a clear message."""
+
+
+class MalformedMessageError(VoiceAgentError):
+    """An inbound WebSocket frame is not a usable ConversationRelay message."""
+
+
+class OutboundValidationError(VoiceAgentError):
+    """An outbound message would be rejected by Twilio (error 64107); it is never sent."""
+
+
+class ConnectionGoneError(VoiceAgentError):
+    """The WebSocket is gone (API Gateway 410): the caller hung up or the socket dropped."""
+
+
+class SendError(VoiceAgentError):
+    """A frame could not be delivered for another reason (throttled, timed out, refused)."""
+
+
+class StoreUnavailableError(VoiceAgentError):
+    """DynamoDB could not serve a request within the retry budget."""
+
+
+class LLMError(VoiceAgentError):
+    """The language model failed: connection, status, timeout or a broken stream."""
+
+
+class ToolError(VoiceAgentError):
+    """A tool call could not be executed (unknown tool, bad arguments, failure, time limit)."""

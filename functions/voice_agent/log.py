@@ -1,0 +1,62 @@
+"""The one JSON logger (Powertools), with the call as correlation id and privacy by default.
+
+Every module logs through ``logger``. Invocation-scoped keys (``call_sid``, ``connection_id``) are
+bound with :func:`bind` and cleared with :func:`reset`; they are context-local, so concurrent
+invocations in the local stand-in (threads) never mix their keys.
+
+Transcript text and phone numbers never reach the logs unless ``LOG_SENSITIVE_DATA=true``: log
+:func:`text_summary` or :func:`mask_phone` instead of the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from aws_lambda_powertools import Logger
+
+from voice_agent import env_names as names
+
+logger = Logger(service=os.environ.get(names.POWERTOOLS_SERVICE_NAME, names.SERVICE_NAME))
+
+_DIGITS = re.compile(r"\d")
+
+
+def bind(**keys: object) -> None:
+    """Add keys to every log line of this invocation (context-local)."""
+    logger.thread_safe_append_keys(**{k: v for k, v in keys.items() if v is not None})
+
+
+def reset() -> None:
+    """Forget the previous invocation's keys (call at the start of every invocation)."""
+    logger.thread_safe_clear_keys()
+
+
+def sensitive_logging_enabled() -> bool:
+    return os.environ.get(names.LOG_SENSITIVE_DATA, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def text_summary(text: str) -> dict[str, object]:
+    """What may be logged about caller or agent speech: its length, and the text only if enabled."""
+    if sensitive_logging_enabled():
+        return {"chars": len(text), "text": text}
+    return {"chars": len(text)}
+
+
+def mask_phone(number: str | None) -> str | None:
+    """``+18005550100`` -> ``+*******0100``: enough to tell calls apart, not to identify a caller."""
+    if not number or sensitive_logging_enabled():
+        return number
+    digits = _DIGITS.findall(number)
+    if len(digits) <= 4:
+        return "*" * len(number)
+    keep = 4
+    seen = 0
+    out = []
+    for ch in reversed(number):
+        if ch.isdigit():
+            seen += 1
+            out.append(ch if seen <= keep else "*")
+        else:
+            out.append(ch)
+    return "".join(reversed(out))

@@ -1,0 +1,1 @@
+"""ConversationRelay wire protocol: typed inbound and outbound messages (JSON text frames)."""

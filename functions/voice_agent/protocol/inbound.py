@@ -1,0 +1,261 @@
+"""Messages Twilio sends over the ConversationRelay WebSocket, parsed into typed values.
+
+Parsing is tolerant where the protocol grows (unknown ``type`` values and extra fields are reported,
+not fatal) and strict where a wrong value would mislead the agent (a ``prompt`` without text is
+malformed). See ``shared/reference/conversation-relay.md`` section 2 for the shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from voice_agent.errors import MalformedMessageError
+
+MAX_FRAME_BYTES: Final = 128 * 1024  # API Gateway's message limit; larger frames never arrive
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """First frame of every session. A new session on the same call keeps ``call_sid``."""
+
+    session_id: str
+    call_sid: str
+    account_sid: str = ""
+    parent_call_sid: str = ""
+    from_number: str = ""
+    to_number: str = ""
+    forwarded_from: str = ""
+    caller_name: str = ""
+    direction: str = ""
+    call_type: str = ""
+    call_status: str = ""
+    custom_parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """Caller speech. ``last=False`` frames are cumulative partials; only ``last=True`` is a turn."""
+
+    voice_prompt: str
+    lang: str | None = None
+    last: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """The caller barged in; ``utterance_until_interrupt`` is what they actually heard."""
+
+    utterance_until_interrupt: str = ""
+    duration_until_interrupt_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    """Twilio reports a problem, typically with a frame we sent (64107)."""
+
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    """Opt-in telemetry (``debug`` / ``events`` attributes)."""
+
+    name: str = ""
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A well-formed frame of a type this version does not know (the protocol keeps growing)."""
+
+    type: str
+
+
+InboundMessage = Setup | Prompt | Dtmf | Interrupt | ErrorReport | Info | Unknown
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    message: InboundMessage
+    # Names (never values) of fields this version does not model, for a debug log line.
+    extra_fields: tuple[str, ...] = ()
+
+
+_KNOWN_FIELDS: Final[Mapping[str, frozenset[str]]] = {
+    "setup": frozenset(
+        {
+            "type",
+            "sessionId",
+            "callSid",
+            "accountSid",
+            "parentCallSid",
+            "from",
+            "to",
+            "forwardedFrom",
+            "callerName",
+            "direction",
+            "callType",
+            "callStatus",
+            "customParameters",
+        }
+    ),
+    "prompt": frozenset({"type", "voicePrompt", "lang", "last"}),
+    "dtmf": frozenset({"type", "digit"}),
+    "interrupt": frozenset({"type", "utteranceUntilInterrupt", "durationUntilInterruptMs"}),
+    "error": frozenset({"type", "description"}),
+    "info": frozenset({"type", "name", "value"}),
+}
+
+
+def parse_inbound(frame: str | bytes | None) -> Parsed:
+    """Parse one WebSocket text frame. Raises :class:`MalformedMessageError` for unusable input."""
+    if frame is None:
+        raise MalformedMessageError("empty frame")
+    if isinstance(frame, bytes | bytearray):
+        if len(frame) > MAX_FRAME_BYTES:
+            raise MalformedMessageError("frame too large")
+        try:
+            frame = bytes(frame).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedMessageError("frame is not UTF-8 text") from exc
+    if len(frame) > MAX_FRAME_BYTES:
+        raise MalformedMessageError("frame too large")
+    try:
+        data = json.loads(frame)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedMessageError("frame is not JSON") from exc
+    if not isinstance(data, dict):
+        raise MalformedMessageError("frame is not a JSON object")
+    kind = data.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise MalformedMessageError("frame has no string 'type'")
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        return Parsed(Unknown(type=kind[:64]))
+    message = parser(data)
+    extra = tuple(sorted(str(k)[:64] for k in data if k not in _KNOWN_FIELDS[kind]))
+    return Parsed(message, extra)
+
+
+def _parse_setup(d: Mapping[str, Any]) -> Setup:
+    params = d.get("customParameters")
+    custom: dict[str, str] = {}
+    if isinstance(params, Mapping):
+        custom = {str(k): _as_text(v) for k, v in params.items()}
+    elif params is not None:
+        raise MalformedMessageError("setup.customParameters is not an object")
+    return Setup(
+        session_id=_required_str(d, "sessionId"),
+        call_sid=_required_str(d, "callSid"),
+        account_sid=_optional_str(d, "accountSid"),
+        parent_call_sid=_optional_str(d, "parentCallSid"),
+        from_number=_optional_str(d, "from"),
+        to_number=_optional_str(d, "to"),
+        forwarded_from=_optional_str(d, "forwardedFrom"),
+        caller_name=_optional_str(d, "callerName"),
+        direction=_optional_str(d, "direction"),
+        call_type=_optional_str(d, "callType"),
+        call_status=_optional_str(d, "callStatus"),
+        custom_parameters=custom,
+    )
+
+
+def _parse_prompt(d: Mapping[str, Any]) -> Prompt:
+    text = d.get("voicePrompt")
+    if not isinstance(text, str):
+        raise MalformedMessageError("prompt.voicePrompt is not a string")
+    lang = d.get("lang")
+    return Prompt(
+        voice_prompt=text,
+        lang=lang if isinstance(lang, str) and lang else None,
+        last=_bool(d.get("last"), default=True),
+    )
+
+
+def _parse_dtmf(d: Mapping[str, Any]) -> Dtmf:
+    digit = d.get("digit")
+    if isinstance(digit, int) and not isinstance(digit, bool):
+        digit = str(digit)
+    if not isinstance(digit, str) or len(digit) != 1 or digit not in "0123456789*#ABCDabcd":
+        raise MalformedMessageError("dtmf.digit is not one key")
+    return Dtmf(digit=digit.upper())
+
+
+def _parse_interrupt(d: Mapping[str, Any]) -> Interrupt:
+    heard = d.get("utteranceUntilInterrupt")
+    return Interrupt(
+        utterance_until_interrupt=heard if isinstance(heard, str) else "",
+        duration_until_interrupt_ms=_int_or_none(d.get("durationUntilInterruptMs")),
+    )
+
+
+def _parse_error(d: Mapping[str, Any]) -> ErrorReport:
+    return ErrorReport(description=_as_text(d.get("description", "")))
+
+
+def _parse_info(d: Mapping[str, Any]) -> Info:
+    return Info(name=_as_text(d.get("name", "")), value=_as_text(d.get("value", "")))
+
+
+_PARSERS: Final[Mapping[str, Callable[[Mapping[str, Any]], InboundMessage]]] = {
+    "setup": _parse_setup,
+    "prompt": _parse_prompt,
+    "dtmf": _parse_dtmf,
+    "interrupt": _parse_interrupt,
+    "error": _parse_error,
+    "info": _parse_info,
+}
+
+
+def _required_str(d: Mapping[str, Any], key: str) -> str:
+    value = d.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedMessageError(f"missing or non-string {key!r}")
+    return value
+
+
+def _optional_str(d: Mapping[str, Any], key: str) -> str:
+    value = d.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def _bool(value: object, *, default: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return default
+
+
+def _int_or_none(value: object) -> int | None:
+    """``durationUntilInterruptMs`` arrives as a number or as a numeric string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value >= 0 else None
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return int(number) if math.isfinite(number) and number >= 0 else None
+    return None

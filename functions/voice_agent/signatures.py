@@ -1,0 +1,57 @@
+"""Twilio request signatures (``X-Twilio-Signature``) on both legs: webhooks and the WebSocket
+upgrade. The algorithm is twilio-python's ``RequestValidator`` (HMAC-SHA1 over the URL plus sorted
+form parameters, base64); this module only decides *which* URL and parameters to check.
+
+The URL is the public one Twilio dialed, taken from configuration, never rebuilt from the request:
+behind API Gateway the host, scheme and path the code sees differ from what Twilio signed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlencode
+
+from twilio.request_validator import RequestValidator
+
+SIGNATURE_HEADER = "x-twilio-signature"
+
+FormParams = Mapping[str, str | Sequence[str]]
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """Case-insensitive header lookup (API Gateway keeps the client's casing)."""
+    if not headers:
+        return None
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def valid_webhook(auth_token: str, url: str, params: FormParams, signature: str | None) -> bool:
+    """A form-encoded webhook: the full URL (query included) and the POST parameters."""
+    if not signature:
+        return False
+    return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
+
+
+def valid_upgrade(auth_token: str, public_url: str, query: Mapping[str, str] | None, signature: str | None) -> bool:
+    """The WebSocket handshake: no body, the ``wss://`` URL with its stage path.
+
+    Twilio's sources disagree on URLs with a query string (reference section 6.1), so both forms
+    are accepted: the full URL with no params, or the bare URL with the query as params. The
+    TwiML this project builds carries no query string (data travels in ``<Parameter>``s).
+    """
+    if not signature:
+        return False
+    validator = RequestValidator(auth_token)
+    if not query:
+        return bool(validator.validate(public_url, {}, signature))
+    full = f"{public_url}?{urlencode(sorted(query.items()))}"
+    return bool(validator.validate(full, {}, signature) or validator.validate(public_url, dict(query), signature))
+
+
+def sign(auth_token: str, url: str, params: FormParams | None = None) -> str:
+    """The signature Twilio would send (for the simulated caller and tests)."""
+    return str(RequestValidator(auth_token).compute_signature(url, dict(params or {})))

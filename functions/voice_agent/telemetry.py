@@ -1,0 +1,64 @@
+"""CloudWatch metrics in Embedded Metric Format (one JSON log line, no API call, no latency).
+
+Each call builds its own ``EphemeralMetrics`` so concurrent invocations (threads in the local
+stand-in) never flush each other's values.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from voice_agent import env_names as names
+
+if TYPE_CHECKING:
+    from voice_agent.core.relay import HandledFrame
+    from voice_agent.core.turn_engine import TurnOutcome
+
+
+def _metrics() -> EphemeralMetrics:
+    return EphemeralMetrics(
+        namespace=os.environ.get(names.POWERTOOLS_METRICS_NAMESPACE, names.METRICS_NAMESPACE),
+        service=os.environ.get(names.POWERTOOLS_SERVICE_NAME, names.SERVICE_NAME),
+    )
+
+
+def record_turn(outcome: TurnOutcome) -> None:
+    m = _metrics()
+    m.add_metric(name="Turns", unit=MetricUnit.Count, value=1)
+    m.add_metric(name="TurnDuration", unit=MetricUnit.Milliseconds, value=round(outcome.duration_s * 1000, 1))
+    if outcome.time_to_first_phrase_s is not None:
+        m.add_metric(
+            name="TimeToFirstPhrase",
+            unit=MetricUnit.Milliseconds,
+            value=round(outcome.time_to_first_phrase_s * 1000, 1),
+        )
+    if outcome.posts:
+        m.add_metric(name="PostsPerReply", unit=MetricUnit.Count, value=outcome.posts)
+    if outcome.status == "llm_error":
+        m.add_metric(name="LLMErrors", unit=MetricUnit.Count, value=1)
+    if outcome.status == "store_error":
+        m.add_metric(name="StoreErrors", unit=MetricUnit.Count, value=1)
+    if outcome.status == "budget":
+        m.add_metric(name="TurnsCutShort", unit=MetricUnit.Count, value=1)
+    if outcome.status == "ended" and outcome.detail == "handoff":
+        m.add_metric(name="Handoffs", unit=MetricUnit.Count, value=1)
+    if outcome.tool_calls:
+        m.add_metric(name="ToolCalls", unit=MetricUnit.Count, value=outcome.tool_calls)
+    m.flush_metrics()
+
+
+def record_frame(handled: HandledFrame) -> None:
+    if handled.outcome is not None:
+        record_turn(handled.outcome)
+    elif handled.kind == "interrupt" and not handled.ignored:
+        record_count("Interrupts")
+
+
+def record_count(name: str, value: int = 1) -> None:
+    """One counter: Interrupts, Reconnects, Handoffs, RefusedSignatures, ..."""
+    m = _metrics()
+    m.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    m.flush_metrics()
