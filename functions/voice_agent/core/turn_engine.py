@@ -152,6 +152,8 @@ class _Turn:
     posts: int = 0
     first_post_at: float | None = None
     round_text: list[str] = field(default_factory=list)
+    # What the round that called the tools said (a tool that ends the call then adds no line).
+    tool_round_text: str = ""
     words_spoken: int = 0
     tool_calls: int = 0
 
@@ -302,6 +304,7 @@ class TurnEngine:
                 if step != "ok":
                     return self._stop(turn, _RoundResult(step))
             said = turn.spoken_this_round()
+            turn.tool_round_text = said
             turn.round_text.clear()
             call_record = TurnRecord(key=turn.take_key(), role="assistant", text=said, tool_calls=result.tool_calls)
             results = self._run_tools(turn, result.tool_calls, said_something=bool(said.strip()))
@@ -507,7 +510,8 @@ class TurnEngine:
 
     def _end_session(self, turn: _Turn, end: EndSession) -> TurnOutcome:
         """Say the line (unless the model just said something), let it play, then ``end``."""
-        line = "" if turn.spoken_this_round().strip() else end.line
+        already_said = (turn.spoken_this_round() + turn.tool_round_text).strip()
+        line = "" if already_said else end.line
         if line and turn.posts:
             line = " " + line
         step = self._speak(turn, line, last=True)

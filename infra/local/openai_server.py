@@ -1,0 +1,252 @@
+"""An OpenAI-compatible Chat Completions server on loopback, streaming server-sent events.
+
+It lets the real ``openai`` client code path run with no network and no key: the offline demo
+model (``make dev`` / ``make demo``), the fake model of the tests, and the benchmark's model with a
+set time to first token and token rate. A *brain* decides each reply; the server only speaks the
+wire protocol (``/v1/chat/completions`` with ``stream: true``, and ``/v1/models``).
+
+Faults for tests: an error status, a stream that stops half-way, a stream that never sends a
+token, a connection dropped before the response.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal, Protocol
+
+Fault = Literal["status", "cut", "stall", "drop"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallReply:
+    name: str
+    arguments: dict[str, Any]
+    id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One streamed completion: text tokens, then optionally tool calls."""
+
+    tokens: Sequence[str] = ()
+    tool_calls: Sequence[ToolCallReply] = ()
+    # Faults: "status" answers ``status`` with an error body; "cut" stops the stream after
+    # ``cut_after`` tokens without finishing it; "stall" sends headers then nothing; "drop"
+    # closes the connection without a response.
+    fault: Fault | None = None
+    status: int = 500
+    cut_after: int = 0
+    # Per-reply timing overrides (seconds); None uses the server's settings.
+    ttft_s: float | None = None
+    token_interval_s: float | None = None
+
+
+class Brain(Protocol):
+    def reply(self, request: dict[str, Any]) -> Reply: ...
+
+
+def split_tokens(text: str) -> list[str]:
+    """Split text the way LLM tokenizers roughly do: words with their leading space."""
+    tokens: list[str] = []
+    for i, word in enumerate(text.split(" ")):
+        tokens.append(word if i == 0 else " " + word)
+    return [t for t in tokens if t]
+
+
+@dataclass
+class ScriptedBrain:
+    """Replies from a queue (tests); records every request it answered."""
+
+    replies: list[Reply] = field(default_factory=list)
+    default: Reply = field(default_factory=lambda: Reply(tokens=split_tokens("Okay.")))
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def push(self, *replies: Reply | str) -> None:
+        with self._lock:
+            for r in replies:
+                self.replies.append(Reply(tokens=split_tokens(r)) if isinstance(r, str) else r)
+
+    def reply(self, request: dict[str, Any]) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            return self.replies.pop(0) if self.replies else self.default
+
+
+@dataclass
+class FunctionBrain:
+    """Replies computed by a function (the demo model, the benchmark)."""
+
+    fn: Callable[[dict[str, Any]], Reply]
+    requests: int = 0
+
+    def reply(self, request: dict[str, Any]) -> Reply:
+        self.requests += 1
+        return self.fn(request)
+
+
+class OpenAICompatibleServer:
+    """``with OpenAICompatibleServer(brain) as server: server.base_url`` -> ``http://127.0.0.1:N/v1``."""
+
+    def __init__(
+        self,
+        brain: Brain,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ttft_s: float = 0.0,
+        token_interval_s: float = 0.0,
+        model: str = "local-demo",
+    ) -> None:
+        self.brain = brain
+        self.ttft_s = ttft_s
+        self.token_interval_s = token_interval_s
+        self.model = model
+        self.completions = 0
+        self.cancelled = 0  # streams the client closed before the end
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        handler = _handler_for(self)
+        self._httpd = ThreadingHTTPServer((host, port), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-server", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> OpenAICompatibleServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> OpenAICompatibleServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def count(self, attr: Literal["completions", "cancelled"]) -> None:
+        with self._lock:
+            setattr(self, attr, getattr(self, attr) + 1)
+
+
+def _handler_for(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real APIs (the benchmark measures reuse)
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/").endswith("/models"):
+                self._json(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
+            else:
+                self._json(404, {"error": {"message": "not found"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                request = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                self._json(400, {"error": {"message": "invalid JSON"}})
+                return
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._json(404, {"error": {"message": "not found"}})
+                return
+            server.count("completions")
+            reply = server.brain.reply(request)
+            if reply.fault == "drop":
+                self.close_connection = True
+                self.connection.close()
+                return
+            if reply.fault == "status":
+                self._json(reply.status, {"error": {"message": "injected failure", "type": "server_error"}})
+                return
+            if not request.get("stream"):
+                self._json(400, {"error": {"message": "only streaming is implemented"}})
+                return
+            self._stream(request, reply)
+
+        def _stream(self, request: dict[str, Any], reply: Reply) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            ttft = server.ttft_s if reply.ttft_s is None else reply.ttft_s
+            gap = server.token_interval_s if reply.token_interval_s is None else reply.token_interval_s
+            model = str(request.get("model") or server.model)
+            try:
+                self.wfile.flush()
+                if reply.fault == "stall":
+                    server.stopping.wait(60)  # the client's first-token timeout fires first
+                    return
+                time.sleep(ttft)
+                self._event(_chunk(model, {"role": "assistant", "content": ""}))
+                for i, token in enumerate(reply.tokens):
+                    if reply.fault == "cut" and i >= reply.cut_after:
+                        self.close_connection = True
+                        return  # no finish, no [DONE], no final chunk: a broken stream
+                    if i:
+                        time.sleep(gap)
+                    self._event(_chunk(model, {"content": token}))
+                if reply.fault == "cut":
+                    self.close_connection = True
+                    return
+                for n, call in enumerate(reply.tool_calls):
+                    args = json.dumps(call.arguments)
+                    head = {"index": n, "id": call.id or f"call_{n}_{int(time.time() * 1000)}", "type": "function"}
+                    self._event(
+                        _chunk(model, {"tool_calls": [{**head, "function": {"name": call.name, "arguments": ""}}]})
+                    )
+                    for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+                        self._event(_chunk(model, {"tool_calls": [{"index": n, "function": {"arguments": piece}}]}))
+                finish = "tool_calls" if reply.tool_calls else "stop"
+                self._event(_chunk(model, {}, finish))
+                self._raw(b"data: [DONE]\n\n")
+                self._raw(b"")  # last chunk
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                server.count("cancelled")
+                self.close_connection = True
+
+        def _event(self, payload: dict[str, Any]) -> None:
+            self._raw(b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n")
+
+        def _raw(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def _json(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-local",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.stub import Stubber
+from voice_agent.adapters.dynamo_store import DynamoSessionStore, call_key, conn_key
+from voice_agent.core.model import INTERRUPTION_PART, TurnKey, TurnRecord
+from voice_agent.errors import StoreUnavailableError
+from voice_agent.protocol.inbound import Setup
+from voice_agent.table_schema import TTL_ATTRIBUTE
+
+from tests.support.aws import TABLE
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+SETUP = Setup(session_id="VX1", call_sid="CA1", direction="inbound", custom_parameters={"lang": "en"})
+
+
+def all_items(db: DynamoDBClient) -> list[dict[str, Any]]:
+    return list(db.scan(TableName=TABLE)["Items"])
+
+
+def test_setup_creates_a_call_and_a_new_connection_resumes_it(store: DynamoSessionStore) -> None:
+    first = store.bind_connection("c1", SETUP)
+    assert (first.call_sid, first.conn_seq, first.resumed) == ("CA1", 1, False)
+    second = store.bind_connection("c2", Setup(session_id="VX2", call_sid="CA1"))
+    assert (second.conn_seq, second.resumed) == (2, True)
+    call = store.get_call("CA1")
+    assert call is not None
+    assert call.status == "active"
+    assert call.custom_parameters == {"lang": "en"}  # kept from the first session
+
+
+def test_generations_are_taken_atomically_per_connection(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    tickets = [store.start_turn("c1") for _ in range(3)]
+    assert [t.generation for t in tickets if t] == [1, 2, 3]
+    assert tickets[0] is not None
+    assert (tickets[0].call_sid, tickets[0].conn_seq, tickets[0].direction) == ("CA1", 1, "inbound")
+
+
+def test_unknown_or_closed_connections_get_no_turn(store: DynamoSessionStore) -> None:
+    assert store.start_turn("nobody") is None
+    store.bind_connection("c1", SETUP)
+    assert store.close_connection("c1", gone=False) == "CA1"
+    assert store.start_turn("c1") is None
+    assert store.close_connection("nobody", gone=True) is None
+
+
+def test_claim_fails_once_a_newer_generation_exists(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    old = store.start_turn("c1")
+    assert old is not None
+    assert store.claim_phrase(old)
+    new = store.start_turn("c1")
+    assert new is not None
+    assert not store.claim_phrase(old)
+    assert store.claim_phrase(new)
+
+
+def test_interrupt_cancels_the_speaking_generation_and_marks_what_was_heard(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    ticket = store.start_turn("c1")
+    assert ticket is not None and store.claim_phrase(ticket)
+    outcome = store.record_interrupt("c1", "It opens at", 420)
+    assert outcome is not None
+    assert outcome.cancelled
+    assert outcome.interrupted == TurnKey(1, ticket.generation, INTERRUPTION_PART)
+    assert not store.claim_phrase(ticket)
+    marker = [r for r in store.load_history("CA1", 10) if r.role == "interruption"]
+    assert [m.heard for m in marker] == ["It opens at"]
+
+
+def test_interrupt_never_cancels_a_newer_prompt_that_has_not_spoken(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    speaking = store.start_turn("c1")
+    assert speaking is not None and store.claim_phrase(speaking)
+    newer = store.start_turn("c1")  # the caller spoke again; its reply has not started
+    assert newer is not None
+    outcome = store.record_interrupt("c1", "half a sen", None)
+    assert outcome is not None
+    assert not outcome.cancelled
+    assert outcome.interrupted.generation == speaking.generation  # the speech that was on the air
+    assert store.claim_phrase(newer)
+
+
+def test_interrupt_during_the_greeting_marks_generation_zero(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    outcome = store.record_interrupt("c1", "Hi, this is", 300)
+    assert outcome is not None
+    assert outcome.interrupted == TurnKey(1, 0, INTERRUPTION_PART)
+    assert store.record_interrupt("nobody", "x", None) is None
+
+
+def test_history_is_one_bounded_query_in_order(store: DynamoSessionStore) -> None:
+    records = [
+        TurnRecord(key=TurnKey(1, g, p), role="user" if p == 0 else "assistant", text=f"{g}.{p}")
+        for g in range(1, 16)
+        for p in (0, 1)
+    ]
+    store.put_turns("CA1", records)  # 30 items: more than one batch
+    assert [r.text for r in store.load_history("CA1", 100)] == [r.text for r in records]
+    assert [r.text for r in store.load_history("CA1", 4)] == ["14.0", "14.1", "15.0", "15.1"]
+
+
+def test_expired_items_are_filtered_on_read(dynamodb: DynamoDBClient) -> None:
+    clock = [1_000_000.0]
+    store = DynamoSessionStore(client=dynamodb, table_name=TABLE, retention_days=1, now=lambda: clock[0])
+    store.put_turns("CA1", [TurnRecord(key=TurnKey(1, 1, 0), role="user", text="old")])
+    clock[0] += 2 * 86400
+    store.put_turns("CA1", [TurnRecord(key=TurnKey(1, 2, 0), role="user", text="new")])
+    assert [r.text for r in store.load_history("CA1", 10)] == ["new"]
+
+
+def test_every_item_written_has_a_ttl(store: DynamoSessionStore, dynamodb: DynamoDBClient) -> None:
+    store.bind_connection("c1", SETUP)
+    ticket = store.start_turn("c1")
+    assert ticket is not None and store.claim_phrase(ticket)
+    store.put_turns("CA1", [TurnRecord(key=TurnKey(1, 1, 0), role="user", text="hi")])
+    store.record_interrupt("c1", "x", 1)
+    store.count_reconnect("CA1")
+    store.count_reconnect("CA-only-from-action")
+    store.end_call("CA-ended-by-action", "completed")
+    store.mark_farewell("CA1")
+    items = all_items(dynamodb)
+    assert len(items) >= 5
+    assert all(TTL_ATTRIBUTE in item for item in items), [i["sk"] for i in items if TTL_ATTRIBUTE not in i]
+
+
+def test_tool_calls_round_trip(store: DynamoSessionStore) -> None:
+    from voice_agent.core.model import ToolCall
+
+    call = ToolCall(id="call_1", name="lookup_order", arguments='{"order_id": "1001"}')
+    store.put_turns(
+        "CA1",
+        [
+            TurnRecord(key=TurnKey(1, 1, 1), role="assistant", text="Checking.", tool_calls=(call,)),
+            TurnRecord(key=TurnKey(1, 1, 2), role="tool", text="{}", tool_call_id="call_1", tool_name="lookup_order"),
+        ],
+    )
+    a, t = store.load_history("CA1", 10)
+    assert a.tool_calls == (call,)
+    assert (t.tool_call_id, t.tool_name) == ("call_1", "lookup_order")
+
+
+def test_reconnects_and_call_end(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    assert [store.count_reconnect("CA1") for _ in range(3)] == [1, 2, 3]
+    store.mark_farewell("CA1")
+    store.end_call("CA1", "completed")
+    call = store.get_call("CA1")
+    assert call is not None
+    assert (call.status, call.reconnects, call.farewell_spoken) == ("completed", 3, True)
+    assert store.get_call("CA-unknown") is None
+
+
+@pytest.mark.parametrize(
+    "code", ["ProvisionedThroughputExceededException", "InternalServerError", "ThrottlingException"]
+)
+def test_dynamodb_failures_become_store_unavailable(dynamodb: DynamoDBClient, code: str) -> None:
+    store = DynamoSessionStore(client=dynamodb, table_name=TABLE, retention_days=1)
+    with Stubber(dynamodb) as stub:
+        stub.add_client_error("update_item", service_error_code=code, http_status_code=400)
+        with pytest.raises(StoreUnavailableError):
+            store.start_turn("c1")
+
+
+def test_keys_are_the_documented_ones() -> None:
+    assert conn_key("c1") == {"pk": {"S": "CONN#c1"}, "sk": {"S": "CONN"}}
+    assert call_key("CA1") == {"pk": {"S": "CALL#CA1"}, "sk": {"S": "CALL"}}

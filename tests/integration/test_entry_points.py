@@ -1,0 +1,213 @@
+"""A whole conversation through the Lambda entry points, with the production wiring:
+moto for DynamoDB and the management API, and the real ``openai`` client talking to an
+OpenAI-compatible server on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from voice_agent import wiring
+from voice_agent.agent.config import AGENT
+from voice_agent.entry import ws_connect, ws_disconnect, ws_message
+from voice_agent.signatures import sign
+
+from infra.local.openai_server import OpenAICompatibleServer, Reply, ScriptedBrain, split_tokens
+from tests.conftest import TEST_ENV
+from tests.support.aws import create_table, posted_frames
+from tests.support.events import (
+    FakeLambdaContext,
+    connect_event,
+    disconnect_event,
+    message_event,
+    relay_frame,
+)
+
+CALL = "CA00000000000000000000000000000001"
+LONG = (
+    "Life is a complex set of processes, and people have argued about its meaning for thousands of "
+    "years; some find it in family, some in work, and some in simply paying attention to the world."
+)
+
+
+@pytest.fixture
+def brain() -> ScriptedBrain:
+    return ScriptedBrain()
+
+
+@pytest.fixture
+def llm(brain: ScriptedBrain, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatibleServer]:
+    with OpenAICompatibleServer(brain, ttft_s=0.02, token_interval_s=0.005) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        wiring.reset()
+        yield server
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        import boto3
+
+        create_table(boto3.client("dynamodb", region_name="us-east-1"))
+        yield
+
+
+def signed_connect(connection_id: str) -> dict[str, Any]:
+    signature = sign(TEST_ENV["TWILIO_AUTH_TOKEN"], TEST_ENV["RELAY_PUBLIC_URL"])
+    return connect_event(connection_id, headers={"X-Twilio-Signature": signature})
+
+
+def send(connection_id: str, body: str | None) -> dict[str, Any]:
+    return ws_message.handler(message_event(connection_id, body), FakeLambdaContext())
+
+
+def texts(connection_id: str) -> list[dict[str, Any]]:
+    return [f for f in posted_frames(connection_id) if f["type"] == "text"]
+
+
+def spoken(frames: list[dict[str, Any]]) -> str:
+    return "".join(f["token"] for f in frames)
+
+
+def prompt(text: str) -> str:
+    return relay_frame("prompt", voicePrompt=text)
+
+
+def test_a_whole_conversation_interrupt_and_resume(
+    aws: None, llm: OpenAICompatibleServer, brain: ScriptedBrain
+) -> None:
+    ctx = FakeLambdaContext()
+    # 1. Twilio opens the socket (signed) and sends setup.
+    assert ws_connect.handler(signed_connect("conn-1"), ctx) == {"statusCode": 200}
+    assert send("conn-1", relay_frame("setup")) == {"statusCode": 200}
+
+    # 2. A first prompt gets a streamed reply ending with last: true.
+    brain.push("The store opens at nine, and closes at six.")
+    send("conn-1", prompt("When do you open?"))
+    first = texts("conn-1")
+    assert spoken(first) == "The store opens at nine, and closes at six."
+    assert [f["last"] for f in first] == [False] * (len(first) - 1) + [True]
+
+    # 3. A second prompt is interrupted mid-reply by an interrupt handled concurrently.
+    brain.push(Reply(tokens=split_tokens(LONG * 3), token_interval_s=0.03))
+    before = len(posted_frames("conn-1"))
+    worker = threading.Thread(target=send, args=("conn-1", prompt("Tell me about life")))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while len(posted_frames("conn-1")) < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    heard_so_far = spoken(texts("conn-1")[len(first) :])
+    heard = heard_so_far[: max(5, len(heard_so_far) // 2)]
+    send("conn-1", relay_frame("interrupt", utteranceUntilInterrupt=heard, durationUntilInterruptMs=str(900)))
+    worker.join(10)
+    second = texts("conn-1")[len(first) :]
+    assert not any(f["last"] for f in second)  # stopped: no `last`
+    assert len(spoken(second)) < len(LONG)  # far from the whole reply
+    # The model request was cancelled: the server's next write to the closed stream fails.
+    deadline = time.monotonic() + 3
+    while llm.cancelled == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert llm.cancelled == 1
+
+    # 4. The third prompt's model request carries the truncated history.
+    brain.push("Sure, what else would you like to know?")
+    send("conn-1", prompt("Sorry, go on"))
+    third_request = brain.requests[-1]["messages"]
+    assert third_request[0]["role"] == "system"
+    assert [(m["role"], m["content"]) for m in third_request[1:]] == [
+        ("assistant", AGENT.lines.welcome_greeting),
+        ("user", "When do you open?"),
+        ("assistant", "The store opens at nine, and closes at six."),
+        ("user", "Tell me about life"),
+        ("assistant", heard),
+        ("user", "Sorry, go on"),
+    ]
+
+    # 5. The socket drops; a new connection with the same callSid resumes the conversation.
+    assert ws_disconnect.handler(disconnect_event("conn-1", 1006), ctx) == {"statusCode": 200}
+    assert ws_connect.handler(signed_connect("conn-2"), ctx) == {"statusCode": 200}
+    send("conn-2", relay_frame("setup", sessionId="VX00000000000000000000000000000002", callStatus="IN_PROGRESS"))
+    brain.push("We were talking about life.")
+    send("conn-2", prompt("Where were we?"))
+    resumed = [(m["role"], m["content"]) for m in brain.requests[-1]["messages"][1:]]
+    assert resumed[:6] == [(r, c) for r, c in [(m["role"], m["content"]) for m in third_request[1:]]]
+    assert resumed[6:] == [
+        ("assistant", "Sure, what else would you like to know?"),
+        ("assistant", AGENT.lines.reconnect_greeting),
+        ("user", "Where were we?"),
+    ]
+    assert spoken(texts("conn-2")) == "We were talking about life."
+
+
+def test_connect_refuses_missing_and_forged_signatures(aws: None) -> None:
+    ctx = FakeLambdaContext()
+    assert ws_connect.handler(connect_event("c1"), ctx) == {"statusCode": 403}
+    forged = connect_event("c1", headers={"X-Twilio-Signature": sign("wrong-token", TEST_ENV["RELAY_PUBLIC_URL"])})
+    assert ws_connect.handler(forged, ctx) == {"statusCode": 403}
+    other_url = connect_event("c1", headers={"X-Twilio-Signature": sign(TEST_ENV["TWILIO_AUTH_TOKEN"], "wss://x/prod")})
+    assert ws_connect.handler(other_url, ctx) == {"statusCode": 403}
+
+
+def test_connect_without_configuration_fails_closed(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELAY_PUBLIC_URL")
+    wiring.reset()
+    assert ws_connect.handler(signed_connect("c1"), FakeLambdaContext()) == {"statusCode": 500}
+
+
+def test_bad_frames_are_ignored_without_an_error_frame(
+    aws: None, llm: OpenAICompatibleServer, brain: ScriptedBrain
+) -> None:
+    send("c1", relay_frame("setup"))
+    for body in ["not json", '{"type": 7}', '{"type": "prompt"}', json.dumps({"type": "brandNew", "x": 1}), None]:
+        assert send("c1", body) == {"statusCode": 200}
+    for name in ("error", "info", "prompt_partial"):
+        assert send("c1", relay_frame(name)) == {"statusCode": 200}
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+
+    assert "c1" not in apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections
+    brain.push("Still here.")
+    send("c1", prompt("Hello?"))
+    assert spoken(texts("c1")) == "Still here."
+
+
+def test_handlers_never_raise_even_when_everything_is_broken(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No moto, no table, an unreachable DynamoDB endpoint: every handler still returns normally.
+    monkeypatch.setenv("DYNAMODB_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("RELAY_CALLBACK_URL", "http://127.0.0.1:9/prod")
+    wiring.reset()
+    ctx = FakeLambdaContext()
+    assert send("c1", relay_frame("setup")) == {"statusCode": 200}
+    assert send("c1", prompt("hi")) == {"statusCode": 200}
+    assert send("c1", relay_frame("interrupt")) == {"statusCode": 200}
+    assert ws_disconnect.handler(disconnect_event("c1"), ctx) == {"statusCode": 200}
+    assert ws_message.handler({"no": "context"}, ctx) == {"statusCode": 200}
+    assert ws_disconnect.handler({}, ctx) == {"statusCode": 200}
+    assert ws_connect.handler({}, ctx) == {"statusCode": 500}
+
+
+def test_dtmf_human_key_hands_off_and_other_keys_reach_the_model(
+    aws: None, llm: OpenAICompatibleServer, brain: ScriptedBrain
+) -> None:
+    send("c1", relay_frame("setup"))
+    brain.push("You pressed one.")
+    send("c1", relay_frame("dtmf", digit="1"))
+    assert brain.requests[-1]["messages"][-1] == {
+        "role": "user",
+        "content": AGENT.lines.dtmf_note.format(digit="1"),
+    }
+    calls = len(brain.requests)
+    send("c1", relay_frame("dtmf", digit=AGENT.human_key))
+    assert len(brain.requests) == calls  # no model round for the human key
+    end = posted_frames("c1")[-1]
+    assert end["type"] == "end"
+    assert json.loads(end["handoffData"])["reasonCode"] == "dtmf-transfer"
+
+
+def test_setup_warms_the_model_connection(aws: None, llm: OpenAICompatibleServer) -> None:
+    send("c1", relay_frame("setup"))
+    assert wiring.chat_model()._client is not None  # the SDK is loaded before the first prompt

@@ -1,0 +1,1 @@
+"""Test support: event builders, fakes for the core's ports, moto helpers."""

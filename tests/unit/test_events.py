@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import base64
+
+import pytest
+from voice_agent.entry.events import ConnectEvent, DisconnectEvent, MessageEvent, remaining_ms
+
+from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
+
+
+def test_connect_event_keeps_headers_and_query() -> None:
+    event = ConnectEvent.parse(connect_event("c1", headers={"X-Twilio-Signature": "sig"}, query={"a": "1"}))
+    assert event.connection_id == "c1"
+    assert event.headers["X-Twilio-Signature"] == "sig"
+    assert event.query == {"a": "1"}
+
+
+def test_message_event_decodes_base64_bodies() -> None:
+    raw = message_event("c1", base64.b64encode(b'{"type":"info"}').decode())
+    raw["isBase64Encoded"] = True
+    assert MessageEvent.parse(raw).body == b'{"type":"info"}'
+    raw["body"] = "%%%not base64"
+    assert MessageEvent.parse(raw).body is None
+    assert MessageEvent.parse(message_event("c1", "x")).body == "x"
+
+
+def test_disconnect_event() -> None:
+    event = DisconnectEvent.parse(disconnect_event("c1", 1006))
+    assert (event.connection_id, event.status_code) == ("c1", 1006)
+    assert event.reason
+
+
+def test_events_without_a_connection_are_rejected() -> None:
+    with pytest.raises(ValueError, match="connectionId"):
+        MessageEvent.parse({"body": "x"})
+
+
+def test_remaining_time() -> None:
+    assert remaining_ms(FakeLambdaContext(1234)) == 1234
+    assert remaining_ms(object()) is None

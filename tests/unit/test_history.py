@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from voice_agent.core.history import assemble_history
+from voice_agent.core.model import INTERRUPTION_PART, ChatMessage, ToolCall, TurnKey, TurnRecord
+
+
+def rec(gen: int, part: int, role: str, text: str = "", conn: int = 1, **kw: object) -> TurnRecord:
+    return TurnRecord(key=TurnKey(conn, gen, part), role=role, text=text, **kw)  # type: ignore[arg-type]
+
+
+def roles(messages: list[ChatMessage]) -> list[tuple[str, str]]:
+    return [(m.role, m.content) for m in messages]
+
+
+def test_plain_conversation_in_order_whatever_the_input_order() -> None:
+    records = [
+        rec(1, 1, "assistant", "It opens at nine."),
+        rec(0, 1, "assistant", "Hi, how can I help?"),
+        rec(1, 0, "user", "When do you open?"),
+    ]
+    assert roles(assemble_history(records)) == [
+        ("assistant", "Hi, how can I help?"),
+        ("user", "When do you open?"),
+        ("assistant", "It opens at nine."),
+    ]
+
+
+def test_an_interrupted_reply_becomes_what_the_caller_heard() -> None:
+    records = [
+        rec(1, 0, "user", "Tell me about life"),
+        rec(1, 1, "assistant", "Life is a complex set of processes that we do not fully understand."),
+        rec(1, INTERRUPTION_PART, "interruption", heard="Life is a complex set of"),
+        rec(2, 0, "user", "Stop"),
+    ]
+    assert roles(assemble_history(records)) == [
+        ("user", "Tell me about life"),
+        ("assistant", "Life is a complex set of"),
+        ("user", "Stop"),
+    ]
+
+
+def test_an_interrupt_stored_before_the_reply_still_wins() -> None:
+    # The marker's sort key orders it last within the turn, whenever it was written.
+    records = [
+        rec(1, INTERRUPTION_PART, "interruption", heard="Sure"),
+        rec(1, 0, "user", "Hello"),
+        rec(1, 1, "assistant", "Sure, I can help with anything you like."),
+    ]
+    assert roles(assemble_history(records))[-1] == ("assistant", "Sure")
+
+
+def test_an_interrupt_before_anything_was_heard_drops_the_reply() -> None:
+    records = [
+        rec(1, 0, "user", "Hi"),
+        rec(1, 1, "assistant", "Hello!"),
+        rec(1, INTERRUPTION_PART, "interruption", heard=""),
+    ]
+    assert roles(assemble_history(records)) == [("user", "Hi")]
+
+
+def test_dangling_tool_calls_and_orphan_results_are_dropped() -> None:
+    done = ToolCall(id="a", name="lookup_order", arguments='{"order_id": "1"}')
+    dangling = ToolCall(id="b", name="lookup_order", arguments='{"order_id": "2"}')
+    records = [
+        rec(1, 0, "user", "Where are my orders?"),
+        rec(1, 1, "assistant", "", tool_calls=(done, dangling)),
+        rec(1, 2, "tool", '{"found": "yes"}', tool_call_id="a", tool_name="lookup_order"),
+        rec(1, 3, "tool", '{"found": "no"}', tool_call_id="zzz", tool_name="lookup_order"),
+    ]
+    messages = assemble_history(records)
+    assert [m.role for m in messages] == ["user", "assistant", "tool"]
+    assert messages[1].tool_calls == (done,)
+    assert messages[2].tool_call_id == "a"
+
+
+def test_an_interrupt_during_a_tool_turn_leaves_no_dangling_call() -> None:
+    call = ToolCall(id="a", name="lookup_order", arguments="{}")
+    records = [
+        rec(1, 0, "user", "Check order 1"),
+        rec(1, 1, "assistant", "Let me check.", tool_calls=(call,)),
+        rec(1, INTERRUPTION_PART, "interruption", heard="Let me"),
+    ]
+    assert roles(assemble_history(records)) == [("user", "Check order 1"), ("assistant", "Let me")]
+
+
+def test_history_starts_at_a_whole_turn() -> None:
+    call = ToolCall(id="a", name="x", arguments="{}")
+    records = [
+        rec(1, 2, "tool", "result", tool_call_id="a"),
+        rec(1, 3, "assistant", "", tool_calls=(call,)),
+        rec(2, 0, "user", "next"),
+    ]
+    assert roles(assemble_history(records)) == [("user", "next")]
+
+
+def test_turns_of_a_reconnected_session_follow_the_first_connection() -> None:
+    records = [
+        rec(0, 1, "assistant", "Sorry, we were cut off.", conn=2),
+        rec(5, 0, "user", "first connection", conn=1),
+        rec(1, 0, "user", "second connection", conn=2),
+    ]
+    assert [m.content for m in assemble_history(records)] == [
+        "first connection",
+        "Sorry, we were cut off.",
+        "second connection",
+    ]
