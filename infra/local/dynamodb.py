@@ -119,10 +119,15 @@ def start_engine(prefer: Literal["auto", "dynamodb-local", "moto"] = "auto") -> 
 def start_dynamodb_local(java: str, jar: Path, timeout_s: float = 60.0) -> DynamoEngine:
     port = _free_port()
     lib = jar.parent / "DynamoDBLocal_lib"
-    command = [java, f"-Djava.library.path={lib}", "-jar", str(jar), "-inMemory", "-sharedDb", "-port", str(port)]
+    # -disableTelemetry: DynamoDB Local would otherwise phone home and write a metadata file into
+    # its working directory (a temporary one here, so nothing lands in the checkout).
+    command = [java, f"-Djava.library.path={lib}", "-jar", str(jar), "-inMemory", "-sharedDb", "-disableTelemetry"]
+    command += ["-port", str(port)]
+    workdir = tempfile.TemporaryDirectory(prefix="dynamodb-local-")
     output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
     process = subprocess.Popen(  # noqa: S603 (fixed command, no shell)
         command,
+        cwd=workdir.name,
         stdin=subprocess.DEVNULL,
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -134,6 +139,7 @@ def start_dynamodb_local(java: str, jar: Path, timeout_s: float = 60.0) -> Dynam
     def stop() -> None:
         terminate(process)
         output.close()
+        workdir.cleanup()
 
     try:
         _wait_until_ready(endpoint, process, timeout_s)
