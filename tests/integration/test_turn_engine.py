@@ -9,6 +9,9 @@ import time
 from typing import Any, cast
 
 import pytest
+
+from tests.integration.conftest import RequestCounter
+from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply, words
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT, AgentConfig
 from voice_agent.core.history import assemble_history
@@ -19,9 +22,6 @@ from voice_agent.errors import SendError, StoreUnavailableError
 from voice_agent.protocol.inbound import Setup
 from voice_agent.protocol.outbound import End, Language, SendDigits, Text
 from voice_agent.wiring import tool_registry
-
-from tests.integration.conftest import RequestCounter
-from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply, words
 
 CONN = "c1"
 SETUP = Setup(session_id="VX1", call_sid="CA1", direction="inbound")

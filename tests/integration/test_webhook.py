@@ -13,15 +13,15 @@ from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
+
+from tests.conftest import TEST_ENV
+from tests.support.events import FakeLambdaContext
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT, AgentConfig
 from voice_agent.errors import StoreUnavailableError
 from voice_agent.protocol.inbound import Setup
 from voice_agent.signatures import sign
 from voice_agent.webhook.app import Dependencies, create_app
-
-from tests.conftest import TEST_ENV
-from tests.support.events import FakeLambdaContext
 
 BASE = TEST_ENV["WEBHOOK_PUBLIC_URL"]
 TOKEN = TEST_ENV["TWILIO_AUTH_TOKEN"]
@@ -301,12 +301,11 @@ def test_a_session_ended_by_a_tool_is_finished_by_the_action_handler(
     twilio: Twilio, store: DynamoSessionStore, tool: str
 ) -> None:
     """End to end through the turn engine: the tool's `end` frame, then Twilio's callback."""
+    from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply
     from voice_agent.core.model import ToolCall
     from voice_agent.core.turn_engine import Budget, SystemClock, TurnEngine
     from voice_agent.protocol.outbound import End
     from voice_agent.wiring import tool_registry
-
-    from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply
 
     class NoSleep(SystemClock):
         def sleep(self, seconds: float) -> None:

@@ -5,6 +5,7 @@ import hashlib
 import hmac
 
 import pytest
+
 from voice_agent.core.handshake import decide_upgrade
 from voice_agent.signatures import header, sign, valid_upgrade, valid_webhook
 
