@@ -486,7 +486,9 @@ def test_the_human_key_hands_off_without_the_model(
 def test_phrase_policy_comes_from_the_agent(
     bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
 ) -> None:
-    agent = dataclasses.replace(AGENT, phrases=PhrasePolicy(first_max_words=2, min_chars=1000, window_s=100))
+    agent = dataclasses.replace(
+        AGENT, phrases=PhrasePolicy(first_immediate=False, first_max_words=2, min_chars=1000, window_s=100)
+    )
     model.say("one two three four five six seven eight")
     engine_for(bound, sender, model, agent).run_prompt(CONN, "count", budget())
     assert [t.token for t in sender.texts(CONN)] == ["one two", " three four five six seven eight"]
