@@ -3,7 +3,7 @@ Twilio used (``WEBHOOK_PUBLIC_URL`` + path + query), refused with a bare 403 oth
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import parse_qsl
@@ -103,15 +103,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         )
         if call.answered_by and call.answered_by.startswith(("machine", "fax")):
             return _xml(_voicemail(agent))
-        return _xml(
-            twiml.connect(
-                agent,
-                relay_url=settings.require(settings.relay_public_url, names.RELAY_PUBLIC_URL),
-                action_url=_url(settings, "/action"),
-                greeting=agent.lines.welcome_greeting,
-                parameters=call.parameters,
-            )
-        )
+        return _relay(agent, settings, agent.lines.welcome_greeting, call.parameters)
 
     @app.post("/action")
     def action(form: Verified) -> Response:
@@ -132,15 +124,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
             case call_flow.Reconnect():
                 telemetry.record_count("Reconnects")
                 params = {**decision.parameters, "reconnectAttempt": str(decision.attempt)}
-                return _xml(
-                    twiml.connect(
-                        agent,
-                        relay_url=settings.require(settings.relay_public_url, names.RELAY_PUBLIC_URL),
-                        action_url=_url(settings, "/action"),
-                        greeting=agent.lines.reconnect_greeting,
-                        parameters=params,
-                    )
-                )
+                return _relay(agent, settings, agent.lines.reconnect_greeting, params)
             case call_flow.Transfer():
                 telemetry.record_count("Transfers")
                 logger.info("transferring to a person", extra={"reason_code": decision.handoff.get("reasonCode")})
@@ -195,6 +179,19 @@ async def verified_form(request: Request) -> Form:
 
 
 Verified = Annotated[Form, Depends(verified_form)]
+
+
+def _relay(agent: AgentConfig, settings: Settings, greeting: str, parameters: Mapping[str, str]) -> Response:
+    """``<Connect action="/action"><ConversationRelay>`` for a new or a resumed session."""
+    return _xml(
+        twiml.connect(
+            agent,
+            relay_url=settings.require(settings.relay_public_url, names.RELAY_PUBLIC_URL),
+            action_url=_url(settings, "/action"),
+            greeting=greeting,
+            parameters=parameters,
+        )
+    )
 
 
 def _url(settings: Settings, path: str, query: str = "") -> str:
