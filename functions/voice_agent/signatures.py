@@ -29,11 +29,22 @@ def header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
+class _MultiValue(dict[str, list[str]]):
+    """A form with repeated fields, in the shape ``RequestValidator`` reads (``getall``)."""
+
+    @classmethod
+    def of(cls, params: FormParams | None) -> _MultiValue:
+        return cls({k: [v] if isinstance(v, str) else list(v) for k, v in (params or {}).items()})
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+
 def valid_webhook(auth_token: str, url: str, params: FormParams, signature: str | None) -> bool:
     """A form-encoded webhook: the full URL (query included) and the POST parameters."""
     if not signature:
         return False
-    return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
+    return bool(RequestValidator(auth_token).validate(url, _MultiValue.of(params), signature))
 
 
 def valid_upgrade(auth_token: str, public_url: str, query: Mapping[str, str] | None, signature: str | None) -> bool:
@@ -54,4 +65,4 @@ def valid_upgrade(auth_token: str, public_url: str, query: Mapping[str, str] | N
 
 def sign(auth_token: str, url: str, params: FormParams | None = None) -> str:
     """The signature Twilio would send (for the simulated caller and tests)."""
-    return str(RequestValidator(auth_token).compute_signature(url, dict(params or {})))
+    return str(RequestValidator(auth_token).compute_signature(url, _MultiValue.of(params)))

@@ -4,10 +4,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from voice_agent.adapters.dynamo_store import DynamoSessionStore
 
 from tests.support.aws import TABLE, moto_table
 from tests.support.fakes import RecordingSender, ScriptedModel
+from voice_agent.adapters.dynamo_store import DynamoSessionStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

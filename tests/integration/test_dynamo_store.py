@@ -4,13 +4,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.stub import Stubber
+
+from tests.support.aws import TABLE
 from voice_agent.adapters.dynamo_store import DynamoSessionStore, call_key, conn_key
 from voice_agent.core.model import INTERRUPTION_PART, TurnKey, TurnRecord
 from voice_agent.errors import StoreUnavailableError
 from voice_agent.protocol.inbound import Setup
 from voice_agent.table_schema import TTL_ATTRIBUTE
-
-from tests.support.aws import TABLE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -12,10 +12,6 @@ from typing import Any
 
 import pytest
 from moto import mock_aws
-from voice_agent import wiring
-from voice_agent.agent.config import AGENT
-from voice_agent.entry import ws_connect, ws_disconnect, ws_message
-from voice_agent.signatures import sign
 
 from infra.local.openai_server import OpenAICompatibleServer, Reply, ScriptedBrain, split_tokens
 from tests.conftest import TEST_ENV
@@ -27,6 +23,10 @@ from tests.support.events import (
     message_event,
     relay_frame,
 )
+from voice_agent import wiring
+from voice_agent.agent.config import AGENT
+from voice_agent.entry import ws_connect, ws_disconnect, ws_message
+from voice_agent.signatures import sign
 
 CALL = "CA00000000000000000000000000000001"
 LONG = (

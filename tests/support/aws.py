@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto import mock_aws
+
 from voice_agent.table_schema import create_table_request, time_to_live_request
 
 if TYPE_CHECKING:

@@ -17,14 +17,14 @@ def _load(path: str) -> dict[str, Any]:
     return data
 
 
-def relay_message(name: str, **overrides: Any) -> dict[str, Any]:
-    message = copy.deepcopy(_load(f"relay/{name}.json"))
+def relay_message(fixture: str, /, **overrides: Any) -> dict[str, Any]:
+    message = copy.deepcopy(_load(f"relay/{fixture}.json"))
     message.update(overrides)
     return message
 
 
-def relay_frame(name: str, **overrides: Any) -> str:
-    return json.dumps(relay_message(name, **overrides))
+def relay_frame(fixture: str, /, **overrides: Any) -> str:
+    return json.dumps(relay_message(fixture, **overrides))
 
 
 def connect_event(

@@ -3,9 +3,9 @@ from __future__ import annotations
 import base64
 
 import pytest
-from voice_agent.entry.events import ConnectEvent, DisconnectEvent, MessageEvent, remaining_ms
 
 from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event
+from voice_agent.entry.events import ConnectEvent, DisconnectEvent, MessageEvent, remaining_ms
 
 
 def test_connect_event_keeps_headers_and_query() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from voice_agent.agent.config import AGENT
 from voice_agent.core.guard import OutputGuard
 

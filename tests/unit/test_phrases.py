@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from voice_agent.core.phrases import PhraseCoalescer, PhrasePolicy
 
 
@@ -25,19 +26,35 @@ def toks(text: str) -> list[str]:
     return [words[0], *(" " + w for w in words[1:])]
 
 
-def test_first_phrase_goes_out_at_the_first_clause_boundary() -> None:
+def test_the_first_token_goes_out_at_once() -> None:
     out = run(toks("Sure, I can help with that. What is your order number?"))
+    assert out[0] == (0.02, "Sure,")
+    assert out[1][1] == " I can help with that."
+
+
+def test_leading_whitespace_alone_is_not_a_first_phrase() -> None:
+    c = PhraseCoalescer()
+    assert c.feed(" ", 0.0) == []
+    assert c.feed("\n", 0.01) == []
+    assert c.feed("Hi", 0.02) == [" \nHi"]
+
+
+HELD = PhrasePolicy(first_immediate=False)
+
+
+def test_a_held_first_phrase_goes_out_at_the_first_clause_boundary() -> None:
+    out = run(toks("Sure, I can help with that. What is your order number?"), policy=HELD)
     assert out[0] == (0.04, "Sure,")  # emitted when the next token shows the boundary
 
 
-def test_first_phrase_goes_out_after_a_few_words_without_punctuation() -> None:
-    policy = PhrasePolicy(first_max_words=4, first_window_s=10)
+def test_a_held_first_phrase_goes_out_after_a_few_words_without_punctuation() -> None:
+    policy = PhrasePolicy(first_immediate=False, first_max_words=4, first_window_s=10)
     out = run(toks("Let me look that up for you right now please"), policy=policy)
     assert out[0][1] == "Let me look that"
 
 
-def test_first_phrase_goes_out_when_its_window_runs_out() -> None:
-    c = PhraseCoalescer(PhrasePolicy(first_max_words=10, first_window_s=0.15))
+def test_a_held_first_phrase_goes_out_when_its_window_runs_out() -> None:
+    c = PhraseCoalescer(PhrasePolicy(first_immediate=False, first_max_words=10, first_window_s=0.15))
     assert c.feed("Well", 0.0) == []
     assert c.feed(" then", 0.05) == []
     assert c.deadline() == 0.15
@@ -47,8 +64,9 @@ def test_first_phrase_goes_out_when_its_window_runs_out() -> None:
 
 
 def test_a_single_unfinished_word_is_never_cut() -> None:
-    c = PhraseCoalescer(PhrasePolicy(first_window_s=0.1))
-    c.feed("Supercalifragilistic", 0.0)
+    c = PhraseCoalescer(PhrasePolicy(window_s=0.1))
+    c.feed("Well", 0.0)
+    c.feed(" Supercalifragilistic", 0.01)
     assert c.poll(5.0) == []
 
 
@@ -72,7 +90,7 @@ def test_tokens_are_never_trimmed() -> None:
 
 
 def test_boundary_inside_a_token_splits_there() -> None:
-    c = PhraseCoalescer()
+    c = PhraseCoalescer(HELD)
     assert c.feed("Yes. I", 0.0) == ["Yes."]
     assert c.pending == " I"
 
@@ -87,7 +105,7 @@ def test_a_typical_150_token_reply_needs_at_most_a_fifth_of_the_frames() -> None
     assert len(tokens) == 150
     phrases = run(tokens, gap=0.02)
     assert len(phrases) <= 30
-    assert phrases[0][0] <= 0.2  # the first phrase is not held back
+    assert phrases[0] == (0.02, "Our")  # the first phrase is not held back
 
 
 @settings(max_examples=200)

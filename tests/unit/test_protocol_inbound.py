@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from tests.support.events import relay_frame, relay_message
 from voice_agent.errors import MalformedMessageError
 from voice_agent.protocol.inbound import (
     MAX_FRAME_BYTES,
@@ -15,8 +17,6 @@ from voice_agent.protocol.inbound import (
     Unknown,
     parse_inbound,
 )
-
-from tests.support.events import relay_frame, relay_message
 
 
 def test_setup_carries_the_call_and_custom_parameters() -> None:

@@ -5,6 +5,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from voice_agent.errors import OutboundValidationError
 from voice_agent.protocol.outbound import (
     MAX_FRAME_BYTES,

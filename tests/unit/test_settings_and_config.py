@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from voice_agent import env_names as names
 from voice_agent.agent.config import AGENT, AgentConfig, LanguageOption, Lines
 from voice_agent.errors import ConfigurationError

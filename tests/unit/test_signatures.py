@@ -5,6 +5,7 @@ import hashlib
 import hmac
 
 import pytest
+
 from voice_agent.core.handshake import decide_upgrade
 from voice_agent.signatures import header, sign, valid_upgrade, valid_webhook
 
@@ -78,3 +79,10 @@ def test_offered_subprotocol_is_echoed() -> None:
     good = {"X-Twilio-Signature": twilio_signature(TOKEN, WSS, {}), "Sec-WebSocket-Protocol": "relay.v1, other"}
     decision = decide_upgrade(headers=good, query={}, public_url=WSS, auth_token=TOKEN, validation=True)
     assert decision.subprotocol == "relay.v1"
+
+
+def test_repeated_form_fields_are_signed_like_twilio_does() -> None:
+    url = "https://hooks.example.com/voice"
+    expected = base64.b64encode(hmac.new(TOKEN.encode(), (url + "a1a2b3").encode(), hashlib.sha1).digest()).decode()
+    assert sign(TOKEN, url, {"b": "3", "a": ["2", "1"]}) == expected
+    assert valid_webhook(TOKEN, url, {"a": ["1", "2"], "b": ["3"]}, expected)

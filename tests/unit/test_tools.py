@@ -4,6 +4,7 @@ import json
 from typing import Annotated, Literal
 
 import pytest
+
 from voice_agent.agent.config import AGENT
 from voice_agent.core.builtin_tools import BUILTIN_TOOLS, send_digits, switch_language, transfer_to_human
 from voice_agent.core.tools import EndSession, SendDigitsEffect, SwitchLanguage, ToolContext, ToolRegistry, tool

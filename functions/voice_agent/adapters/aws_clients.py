@@ -34,7 +34,7 @@ DYNAMODB_CONFIG = Config(
 )
 MANAGEMENT_API_CONFIG = Config(
     connect_timeout=1.0,
-    read_timeout=2.0,
+    read_timeout=1.5,  # a post takes milliseconds; a stuck one must not eat the turn
     retries={"mode": "standard", "total_max_attempts": 3},
     tcp_keepalive=True,
     max_pool_connections=20,

@@ -10,9 +10,11 @@ accounts, and an unset ElevenLabs voice fails calls with error 64101.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 from voice_agent.core.phrases import PhrasePolicy
@@ -54,6 +56,8 @@ class Lines:
     transfer_failed: str = "Sorry, no one could take your call right now. Please call back later. Goodbye."
     goodbye: str = "Thanks for calling Example Hardware. Goodbye!"
     refusal: str = "Sorry, I can't help with that. Is there anything about the store I can help with?"
+    # Outbound calls answered by a machine (answering-machine detection): leave this and hang up.
+    voicemail: str = "Hi, this is Ada from Example Hardware. Sorry we missed you. Please call us back. Goodbye."
     # How a key press reaches the model (in the user role). {digit} is the key.
     dtmf_note: str = "(The caller pressed the {digit} key on their phone.)"
 
@@ -80,11 +84,18 @@ class AgentConfig:
     dtmf_detection: bool = True
     # Twilio reconnects a dropped socket by itself (Oct 2026 feature). Off: /action recovers instead.
     application_reconnect: bool = False
+    # Partial (cumulative, last=false) prompts: off. They only warm the model connection here.
+    partial_prompts: bool = False
+    # Any other <ConversationRelay> attribute, verbatim (e.g. {"speechTimeout": "1200",
+    # "interruptSensitivity": "medium"}); see the protocol reference for names and values.
+    extra_relay_attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     # People and policies.
     transfer_target: str = "+15555550100"  # a phone number (E.164) or a SIP URI
     human_key: str | None = "0"  # the DTMF key that asks for a person; None disables it
     max_reconnect_attempts: int = 2
+    after_reconnect_limit: Literal["transfer", "goodbye"] = "transfer"
+    dial_timeout_s: int = 20
     record_call: bool = False
     transcript_retention_days: int = 7
 
@@ -179,6 +190,13 @@ def _policy_problems(c: AgentConfig) -> list[str]:
         p.append("human_key must be one key (0-9, * or #) or None")
     if not 0 <= c.max_reconnect_attempts <= 10:
         p.append("max_reconnect_attempts must be 0..10")
+    if c.after_reconnect_limit not in ("transfer", "goodbye"):
+        p.append("after_reconnect_limit must be 'transfer' or 'goodbye'")
+    if not 5 <= c.dial_timeout_s <= 600:
+        p.append("dial_timeout_s must be 5..600")
+    for key, value in c.extra_relay_attributes.items():
+        if not key.isalnum() or not isinstance(value, str) or not value:
+            p.append(f"extra_relay_attributes: {key!r} needs an attribute name and a non-empty string value")
     if not 1 <= c.transcript_retention_days <= 365:
         p.append("transcript_retention_days must be 1..365")
     return p

@@ -2,9 +2,9 @@
 
 One frame per token costs an API Gateway message and a Lambda-to-API round trip each (about 200 a
 minute per call) and buys nothing: Twilio synthesises speech per clause anyway. One frame per
-reply would make the caller wait for the whole reply. The middle: send the **first phrase as soon
-as it is speakable** (first clause boundary, or a few words, or a short window), then send later
-phrases at clause boundaries or when a time window runs out.
+reply would make the caller wait for the whole reply. The middle: send the **first token at once**
+(time to first audio is what callers feel; Twilio starts speaking on what it has and joins what
+follows), then send later phrases at clause boundaries or when a time window runs out.
 
 A boundary is punctuation followed by whitespace: "3.5" or "e.g." inside a word never splits. The
 punctuation is held until the next token shows whitespace, at most one token interval, or until
@@ -24,7 +24,9 @@ SENTENCE_END: Final = frozenset(".!?\u3002\uff01\uff1f")
 
 @dataclass(frozen=True, slots=True)
 class PhrasePolicy:
-    # First phrase: out at the first clause boundary, after this many words, or after the window.
+    # First phrase: the first token, at once. With ``first_immediate=False`` it waits for the
+    # first clause boundary, this many words, or the first window instead.
+    first_immediate: bool = True
     first_max_words: int = 4
     first_window_s: float = 0.15
     # Later phrases: a clause boundary once the phrase has this many characters (sentence ends
@@ -55,6 +57,9 @@ class PhraseCoalescer:
         if not token:
             return []
         self._now = now
+        if self._emitted == 0 and self.policy.first_immediate and (self._buffer + token).strip():
+            self._buffer += token
+            return [self._take(len(self._buffer))]
         out: list[str] = []
         # A token starting with whitespace completes the buffer up to a word boundary: it may
         # now be a whole phrase.

@@ -19,6 +19,8 @@ call's socket, which Twilio counts as an invalid message.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,8 +68,12 @@ class Relay:
         self._engine = engine
         self._agent = agent
         self._warm_model = warm_model
+        self._calls = _CallCache()
 
     def handle(self, connection_id: str, frame: str | bytes | None, budget: Budget) -> HandledFrame:
+        # Log lines carry the call id from the first line on whenever this execution environment
+        # has seen the connection before (frames without a store lookup: error, info, partials).
+        bind(call_sid=self._calls.get(connection_id))
         try:
             parsed = parse_inbound(frame)
         except MalformedMessageError as exc:
@@ -95,7 +101,9 @@ class Relay:
                     logger.info("empty prompt ignored")
                     return HandledFrame(kind="prompt", ignored=True)
                 logger.info("prompt", extra={"speech": text_summary(message.voice_prompt), "lang": message.lang})
-                return self._turn("prompt", self._engine.run_prompt(connection_id, message.voice_prompt, budget))
+                return self._turn(
+                    connection_id, "prompt", self._engine.run_prompt(connection_id, message.voice_prompt, budget)
+                )
             case Dtmf():
                 return self._on_dtmf(connection_id, message, budget)
             case Interrupt():
@@ -119,6 +127,7 @@ class Relay:
 
     def _on_setup(self, connection_id: str, setup: Setup) -> None:
         bind(call_sid=setup.call_sid)
+        self._calls.put(connection_id, setup.call_sid)
         session = self._store.bind_connection(connection_id, setup)
         logger.info(
             "session bound",
@@ -152,9 +161,9 @@ class Relay:
                 reason=f"The caller pressed {dtmf.digit} to reach a person",
                 budget=budget,
             )
-            return self._turn("dtmf", outcome)
+            return self._turn(connection_id, "dtmf", outcome)
         note = self._agent.lines.dtmf_note.format(digit=dtmf.digit)
-        return self._turn("dtmf", self._engine.run_prompt(connection_id, note, budget))
+        return self._turn(connection_id, "dtmf", self._engine.run_prompt(connection_id, note, budget))
 
     def _on_interrupt(self, connection_id: str, interrupt: Interrupt) -> None:
         outcome = self._store.record_interrupt(
@@ -164,6 +173,7 @@ class Relay:
             logger.warning("interrupt on a connection without setup; ignored")
             return
         bind(call_sid=outcome.call_sid)
+        self._calls.put(connection_id, outcome.call_sid)
         logger.info(
             "interrupt",
             extra={
@@ -174,10 +184,10 @@ class Relay:
             },
         )
 
-    @staticmethod
-    def _turn(kind: str, outcome: TurnOutcome) -> HandledFrame:
+    def _turn(self, connection_id: str, kind: str, outcome: TurnOutcome) -> HandledFrame:
         if outcome.call_sid:
             bind(call_sid=outcome.call_sid)
+            self._calls.put(connection_id, outcome.call_sid)
         logger.info(
             "turn finished",
             extra={
@@ -193,3 +203,23 @@ class Relay:
             },
         )
         return HandledFrame(kind=kind, outcome=outcome)
+
+
+class _CallCache:
+    """connectionId -> callSid, for log correlation only (bounded, thread-safe)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._items: OrderedDict[str, str] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, connection_id: str) -> str | None:
+        with self._lock:
+            return self._items.get(connection_id)
+
+    def put(self, connection_id: str, call_sid: str) -> None:
+        with self._lock:
+            self._items[connection_id] = call_sid
+            self._items.move_to_end(connection_id)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)

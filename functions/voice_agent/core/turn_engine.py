@@ -66,7 +66,7 @@ from voice_agent.errors import (
     StoreUnavailableError,
     ToolError,
 )
-from voice_agent.log import logger
+from voice_agent.log import bind, logger
 from voice_agent.protocol.outbound import End, Language, OutboundMessage, SendDigits, Text
 
 TurnStatus = Literal[
@@ -272,6 +272,7 @@ class TurnEngine:
         if ticket is None:
             logger.warning("prompt on a connection without setup; ignored")
             return TurnOutcome(status="unknown_connection", duration_s=self._since(started))
+        bind(call_sid=ticket.call_sid)
         return _Turn(
             ticket=ticket,
             started=started,

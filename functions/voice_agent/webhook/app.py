@@ -1,0 +1,215 @@
+"""The webhook app. Every request is checked against ``X-Twilio-Signature`` over the public URL
+Twilio used (``WEBHOOK_PUBLIC_URL`` + path + query), refused with a bare 403 otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from voice_agent import env_names as names
+from voice_agent import log, telemetry, wiring
+from voice_agent.agent.config import AgentConfig
+from voice_agent.core import call_flow
+from voice_agent.core.ports import SessionStore
+from voice_agent.log import logger, mask_phone
+from voice_agent.settings import Settings, load_settings
+from voice_agent.signatures import SIGNATURE_HEADER, valid_webhook
+from voice_agent.webhook import twiml
+from voice_agent.webhook.forms import DialResult, Form, FormError, VoiceRequest, session_end
+
+MAX_BODY_BYTES = 32 * 1024  # Twilio's voice webhooks are a few hundred bytes
+MAX_FIELDS = 200
+XML = "application/xml"
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    """What the app needs, built lazily (importing the app touches no AWS service)."""
+
+    settings: Callable[[], Settings] = load_settings
+    agent: Callable[[], AgentConfig] = wiring.agent
+    store: Callable[[], SessionStore] = wiring.session_store
+    auth_token: Callable[[], str | None] = wiring.twilio_auth_token
+
+
+def create_app(deps: Dependencies | None = None) -> FastAPI:
+    deps = deps or Dependencies()
+    app = FastAPI(title="voice-agent webhook", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.deps = deps
+
+    @app.middleware("http")
+    async def fresh_log_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        log.reset()
+        return await call_next(request)
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> Response:
+        logger.warning(
+            "webhook request refused", extra={"path": request.url.path, "status": exc.status, "reason": exc.reason}
+        )
+        if exc.status == 403:
+            telemetry.record_count("RefusedSignatures")
+        return Response(status_code=exc.status)
+
+    @app.exception_handler(FormError)
+    async def bad_form(request: Request, exc: FormError) -> Response:
+        logger.warning("webhook form rejected", extra={"path": request.url.path, "reason": str(exc)})
+        return Response(status_code=400)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> Response:
+        # Twilio would play "an application error has occurred": say something kinder, and for a
+        # session that just ended, hand the caller to a person rather than drop them.
+        logger.exception("webhook failed", extra={"path": request.url.path})
+        try:
+            agent = deps.agent()
+            if request.url.path.endswith("/action"):
+                return _xml(twiml.transfer(agent, dial_action_url=_url(deps.settings(), "/dial-status")))
+            return _xml(twiml.goodbye(agent, say=True))
+        except Exception:
+            return Response(status_code=500)
+
+    @app.get("/health")
+    def health() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.post("/voice")
+    def voice(request: Request, form: Verified) -> Response:
+        call = VoiceRequest.parse(form, dict(request.query_params))
+        log.bind(call_sid=call.call_sid)
+        agent, settings = deps.agent(), deps.settings()
+        logger.info(
+            "incoming call",
+            extra={
+                "direction": call.direction,
+                "status": call.call_status,
+                "from": mask_phone(call.from_number),
+                "to": mask_phone(call.to_number),
+                "answered_by": call.answered_by,
+                "parameters": sorted(call.parameters),
+            },
+        )
+        if call.answered_by and call.answered_by.startswith(("machine", "fax")):
+            return _xml(_voicemail(agent))
+        return _relay(agent, settings, agent.lines.welcome_greeting, call.parameters)
+
+    @app.post("/action")
+    def action(form: Verified) -> Response:
+        end = session_end(form)
+        log.bind(call_sid=end.call_sid)
+        agent, settings = deps.agent(), deps.settings()
+        decision = call_flow.decide(end, store=deps.store(), agent=agent)
+        logger.info(
+            "relay session ended",
+            extra={
+                "session_status": end.session_status,
+                "call_status": end.call_status,
+                "error_code": end.error_code,
+                "decision": type(decision).__name__,
+            },
+        )
+        match decision:
+            case call_flow.Reconnect():
+                telemetry.record_count("Reconnects")
+                params = {**decision.parameters, "reconnectAttempt": str(decision.attempt)}
+                return _relay(agent, settings, agent.lines.reconnect_greeting, params)
+            case call_flow.Transfer():
+                telemetry.record_count("Transfers")
+                logger.info("transferring to a person", extra={"reason_code": decision.handoff.get("reasonCode")})
+                return _xml(twiml.transfer(agent, dial_action_url=_url(settings, "/dial-status")))
+            case call_flow.Goodbye():
+                return _xml(twiml.goodbye(agent, say=decision.say))
+        return _xml(twiml.empty())
+
+    @app.post("/dial-status")
+    def dial_status(form: Verified) -> Response:
+        result = DialResult.parse(form)
+        log.bind(call_sid=result.call_sid)
+        logger.info("transfer finished", extra={"dial_status": result.dial_status})
+        if result.connected:
+            return _xml(twiml.hang_up())
+        telemetry.record_count("TransfersFailed")
+        return _xml(twiml.transfer_failed(deps.agent()))
+
+    return app
+
+
+async def verified_form(request: Request) -> Form:
+    """The request's form, if it is a form, small, and signed by Twilio (else ``Refused``)."""
+    deps: Dependencies = request.app.state.deps
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise Refused(415, "not a form")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise Refused(413, "body too large")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise Refused(413, "body too large")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Refused(400, "unreadable form") from exc
+    form: dict[str, list[str]] = {}
+    for key, value in pairs:
+        form.setdefault(key, []).append(value)
+    settings = deps.settings()
+    if settings.signature_validation:
+        token = deps.auth_token()
+        url = _url(settings, request.url.path, request.url.query)
+        if not token:
+            raise Refused(500, "auth token not configured")
+        if not valid_webhook(token, url, form, request.headers.get(SIGNATURE_HEADER)):
+            raise Refused(403, "missing or invalid signature")
+    else:
+        wiring.warn_if_unsigned()
+    return form
+
+
+Verified = Annotated[Form, Depends(verified_form)]
+
+
+def _relay(agent: AgentConfig, settings: Settings, greeting: str, parameters: Mapping[str, str]) -> Response:
+    """``<Connect action="/action"><ConversationRelay>`` for a new or a resumed session."""
+    return _xml(
+        twiml.connect(
+            agent,
+            relay_url=settings.require(settings.relay_public_url, names.RELAY_PUBLIC_URL),
+            action_url=_url(settings, "/action"),
+            greeting=greeting,
+            parameters=parameters,
+        )
+    )
+
+
+def _url(settings: Settings, path: str, query: str = "") -> str:
+    base = settings.require(settings.webhook_public_url, names.WEBHOOK_PUBLIC_URL)
+    return f"{base}{path}?{query}" if query else f"{base}{path}"
+
+
+def _xml(document: str) -> Response:
+    return Response(content=document, media_type=XML)
+
+
+def _voicemail(agent: AgentConfig) -> str:
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.say(agent.lines.voicemail)
+    response.hangup()
+    return str(response.to_xml())
+
+
+app = create_app()

@@ -1,0 +1,92 @@
+"""Twilio's webhook forms as typed values (the only place that reads the raw form fields)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from voice_agent.core.call_flow import SessionEnd
+
+_SID = re.compile(r"^CA[0-9a-fA-F]{32}$|^CA[0-9A-Za-z_-]{6,64}$")
+_PARAM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+MAX_PARAMETERS: Final = 8
+MAX_PARAMETER_VALUE: Final = 256
+
+Form = Mapping[str, Sequence[str]]
+
+
+class FormError(ValueError):
+    """A required field is missing or malformed."""
+
+
+def first(form: Form, name: str) -> str | None:
+    values = form.get(name)
+    return values[0] if values else None
+
+
+def _call_sid(form: Form) -> str:
+    sid = first(form, "CallSid")
+    if not sid or not _SID.match(sid):
+        raise FormError("CallSid missing or malformed")
+    return sid
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceRequest:
+    call_sid: str
+    direction: str = ""
+    from_number: str = ""
+    to_number: str = ""
+    call_status: str = ""
+    answered_by: str | None = None  # answering-machine detection on outbound calls
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, form: Form, query: Mapping[str, str]) -> VoiceRequest:
+        return cls(
+            call_sid=_call_sid(form),
+            direction=first(form, "Direction") or "",
+            from_number=first(form, "From") or "",
+            to_number=first(form, "To") or "",
+            call_status=first(form, "CallStatus") or "",
+            answered_by=first(form, "AnsweredBy"),
+            parameters=custom_parameters(query),
+        )
+
+
+def custom_parameters(query: Mapping[str, str]) -> dict[str, str]:
+    """The webhook URL's query (set on the number or by the outbound-call command) becomes
+    ``<Parameter>``s, so ``setup.customParameters`` carries it. Bounded and name-checked."""
+    out: dict[str, str] = {}
+    for name, value in query.items():
+        if len(out) >= MAX_PARAMETERS:
+            break
+        if _PARAM_NAME.match(name):
+            out[name] = value[:MAX_PARAMETER_VALUE]
+    return out
+
+
+def session_end(form: Form) -> SessionEnd:
+    return SessionEnd(
+        call_sid=_call_sid(form),
+        call_status=first(form, "CallStatus") or "",
+        session_status=first(form, "SessionStatus") or "",
+        handoff_data=first(form, "HandoffData"),
+        error_code=first(form, "ErrorCode"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DialResult:
+    call_sid: str
+    dial_status: str
+
+    @classmethod
+    def parse(cls, form: Form) -> DialResult:
+        return cls(call_sid=_call_sid(form), dial_status=(first(form, "DialCallStatus") or "").lower())
+
+    @property
+    def connected(self) -> bool:
+        return self.dial_status in ("completed", "answered")

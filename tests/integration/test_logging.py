@@ -1,0 +1,89 @@
+"""Logs are JSON, carry the call id, and hold no transcript text, phone numbers or secrets
+unless LOG_SENSITIVE_DATA=true."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from infra.local.openai_server import OpenAICompatibleServer, ScriptedBrain
+from tests.conftest import TEST_ENV
+from tests.support.aws import create_table
+from tests.support.events import FakeLambdaContext, connect_event, message_event, relay_frame
+from voice_agent import wiring
+from voice_agent.entry import ws_connect, ws_message
+from voice_agent.log import logger
+from voice_agent.signatures import sign
+
+CALLER = "+18005550100"
+SECRET_SPEECH = "my account password is hunter2"
+REPLY = "I will never ask for your password."
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logger.registered_formatter)
+    std = logging.getLogger(logger.name)
+    std.addHandler(handler)
+    yield buffer
+    std.removeHandler(handler)
+
+
+def run_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    brain = ScriptedBrain()
+    brain.push(REPLY)
+    with OpenAICompatibleServer(brain) as server, mock_aws():
+        import boto3
+
+        create_table(boto3.client("dynamodb", region_name="us-east-1"))
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        wiring.reset()
+        ctx = FakeLambdaContext()
+        signature = sign(TEST_ENV["TWILIO_AUTH_TOKEN"], TEST_ENV["RELAY_PUBLIC_URL"])
+        ws_connect.handler(connect_event("c1", headers={"X-Twilio-Signature": signature}), ctx)
+        for frame in (
+            relay_frame("setup", **{"from": CALLER}),
+            relay_frame("prompt", voicePrompt=SECRET_SPEECH),
+            relay_frame("interrupt", utteranceUntilInterrupt="I will never"),
+            relay_frame("error", description=f"Invalid message received, code: 64107, {SECRET_SPEECH}"),
+            relay_frame("info", name="tokensPlayed", value=REPLY),
+        ):
+            ws_message.handler(message_event("c1", frame), ctx)
+
+
+def lines(buffer: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+def test_default_logs_hold_no_transcripts_numbers_or_secrets(
+    json_log: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_call(monkeypatch)
+    text = json_log.getvalue()
+    records = lines(json_log)
+    assert len(records) >= 6
+    for forbidden in (SECRET_SPEECH, "hunter2", REPLY, "I will never", CALLER, TEST_ENV["TWILIO_AUTH_TOKEN"]):
+        assert forbidden not in text, forbidden
+    by_message = {r["message"]: r for r in records}
+    assert by_message["session bound"]["from"] == "+*******0100"
+    assert by_message["prompt"]["speech"] == {"chars": len(SECRET_SPEECH)}
+    assert by_message["twilio reported an error"]["twilio_error"] == "64107"
+    call_scoped = [r for r in records if r["message"] in ("session bound", "prompt", "turn finished", "interrupt")]
+    assert call_scoped
+    assert all(r.get("call_sid") == "CA00000000000000000000000000000001" for r in call_scoped)
+    assert all(r.get("connection_id") == "c1" for r in call_scoped)
+
+
+def test_sensitive_logging_is_an_explicit_switch(json_log: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_SENSITIVE_DATA", "true")
+    run_call(monkeypatch)
+    text = json_log.getvalue()
+    assert SECRET_SPEECH in text
+    assert CALLER in text
