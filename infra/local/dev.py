@@ -21,8 +21,6 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from voice_agent import env_names as names
-
 from infra.local.dynamodb import EngineUnavailableError
 from infra.local.stack import (
     DEFAULT_HTTP_PORT,
@@ -33,6 +31,7 @@ from infra.local.stack import (
     StackOptions,
     port_from_env,
 )
+from voice_agent import env_names as names
 
 log = logging.getLogger("local.dev")
 
@@ -109,6 +108,8 @@ def write_ready_file(path: Path, stack: LocalStack) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpx2", "httpcore", "botocore", "urllib3"):  # one line per request otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         http_port = (
             args.http_port if args.http_port is not None else port_from_env(HTTP_PORT_VARIABLE, DEFAULT_HTTP_PORT)

@@ -117,7 +117,6 @@ def test_the_demo_scenario_covers_what_the_issue_asks_for() -> None:
     assert "dtmf" in kinds
     assert "drop" in kinds
     assert any(s.barge_in_after_chars for s in demo.steps)
-    assert any(s.partial for s in demo.steps)
     assert demo.steps[-1].expect_end
     assert demo.expect.outcome == "transferred"
     assert demo.expect.reconnects == 1

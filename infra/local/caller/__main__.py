@@ -19,8 +19,6 @@ import asyncio
 import os
 import sys
 
-from voice_agent import env_names as names
-
 from infra.local.caller import scenario as scenarios
 from infra.local.caller.interactive import InteractiveDriver, LineReader
 from infra.local.caller.phone import Call, CallerIdentity, CallResult
@@ -35,6 +33,7 @@ from infra.local.stack import (
     WS_PORT_VARIABLE,
     port_from_env,
 )
+from voice_agent import env_names as names
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

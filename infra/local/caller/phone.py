@@ -32,12 +32,12 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
-from voice_agent.signatures import sign
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from infra.local.caller import twiml
 from infra.local.caller.frames import Frame, ProtocolError, validate
+from voice_agent.signatures import sign
 
 TWILIO_USER_AGENT = "Jetty/11.0.24"  # what ConversationRelay's client sends on the upgrade
 MALFORMED_LIMIT = 10  # consecutive invalid frames after which Twilio closes the session (1007)
@@ -176,6 +176,8 @@ class RelaySession:
         except InvalidStatus as exc:
             raise UpgradeRefusedError(exc.response.status_code) from None
         self._opened_at = time.monotonic()
+        kind = "reconnected" if self.reconnect else "connected"
+        self.call.transcript.note(f"session {self.number} {kind} ({self.session_id}), setup sent")
         self._reader = asyncio.create_task(self._read(self._ws), name=f"relay-reader-{self.number}")
         custom = dict(self.relay.parameters)
         await self._send(
@@ -209,6 +211,11 @@ class RelaySession:
         return self._current is not None and not self._current.done.is_set()
 
     async def prompt(self, text: str, *, partial: bool = False, partial_interval_s: float = 0.15) -> Reply:
+        """Caller speech; with ``partial``, cumulative ``last: false`` prompts first (only when the
+        TwiML sets ``partialPrompts="true"``: Twilio sends none otherwise)."""
+        if partial and not self.relay.flag("partialPrompts"):
+            self.call.transcript.note('partial prompts not sent: the TwiML does not set partialPrompts="true"')
+            partial = False
         if partial:
             words = text.split()
             for n in range(1, len(words)):
@@ -429,6 +436,11 @@ class RelaySession:
                 await asyncio.wait_for(asyncio.shield(self._reader), 5)
 
 
+class _NoDriver:
+    async def on_session(self, session: RelaySession) -> None:
+        return None
+
+
 class Driver(Protocol):
     """Decides what the caller does in a session. Returning while the session is still open means
     the caller is done: the call hangs up."""
@@ -466,10 +478,12 @@ class Call:
         identity: CallerIdentity | None = None,
         http: httpx.AsyncClient | None = None,
         pause_cap_s: float = 0.5,
+        dial_status: str = "completed",
     ) -> None:
         self.transcript = transcript
         self.auth_token = auth_token
         self.identity = identity or CallerIdentity()
+        self.dial_status = dial_status  # what a <Dial>ed person does: completed | no-answer | busy
         self.protocol_errors: list[ProtocolError] = []
         self._http = http
         self._pause_cap_s = pause_cap_s
@@ -534,10 +548,7 @@ class Call:
                     if verb.action or session.end.status == "completed":
                         return await self._after_connect(http, url, verb, session, session.end)
                 case twiml.Dial():
-                    self.transcript.note(f"transferred to {verb.target} (<Dial>)")
-                    self._result.dial_target = verb.target
-                    self._over("transferred", f"<Dial> {verb.target}")
-                    return None
+                    return await self._dial(http, url, verb)
                 case twiml.Redirect():
                     params = self._call_params("in-progress")
                     return await self._fetch(http, urljoin(url, verb.url), verb.method, params)
@@ -552,6 +563,33 @@ class Call:
                     return None
         self._over("ended", "end of the TwiML document")
         return None
+
+    async def _dial(self, http: httpx.AsyncClient, url: str, verb: twiml.Dial) -> tuple[str, list[twiml.Verb]] | None:
+        """The call is transferred. The simulated person answers (``dial_status``), talks, and hangs
+        up; then, as Twilio does, the ``<Dial action>`` gets ``DialCallStatus`` and its TwiML runs."""
+        self.transcript.note(f"transferred to {verb.target} (<Dial>): {self.dial_status}")
+        self._result.dial_target = verb.target
+        answered = self.dial_status in ("completed", "answered")
+        self._over("transferred" if answered else "ended", f"<Dial> {verb.target}: {self.dial_status}")
+        action = verb.attributes.get("action")
+        if not action:
+            return None
+        params = self._call_params("in-progress")
+        params.update(
+            {
+                "DialCallStatus": self.dial_status,
+                "DialCallSid": new_sid("CA"),
+                "DialCallDuration": "42" if answered else "0",
+            }
+        )
+        outcome = self._result.outcome
+        document = await self._fetch(http, urljoin(url, action), verb.attributes.get("method", "POST").upper(), params)
+        if document is not None and answered:
+            # The transfer happened; whatever the action says next (normally <Hangup/>) ends the call.
+            await self._follow(http, document[0], document[1], _NoDriver())
+            self._over(outcome, f"<Dial> {verb.target}: {self.dial_status}")
+            return None
+        return document
 
     async def _after_connect(
         self, http: httpx.AsyncClient, url: str, verb: twiml.Connect, session: RelaySession, end: SessionEnd
@@ -616,8 +654,6 @@ class Call:
             self._over("connect_failed", f"cannot reach {relay.url}: {exc}")
             return None
         self._result.sessions.append(session)
-        kind = "reconnected" if session.reconnect else "connected"
-        self.transcript.note(f"session {number} {kind} ({session.session_id}), setup sent")
         try:
             await driver.on_session(session)
             if not session.ended.is_set():
