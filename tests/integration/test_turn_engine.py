@@ -352,6 +352,18 @@ def test_a_business_tool_result_is_fed_back_and_stored(
     assert roles == ["system", "user", "assistant", "tool", "assistant", "user"]
 
 
+def test_speech_either_side_of_a_tool_call_is_separated_by_a_space(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    # A model starts each round afresh: "Let me check." then "It shipped." must not be spoken as
+    # "Let me check.It shipped." (text-to-speech reads that as one word).
+    model.replies.append(tool_reply("lookup_order", {"order_id": "1001"}, text="Let me check."))
+    model.say("It shipped.")
+    outcome = engine_for(bound, sender, model).run_prompt(CONN, "Where is order 1001?", budget())
+    assert outcome.status == "completed"
+    assert sender.spoken(CONN) == "Let me check. It shipped."
+
+
 def test_transfer_to_human_says_a_line_then_ends_with_handoff_data(
     bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
 ) -> None:

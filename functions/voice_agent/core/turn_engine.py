@@ -154,6 +154,8 @@ class _Turn:
     round_text: list[str] = field(default_factory=list)
     # What the round that called the tools said (a tool that ends the call then adds no line).
     tool_round_text: str = ""
+    # The next round starts afresh ("It shipped."): it needs a space after the last round's text.
+    needs_space: bool = False
     words_spoken: int = 0
     tool_calls: int = 0
 
@@ -306,6 +308,7 @@ class TurnEngine:
                     return self._stop(turn, _RoundResult(step))
             said = turn.spoken_this_round()
             turn.tool_round_text = said
+            turn.needs_space = bool(said.strip()) and not said[-1].isspace()
             turn.round_text.clear()
             call_record = TurnRecord(key=turn.take_key(), role="assistant", text=said, tool_calls=result.tool_calls)
             results = self._run_tools(turn, result.tool_calls, said_something=bool(said.strip()))
@@ -368,8 +371,13 @@ class TurnEngine:
         if verdict.leak:
             logger.warning("output guard stopped a reply that reproduced the system prompt")
             return "refused"
-        if verdict.text.strip() or last:
-            step = self._post(turn, Text(verdict.text, last=last))
+        text = verdict.text
+        if turn.needs_space and text.strip():
+            turn.needs_space = False
+            if not text[0].isspace():
+                text = " " + text
+        if text.strip() or last:
+            step = self._post(turn, Text(text, last=last))
             if step != "ok":
                 return step
         return "limit" if verdict.stop else "ok"
