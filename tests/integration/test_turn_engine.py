@@ -272,9 +272,28 @@ def test_system_prompt_leaks_are_refused(
 def test_unknown_connections_get_nothing(
     store: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
 ) -> None:
-    assert engine_for(store, sender, model).run_prompt("ghost", "hello", budget()).status == "unknown_connection"
+    engine = engine_for(store, sender, model)
+    assert engine.run_prompt("ghost", "hello", budget()).status == "unknown_connection"
     assert sender.messages == []
     assert model.requests == []
+    assert sum(cast(NoSleepClock, engine._clock).slept) < 2.0  # a bounded wait for a racing setup
+
+
+def test_a_prompt_that_overtakes_its_setup_waits_for_it(
+    store: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    # Every frame is its own concurrent invocation: a caller who speaks at once can reach a warm
+    # prompt Lambda while the setup Lambda (cold) has not bound the connection yet.
+    model.say("Hello! How can I help?")
+    engine = TurnEngine(store=store, sender=sender, model=lambda: model, agent=AGENT, tools=tool_registry())
+    late_setup = threading.Timer(0.3, store.bind_connection, args=(CONN, SETUP))
+    late_setup.start()
+    try:
+        outcome = engine.run_prompt(CONN, "Hello?", budget())
+    finally:
+        late_setup.join()
+    assert outcome.status == "completed"
+    assert sender.spoken(CONN) == "Hello! How can I help?"
 
 
 class BrokenStore:

@@ -87,6 +87,8 @@ _Step = Literal["ok", "stale", "gone", "send_error", "refused", "limit"]
 _WORDS_PER_SECOND = 2.5
 _MAX_SPEECH_WAIT_S = 6.0
 _JOIN_TIMEOUT_S = 0.5
+# How long a turn waits for a connection its setup has not bound yet (about 1.5 s in all).
+_SETUP_RACE_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.75)
 
 
 class Clock(Protocol):
@@ -267,6 +269,15 @@ class TurnEngine:
     def _begin(self, connection_id: str, started: float, budget: Budget) -> _Turn | TurnOutcome:
         try:
             ticket = self._store.start_turn(connection_id)
+            # Frames are concurrent invocations: a prompt can overtake the setup that binds its
+            # connection (a cold setup Lambda, a caller who speaks at once). Wait for it, briefly.
+            for delay in _SETUP_RACE_WAITS_S:
+                if ticket is not None or self._clock.monotonic() + delay > budget.deadline - 2.0:
+                    break
+                self._clock.sleep(delay)
+                ticket = self._store.start_turn(connection_id)
+                if ticket is not None:
+                    logger.info("prompt arrived before its setup was stored; waited for it")
         except StoreUnavailableError:
             # Without the store there is no generation to guard, but the caller still hears why.
             self._send_quietly(connection_id, Text(self._agent.lines.apology, last=True))
