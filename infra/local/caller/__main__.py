@@ -21,7 +21,7 @@ import sys
 
 from infra.local.caller import scenario as scenarios
 from infra.local.caller.interactive import InteractiveDriver, LineReader
-from infra.local.caller.phone import Call, CallerIdentity, CallResult
+from infra.local.caller.phone import DIRECT_RELAY_ATTRIBUTES, Call, CallerIdentity, CallResult
 from infra.local.caller.transcript import StreamingTranscript, latency_table
 from infra.local.caller.twiml import ConversationRelay
 from infra.local.stack import (
@@ -70,7 +70,7 @@ async def _interactive(args: argparse.Namespace, token: str | None) -> int:
     driver = InteractiveDriver(LineReader(asyncio.get_running_loop()))
     result: CallResult
     if args.direct is not None:
-        relay = ConversationRelay(url=_relay_url(args), attributes={"dtmfDetection": "true", "interruptible": "any"})
+        relay = ConversationRelay(url=_relay_url(args), attributes=DIRECT_RELAY_ATTRIBUTES)
         result = await call.direct(relay, driver)
     else:
         result = await call.dial(_voice_url(args), driver)

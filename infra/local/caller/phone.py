@@ -43,6 +43,8 @@ TWILIO_USER_AGENT = "Jetty/11.0.24"  # what ConversationRelay's client sends on 
 MALFORMED_LIMIT = 10  # consecutive invalid frames after which Twilio closes the session (1007)
 MAX_DOCUMENTS = 30  # TwiML documents per call: a guard against reconnect loops
 SPEECH_WORDS_PER_S = 2.5
+# Without a webhook there is no TwiML: direct calls act as if it enabled everything the caller can do.
+DIRECT_RELAY_ATTRIBUTES = {"dtmfDetection": "true", "interruptible": "any", "partialPrompts": "true"}
 
 SessionStatus = Literal["completed", "ended", "failed"]
 Outcome = Literal["transferred", "hung_up", "ended", "rejected", "connect_failed", "webhook_failed", "error"]

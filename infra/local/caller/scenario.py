@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from infra.local.caller import twiml
-from infra.local.caller.phone import Call, CallerIdentity, CallResult, RelaySession, Reply
+from infra.local.caller.phone import DIRECT_RELAY_ATTRIBUTES, Call, CallerIdentity, CallResult, RelaySession, Reply
 from infra.local.caller.transcript import PrintedTranscript, latency_table
 
 SCENARIO_DIR: Final = Path(__file__).resolve().parent.parent / "scenarios"
@@ -373,7 +373,7 @@ async def run(
     if voice_url is not None:
         result = await call.dial(voice_url, driver)
     elif relay_url is not None:
-        relay = twiml.ConversationRelay(url=relay_url, attributes={"dtmfDetection": "true", "interruptible": "any"})
+        relay = twiml.ConversationRelay(url=relay_url, attributes=DIRECT_RELAY_ATTRIBUTES)
         result = await call.direct(relay, driver)
     else:
         raise ValueError("voice_url or relay_url is required")
