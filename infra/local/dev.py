@@ -95,6 +95,7 @@ def write_ready_file(path: Path, stack: LocalStack) -> None:
         "callback_url": urls.callback,
         "dynamodb_url": urls.dynamodb,
         "dynamodb_engine": stack.engine.kind,
+        "dynamodb_pid": stack.engine.pid,
         "dynamodb": stack.engine.description,
         "llm": stack.llm_description,
         "signatures_checked": stack.signatures_checked,
