@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from voice_agent.agent.config import AGENT
 
 from infra.local.demo_model import ABOUT, HOURS, DemoBrain, demo_reply, spoken_number
+from voice_agent.agent.config import AGENT
 
 TOOLS = [{"type": "function", "function": {"name": n, "parameters": {}}} for n in AGENT.tools]
 
