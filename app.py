@@ -11,6 +11,7 @@ line; they are listed, with defaults, in infra/config.py and docs/deploy.md.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,4 +45,9 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
 
 
 if __name__ == "__main__":
-    build_app().synth()
+    try:
+        app = build_app()
+    except ConfigError as exc:
+        print(f"app.py: {exc}", file=sys.stderr)  # noqa: T201 - a usage error, not a crash
+        raise SystemExit(2) from None
+    app.synth()
