@@ -19,7 +19,6 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
-from voice_agent import env_names as names
 
 from infra import outputs
 from infra.bundling import runtime_code
@@ -30,6 +29,7 @@ from infra.constructs.provider_secret import ProviderSecret
 from infra.constructs.relay_api import RelayApi
 from infra.constructs.sessions_table import SessionsTable
 from infra.constructs.webhook_api import WebhookApi
+from voice_agent import env_names as names
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,5 +21,9 @@ HANDOFFS: Final = "Handoffs"
 TOOL_CALLS: Final = "ToolCalls"
 INTERRUPTS: Final = "Interrupts"
 
-# Per call (the webhook: a fresh <Connect> after a dropped socket).
+# Per call (the webhook): a fresh <Connect> after a dropped socket, transfers to a person (and
+# those no one answered), and requests refused for a missing or forged signature.
 RECONNECTS: Final = "Reconnects"
+TRANSFERS: Final = "Transfers"
+TRANSFERS_FAILED: Final = "TransfersFailed"
+REFUSED_SIGNATURES: Final = "RefusedSignatures"

@@ -18,9 +18,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
-from voice_agent import metric_names as metric
 
 from infra.nag import acknowledge
+from voice_agent import metric_names as metric
 
 PERIOD = cdk.Duration.minutes(5)
 
@@ -173,12 +173,24 @@ class Monitoring(Construct):
             ),
             cw.GraphWidget(
                 title="Turns and call events",
-                left=[m(n, "Sum", n) for n in (metric.TURNS, metric.INTERRUPTS, metric.HANDOFFS, metric.RECONNECTS)],
+                left=[
+                    m(n, "Sum", n)
+                    for n in (metric.TURNS, metric.INTERRUPTS, metric.HANDOFFS, metric.RECONNECTS, metric.TRANSFERS)
+                ],
                 width=8,
             ),
             cw.GraphWidget(
                 title="Failed or cut-short turns",
-                left=[m(n, "Sum", n) for n in (metric.LLM_ERRORS, metric.STORE_ERRORS, metric.TURNS_CUT_SHORT)],
+                left=[
+                    m(n, "Sum", n)
+                    for n in (
+                        metric.LLM_ERRORS,
+                        metric.STORE_ERRORS,
+                        metric.TURNS_CUT_SHORT,
+                        metric.TRANSFERS_FAILED,
+                        metric.REFUSED_SIGNATURES,
+                    )
+                ],
                 width=8,
             ),
             cw.GraphWidget(

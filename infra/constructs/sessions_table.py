@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
+
 from voice_agent import table_schema
 
 # Exactly the calls the runtime's store makes (voice_agent/adapters/dynamo_store.py; a test keeps

@@ -26,6 +26,7 @@ from infra.nag import acknowledge
 ROUTES: tuple[tuple[apigwv2.HttpMethod, str], ...] = (
     (apigwv2.HttpMethod.POST, "/voice"),
     (apigwv2.HttpMethod.POST, "/action"),
+    (apigwv2.HttpMethod.POST, "/dial-status"),
     (apigwv2.HttpMethod.GET, "/health"),
 )
 VOICE_PATH = "/voice"

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Match
-from voice_agent import env_names as names
-from voice_agent import metric_names, table_schema
-from voice_agent.settings import Settings
 
 from infra import outputs
 from infra.constructs.sessions_table import SESSION_STORE_ACTIONS
 from infra.stack import CONNECT, DISCONNECT, MESSAGE, WEBHOOK
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
+from voice_agent import env_names as names
+from voice_agent import metric_names, table_schema
+from voice_agent.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -107,7 +107,7 @@ def test_webhook_routes_go_to_the_webhook_function_and_nothing_else_is_routed(de
         for r in cfn.of_type(t, "AWS::ApiGatewayV2::Route").values()
         if r["Properties"]["ApiId"] == {"Ref": api_id}
     ]
-    assert {r["RouteKey"] for r in routes} == {"POST /voice", "POST /action", "GET /health"}
+    assert {r["RouteKey"] for r in routes} == {"POST /voice", "POST /action", "POST /dial-status", "GET /health"}
     for route in routes:
         (integration_id,) = cfn.refs(route["Target"])
         integration = t["Resources"][integration_id]["Properties"]
