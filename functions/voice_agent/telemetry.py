@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from voice_agent import env_names as names
+from voice_agent import metric_names as metric
 
 if TYPE_CHECKING:
     from voice_agent.core.relay import HandledFrame
@@ -27,26 +28,26 @@ def _metrics() -> EphemeralMetrics:
 
 def record_turn(outcome: TurnOutcome) -> None:
     m = _metrics()
-    m.add_metric(name="Turns", unit=MetricUnit.Count, value=1)
-    m.add_metric(name="TurnDuration", unit=MetricUnit.Milliseconds, value=round(outcome.duration_s * 1000, 1))
+    m.add_metric(name=metric.TURNS, unit=MetricUnit.Count, value=1)
+    m.add_metric(name=metric.TURN_DURATION, unit=MetricUnit.Milliseconds, value=round(outcome.duration_s * 1000, 1))
     if outcome.time_to_first_phrase_s is not None:
         m.add_metric(
-            name="TimeToFirstPhrase",
+            name=metric.TIME_TO_FIRST_PHRASE,
             unit=MetricUnit.Milliseconds,
             value=round(outcome.time_to_first_phrase_s * 1000, 1),
         )
     if outcome.posts:
-        m.add_metric(name="PostsPerReply", unit=MetricUnit.Count, value=outcome.posts)
+        m.add_metric(name=metric.POSTS_PER_REPLY, unit=MetricUnit.Count, value=outcome.posts)
     if outcome.status == "llm_error":
-        m.add_metric(name="LLMErrors", unit=MetricUnit.Count, value=1)
+        m.add_metric(name=metric.LLM_ERRORS, unit=MetricUnit.Count, value=1)
     if outcome.status == "store_error":
-        m.add_metric(name="StoreErrors", unit=MetricUnit.Count, value=1)
+        m.add_metric(name=metric.STORE_ERRORS, unit=MetricUnit.Count, value=1)
     if outcome.status == "budget":
-        m.add_metric(name="TurnsCutShort", unit=MetricUnit.Count, value=1)
+        m.add_metric(name=metric.TURNS_CUT_SHORT, unit=MetricUnit.Count, value=1)
     if outcome.status == "ended" and outcome.detail == "handoff":
-        m.add_metric(name="Handoffs", unit=MetricUnit.Count, value=1)
+        m.add_metric(name=metric.HANDOFFS, unit=MetricUnit.Count, value=1)
     if outcome.tool_calls:
-        m.add_metric(name="ToolCalls", unit=MetricUnit.Count, value=outcome.tool_calls)
+        m.add_metric(name=metric.TOOL_CALLS, unit=MetricUnit.Count, value=outcome.tool_calls)
     m.flush_metrics()
 
 
@@ -54,7 +55,7 @@ def record_frame(handled: HandledFrame) -> None:
     if handled.outcome is not None:
         record_turn(handled.outcome)
     elif handled.kind == "interrupt" and not handled.ignored:
-        record_count("Interrupts")
+        record_count(metric.INTERRUPTS)
 
 
 def record_count(name: str, value: int = 1) -> None:

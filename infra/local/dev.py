@@ -75,8 +75,8 @@ def banner(stack: LocalStack) -> str:
     lines += [
         "",
         "Call it from another terminal (same environment variables):",
-        f"  make call{direct}                 talk as the caller (type; /help for keys, barge-in, drop)",
-        f"  make call{direct} SCENARIO=demo   a scripted call",
+        f"  make caller{direct}                 talk as the caller (type; /help for keys, barge-in, drop)",
+        f"  make caller{direct} SCENARIO=demo   a scripted call",
         "",
         "Ctrl-C stops everything.",
         "",

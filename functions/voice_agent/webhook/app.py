@@ -13,6 +13,7 @@ from fastapi.responses import PlainTextResponse
 
 from voice_agent import env_names as names
 from voice_agent import log, telemetry, wiring
+from voice_agent import metric_names as metric
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core import call_flow
 from voice_agent.core.ports import SessionStore
@@ -60,7 +61,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
             "webhook request refused", extra={"path": request.url.path, "status": exc.status, "reason": exc.reason}
         )
         if exc.status == 403:
-            telemetry.record_count("RefusedSignatures")
+            telemetry.record_count(metric.REFUSED_SIGNATURES)
         return Response(status_code=exc.status)
 
     @app.exception_handler(FormError)
@@ -122,11 +123,11 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         )
         match decision:
             case call_flow.Reconnect():
-                telemetry.record_count("Reconnects")
+                telemetry.record_count(metric.RECONNECTS)
                 params = {**decision.parameters, "reconnectAttempt": str(decision.attempt)}
                 return _relay(agent, settings, agent.lines.reconnect_greeting, params)
             case call_flow.Transfer():
-                telemetry.record_count("Transfers")
+                telemetry.record_count(metric.TRANSFERS)
                 logger.info("transferring to a person", extra={"reason_code": decision.handoff.get("reasonCode")})
                 return _xml(twiml.transfer(agent, dial_action_url=_url(settings, "/dial-status")))
             case call_flow.Goodbye():
@@ -140,7 +141,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         logger.info("transfer finished", extra={"dial_status": result.dial_status})
         if result.connected:
             return _xml(twiml.hang_up())
-        telemetry.record_count("TransfersFailed")
+        telemetry.record_count(metric.TRANSFERS_FAILED)
         return _xml(twiml.transfer_failed(deps.agent()))
 
     return app

@@ -1,0 +1,29 @@
+"""Names of the CloudWatch metrics the runtime emits (Embedded Metric Format).
+
+The runtime (``telemetry.py``) emits them and the CDK stack (``infra/``) charts and alarms on them,
+so both import these names from here. Nothing here may import boto3 or anything heavy.
+"""
+
+from typing import Final
+
+# Every metric carries this one dimension (Powertools adds it), valued POWERTOOLS_SERVICE_NAME.
+SERVICE_DIMENSION: Final = "service"
+
+# Per turn (the message function).
+TURNS: Final = "Turns"
+TURN_DURATION: Final = "TurnDuration"  # milliseconds
+TIME_TO_FIRST_PHRASE: Final = "TimeToFirstPhrase"  # milliseconds
+POSTS_PER_REPLY: Final = "PostsPerReply"
+LLM_ERRORS: Final = "LLMErrors"
+STORE_ERRORS: Final = "StoreErrors"
+TURNS_CUT_SHORT: Final = "TurnsCutShort"
+HANDOFFS: Final = "Handoffs"
+TOOL_CALLS: Final = "ToolCalls"
+INTERRUPTS: Final = "Interrupts"
+
+# Per call (the webhook): a fresh <Connect> after a dropped socket, transfers to a person (and
+# those no one answered), and requests refused for a missing or forged signature.
+RECONNECTS: Final = "Reconnects"
+TRANSFERS: Final = "Transfers"
+TRANSFERS_FAILED: Final = "TransfersFailed"
+REFUSED_SIGNATURES: Final = "RefusedSignatures"

@@ -1,0 +1,62 @@
+"""The sessions table: calls, connections and turns, shaped by ``voice_agent.table_schema``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from voice_agent import table_schema
+
+# Exactly the calls the runtime's store makes (voice_agent/adapters/dynamo_store.py; a test keeps
+# the two in step). No Scan, no DeleteItem: a leaked role cannot dump or wipe the transcripts.
+SESSION_STORE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+    "dynamodb:BatchWriteItem",
+)
+
+_ATTRIBUTE_TYPES: Mapping[str, dynamodb.AttributeType] = {
+    "S": dynamodb.AttributeType.STRING,
+    "N": dynamodb.AttributeType.NUMBER,
+    "B": dynamodb.AttributeType.BINARY,
+}
+
+
+def _key(key_type: str) -> dynamodb.Attribute:
+    """The key attribute of ``key_type`` (HASH or RANGE), exactly as the runtime defines it."""
+    name = next(k["AttributeName"] for k in table_schema.KEY_SCHEMA if k["KeyType"] == key_type)
+    kind = next(a["AttributeType"] for a in table_schema.ATTRIBUTE_DEFINITIONS if a["AttributeName"] == name)
+    return dynamodb.Attribute(name=name, type=_ATTRIBUTE_TYPES[kind])
+
+
+class SessionsTable(Construct):
+    """On-demand (nothing to pay while idle), TTL on every item, point-in-time recovery on.
+
+    Retained when the stack is deleted unless ``retain`` is false: it holds call transcripts.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, retain: bool, deletion_protection: bool) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=_key("HASH"),
+            sort_key=_key("RANGE"),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=table_schema.TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=deletion_protection,
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+        )
+
+    def grant_session_store(self, grantee: iam.IGrantable) -> iam.Grant:
+        """What the runtime's session store needs, on this table only."""
+        return self.table.grant(grantee, *SESSION_STORE_ACTIONS)

@@ -1,0 +1,17 @@
+"""Names of the stack's outputs: the stack sets them, the CLI tools read them from
+``cdk-outputs.json`` (written by ``make deploy``)."""
+
+from typing import Final
+
+WEBHOOK_VOICE_URL: Final = "WebhookVoiceUrl"  # paste into the Twilio number's "A call comes in"
+WEBHOOK_BASE_URL: Final = "WebhookBaseUrl"
+RELAY_URL: Final = "RelayUrl"  # wss://..., the URL ConversationRelay dials (and signs)
+DASHBOARD_URL: Final = "DashboardUrl"
+TWILIO_AUTH_TOKEN_SECRET_ARN: Final = "TwilioAuthTokenSecretArn"  # noqa: S105 - an output's name
+OPENAI_API_KEY_SECRET_ARN: Final = "OpenAiApiKeySecretArn"  # noqa: S105 - an output's name
+SESSIONS_TABLE_NAME: Final = "SessionsTableName"
+MESSAGE_LOG_GROUP: Final = "MessageLogGroup"
+WEBHOOK_LOG_GROUP: Final = "WebhookLogGroup"
+CONNECT_LOG_GROUP: Final = "ConnectLogGroup"
+RELAY_DOMAIN_TARGET: Final = "RelayDomainTarget"  # only with a custom domain: the DNS CNAME target
+WEBHOOK_DOMAIN_TARGET: Final = "WebhookDomainTarget"

@@ -1,0 +1,284 @@
+"""The voice agent's stack: read it top to bottom like the architecture diagram.
+
+    Twilio ── POST /voice, /action ──► Webhook (HTTP API) ──► webhook function ──┐
+    Twilio ── WebSocket ─────────────► Relay (WebSocket API)                     ├─► Sessions (DynamoDB)
+                 $connect ──► connect function (checks the Twilio signature)      │
+                 $default ──► message function ── LLM ── PostToConnection ───────┤
+                 $disconnect ► disconnect function ───────────────────────────────┘
+
+Every function runs the same code asset (``functions/voice_agent`` and its locked dependencies)
+with a different entry point; each gets only the environment and permissions its job needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra import outputs
+from infra.bundling import runtime_code
+from infra.config import StackConfig
+from infra.constructs.agent_function import AgentFunction
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.provider_secret import ProviderSecret
+from infra.constructs.relay_api import RelayApi
+from infra.constructs.sessions_table import SessionsTable
+from infra.constructs.webhook_api import WebhookApi
+from voice_agent import env_names as names
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    handler: str
+    memory_mb: int
+    timeout: cdk.Duration
+    description: str
+
+
+# Memory buys CPU on Lambda (1,769 MB = one vCPU), and CPU is what a cold start spends importing.
+CONNECT = FunctionSpec(
+    handler="voice_agent.entry.ws_connect.handler",
+    # The caller hears silence until the upgrade is accepted: enough CPU for a quick cold start
+    # (boto3 + the signature check), no more.
+    memory_mb=512,
+    timeout=cdk.Duration.seconds(10),
+    description="Relay $connect: accepts the WebSocket upgrade only when Twilio signed it",
+)
+MESSAGE = FunctionSpec(
+    handler="voice_agent.entry.ws_message.handler",
+    # Streams one LLM reply per turn. 1 GB roughly halves the cold import of openai + boto3 against
+    # 512 MB; at 4 turns a minute of ~3 s each that is ~$0.00016 per call-minute, noise next to
+    # Twilio. The runtime stops a turn at 25 s (its budget); API Gateway gives up on the route at
+    # 29 s, so a longer timeout would only bill for work nobody waits for. 28 s leaves the turn's
+    # last store writes room while still ending before the gateway does.
+    memory_mb=1024,
+    timeout=cdk.Duration.seconds(28),
+    description="Relay $default: every ConversationRelay message; streams the LLM reply to the call",
+)
+DISCONNECT = FunctionSpec(
+    handler="voice_agent.entry.ws_disconnect.handler",
+    memory_mb=256,  # nobody waits on it: one DynamoDB update
+    timeout=cdk.Duration.seconds(10),
+    description="Relay $disconnect: marks the connection closed",
+)
+WEBHOOK = FunctionSpec(
+    handler="voice_agent.entry.webhook.handler",
+    # Twilio waits for the TwiML before the call connects (FastAPI + Mangum + boto3 cold start).
+    memory_mb=512,
+    timeout=cdk.Duration.seconds(10),
+    description="Webhook: answers Twilio's /voice and /action with TwiML",
+)
+
+
+class VoiceAgentStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig, **kwargs: Any) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="Voice agent: Twilio ConversationRelay on API Gateway WebSocket, Lambda and DynamoDB",
+            **kwargs,
+        )
+        self.config = config
+        code = runtime_code()
+
+        # State and credentials.
+        self.sessions = SessionsTable(
+            self, "Sessions", retain=config.retain_table, deletion_protection=config.table_deletion_protection
+        )
+        self.twilio_auth_token = ProviderSecret(
+            self, "TwilioAuthToken", description="Twilio auth token: checks X-Twilio-Signature on every request"
+        )
+        self.openai_api_key = ProviderSecret(
+            self, "OpenAiApiKey", description="API key for the OpenAI-compatible language model"
+        )
+
+        # The two public doors. Their URLs exist before the functions that need them.
+        self.relay = RelayApi(
+            self,
+            "Relay",
+            stage_name=config.stage_name,
+            rate_limit=config.relay_rate_limit,
+            burst_limit=config.relay_burst_limit,
+            access_logs=config.relay_access_logs,
+            log_retention_days=config.log_retention_days,
+            domain_name=config.relay_domain_name,
+            base_path=config.relay_base_path,
+            certificate_arn=config.certificate_arn,
+        )
+        self.webhook_api = WebhookApi(
+            self,
+            "Webhook",
+            rate_limit=config.webhook_rate_limit,
+            burst_limit=config.webhook_burst_limit,
+            log_retention_days=config.log_retention_days,
+            domain_name=config.webhook_domain_name,
+            certificate_arn=config.certificate_arn,
+        )
+
+        # The functions, each with only the settings its entry point reads.
+        table_name = self.sessions.table.table_name
+        self.connect_fn = self._function(
+            "Connect",
+            CONNECT,
+            code,
+            {
+                names.RELAY_PUBLIC_URL: self.relay.public_url,
+                names.TWILIO_AUTH_TOKEN_SECRET_ARN: self.twilio_auth_token.secret.secret_arn,
+            },
+        )
+        self.message_fn = self._function(
+            "Message",
+            MESSAGE,
+            code,
+            {
+                names.SESSIONS_TABLE_NAME: table_name,
+                names.RELAY_CALLBACK_URL: self.relay.callback_url,
+                names.OPENAI_API_KEY_SECRET_ARN: self.openai_api_key.secret.secret_arn,
+                **_optional(names.OPENAI_BASE_URL, config.openai_base_url),
+                **_optional(names.LLM_MODEL, config.llm_model),
+            },
+            reserved_concurrency=config.reserved_concurrency,
+            snap_start=config.message_function_snap_start,
+        )
+        self.disconnect_fn = self._function("Disconnect", DISCONNECT, code, {names.SESSIONS_TABLE_NAME: table_name})
+        self.webhook_fn = self._function(
+            "WebhookHandler",
+            WEBHOOK,
+            code,
+            {
+                names.SESSIONS_TABLE_NAME: table_name,
+                names.WEBHOOK_PUBLIC_URL: self.webhook_api.base_url,
+                names.RELAY_PUBLIC_URL: self.relay.public_url,
+                names.TWILIO_AUTH_TOKEN_SECRET_ARN: self.twilio_auth_token.secret.secret_arn,
+            },
+        )
+
+        # Wiring: routes, then permissions, each granted only to the functions that need it.
+        self.message_target = self._message_target()
+        self.relay.route(
+            connect=self.connect_fn.function, message=self.message_target, disconnect=self.disconnect_fn.function
+        )
+        self.webhook_api.route(self.webhook_fn.function)
+        for uses_sessions in (self.message_fn, self.disconnect_fn, self.webhook_fn):
+            self.sessions.grant_session_store(uses_sessions.function)
+        for needs_twilio in (self.connect_fn, self.webhook_fn):
+            self.twilio_auth_token.secret.grant_read(needs_twilio.function)
+        self.openai_api_key.secret.grant_read(self.message_fn.function)
+        self.relay.grant_manage_connections(self.message_fn.function)
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            namespace=config.metrics_namespace,
+            service=names.SERVICE_NAME,
+            functions={
+                "Connect": self.connect_fn.function,
+                "Message": self.message_fn.function,
+                "Disconnect": self.disconnect_fn.function,
+                "Webhook": self.webhook_fn.function,
+            },
+            relay_api_id=self.relay.api.api_id,
+            relay_stage_name=self.relay.stage.stage_name,
+            webhook_api=self.webhook_api.api,
+            first_phrase_alarm_ms=config.first_phrase_alarm_ms,
+            alarm_email=config.alarm_email,
+        )
+        self._outputs()
+        cdk.Tags.of(self).add("project", "voice-agent")
+
+    def _function(
+        self,
+        construct_id: str,
+        spec: FunctionSpec,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        *,
+        reserved_concurrency: int | None = None,
+        snap_start: bool = False,
+    ) -> AgentFunction:
+        common = {
+            names.RUNTIME_ENVIRONMENT: "aws",
+            names.POWERTOOLS_SERVICE_NAME: names.SERVICE_NAME,
+            names.POWERTOOLS_METRICS_NAMESPACE: self.config.metrics_namespace,
+            names.POWERTOOLS_LOG_LEVEL: "INFO",
+        }
+        return AgentFunction(
+            self,
+            construct_id,
+            code=code,
+            handler=spec.handler,
+            description=spec.description,
+            memory_mb=spec.memory_mb,
+            timeout=spec.timeout,
+            environment={**common, **environment},
+            log_retention_days=self.config.log_retention_days,
+            reserved_concurrency=reserved_concurrency,
+            snap_start=snap_start,
+        )
+
+    def _message_target(self) -> lambda_.IFunction:
+        """The function, or a ``live`` alias on its current version when it is kept warm
+        (SnapStart and provisioned concurrency only work on published versions)."""
+        if not self.config.keeps_message_function_warm:
+            return self.message_fn.function
+        provisioned = self.config.message_function_provisioned_concurrency
+        return lambda_.Alias(
+            self,
+            "MessageLive",
+            alias_name="live",
+            version=self.message_fn.function.current_version,
+            provisioned_concurrent_executions=provisioned or None,
+        )
+
+    def _outputs(self) -> None:
+        def output(name: str, value: str, description: str) -> None:
+            cdk.CfnOutput(self, name, value=value, description=description)
+
+        output(
+            outputs.WEBHOOK_VOICE_URL,
+            self.webhook_api.voice_url,
+            "Twilio number > Voice > 'A call comes in': Webhook, HTTP POST, this URL",
+        )
+        output(outputs.WEBHOOK_BASE_URL, self.webhook_api.base_url, "The webhook's base URL (signatures use it)")
+        output(outputs.RELAY_URL, self.relay.public_url, "The WebSocket URL ConversationRelay connects to")
+        output(
+            outputs.DASHBOARD_URL,
+            f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
+            f"#dashboards:name={self.monitoring.dashboard.dashboard_name}",
+            "CloudWatch dashboard of the agent",
+        )
+        output(
+            outputs.TWILIO_AUTH_TOKEN_SECRET_ARN,
+            self.twilio_auth_token.secret.secret_arn,
+            "Put your Twilio auth token here: aws secretsmanager put-secret-value --secret-id <this>",
+        )
+        output(
+            outputs.OPENAI_API_KEY_SECRET_ARN,
+            self.openai_api_key.secret.secret_arn,
+            "Put your LLM API key here: aws secretsmanager put-secret-value --secret-id <this>",
+        )
+        output(outputs.SESSIONS_TABLE_NAME, self.sessions.table.table_name, "DynamoDB sessions table (kept on destroy)")
+        output(outputs.MESSAGE_LOG_GROUP, self.message_fn.log_group.log_group_name, "aws logs tail <this> --follow")
+        output(outputs.WEBHOOK_LOG_GROUP, self.webhook_fn.log_group.log_group_name, "aws logs tail <this> --follow")
+        output(outputs.CONNECT_LOG_GROUP, self.connect_fn.log_group.log_group_name, "aws logs tail <this> --follow")
+        if self.relay.domain is not None:
+            output(
+                outputs.RELAY_DOMAIN_TARGET,
+                self.relay.domain.regional_domain_name,
+                "DNS: CNAME the relay domain to this",
+            )
+        if self.webhook_api.domain is not None:
+            output(
+                outputs.WEBHOOK_DOMAIN_TARGET,
+                self.webhook_api.domain.regional_domain_name,
+                "DNS: CNAME the webhook domain to this",
+            )
+
+
+def _optional(name: str, value: str | None) -> dict[str, str]:
+    return {name: value} if value is not None else {}

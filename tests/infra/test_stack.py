@@ -1,0 +1,476 @@
+"""What the stack promises, asserted on the synthesized template (intent, not a snapshot)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra import outputs
+from infra.constructs.sessions_table import SESSION_STORE_ACTIONS
+from infra.stack import CONNECT, DISCONNECT, MESSAGE, WEBHOOK
+from tests.infra import cfn
+from tests.infra.conftest import Synthesized
+from voice_agent import env_names as names
+from voice_agent import metric_names, table_schema
+from voice_agent.settings import Settings
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def _functions(s: Synthesized) -> dict[str, str]:
+    """Entry point name -> logical id of its Lambda function."""
+    st = s.stack
+    return {
+        "connect": s.logical_id(st.connect_fn.function),
+        "message": s.logical_id(st.message_fn.function),
+        "disconnect": s.logical_id(st.disconnect_fn.function),
+        "webhook": s.logical_id(st.webhook_fn.function),
+    }
+
+
+def _roles(s: Synthesized) -> dict[str, str]:
+    return {name: cfn.function_role(s.template, fid) for name, fid in _functions(s).items()}
+
+
+# --- the relay (WebSocket API) ----------------------------------------------------------------
+
+
+def test_relay_has_exactly_the_three_routes_each_on_its_own_function(default: Synthesized) -> None:
+    t = default.template
+    api_id = default.logical_id(default.stack.relay.api)
+    fns = _functions(default)
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in cfn.of_type(t, "AWS::ApiGatewayV2::Route").values()
+        if r["Properties"]["ApiId"] == {"Ref": api_id}
+    }
+    assert set(routes) == {"$connect", "$default", "$disconnect"}
+    expected = {"$connect": fns["connect"], "$default": fns["message"], "$disconnect": fns["disconnect"]}
+    for route_key, function_id in expected.items():
+        (integration_id,) = cfn.refs(routes[route_key]["Target"])
+        integration = t["Resources"][integration_id]["Properties"]
+        assert integration["IntegrationType"] == "AWS_PROXY"
+        assert cfn.refs(integration["IntegrationUri"]) == {function_id}, route_key
+        assert routes[route_key].get("AuthorizationType", "NONE") == "NONE"  # the signature check is in $connect
+
+
+def test_relay_sends_every_frame_to_default(default: Synthesized) -> None:
+    api = default.template["Resources"][default.logical_id(default.stack.relay.api)]["Properties"]
+    assert api["ProtocolType"] == "WEBSOCKET"
+    # No route is keyed on a type, so setup/prompt/interrupt/... all fall through to $default.
+    assert api["RouteSelectionExpression"] == "$request.body.type"
+
+
+def test_api_gateway_may_invoke_each_route_function(default: Synthesized) -> None:
+    permitted = {
+        next(iter(cfn.refs(p["Properties"]["FunctionName"])))
+        for p in cfn.of_type(default.template, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    }
+    assert set(_functions(default).values()) <= permitted
+
+
+def test_relay_stage_is_throttled_and_never_traces_message_bodies(default: Synthesized, options: Synthesized) -> None:
+    for s, rate, burst, stage in ((default, 50, 100, "prod"), (options, 20, 40, "live")):
+        props = s.template["Resources"][s.logical_id(s.stack.relay.stage)]["Properties"]
+        assert props["StageName"] == stage
+        assert props["AutoDeploy"] is True
+        settings = props["DefaultRouteSettings"]
+        assert settings["DataTraceEnabled"] is False
+        assert settings["LoggingLevel"] == "OFF"
+        assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (rate, burst)
+        for route_settings in (props.get("RouteSettings") or {}).values():
+            assert not route_settings.get("DataTraceEnabled")
+
+
+def test_relay_access_logs_are_opt_in_and_hold_no_bodies(default: Synthesized, options: Synthesized) -> None:
+    default_stage = default.template["Resources"][default.logical_id(default.stack.relay.stage)]["Properties"]
+    assert "AccessLogSettings" not in default_stage  # needs the account-wide role; see docs/deploy.md
+    stage = options.template["Resources"][options.logical_id(options.stack.relay.stage)]["Properties"]
+    log_format = stage["AccessLogSettings"]["Format"]
+    assert "$context.requestId" in log_format
+    assert "body" not in log_format.lower()
+
+
+# --- the webhook (HTTP API) -------------------------------------------------------------------
+
+
+def test_webhook_routes_go_to_the_webhook_function_and_nothing_else_is_routed(default: Synthesized) -> None:
+    t = default.template
+    api_id = default.logical_id(default.stack.webhook_api.api)
+    routes = [
+        r["Properties"]
+        for r in cfn.of_type(t, "AWS::ApiGatewayV2::Route").values()
+        if r["Properties"]["ApiId"] == {"Ref": api_id}
+    ]
+    assert {r["RouteKey"] for r in routes} == {"POST /voice", "POST /action", "POST /dial-status", "GET /health"}
+    for route in routes:
+        (integration_id,) = cfn.refs(route["Target"])
+        integration = t["Resources"][integration_id]["Properties"]
+        assert cfn.refs(integration["IntegrationUri"]) == {_functions(default)["webhook"]}
+        assert integration["PayloadFormatVersion"] == "2.0"
+
+
+def test_webhook_stage_is_throttled_and_logged(default: Synthesized) -> None:
+    props = default.template["Resources"][default.logical_id(default.stack.webhook_api.stage)]["Properties"]
+    assert props["StageName"] == "$default"
+    assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] == 10
+    assert props["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 20
+    assert "$context.requestId" in props["AccessLogSettings"]["Format"]
+
+
+def test_webhook_has_no_function_url(default: Synthesized) -> None:
+    # The HTTP API is the public door (docs/deploy.md says why); a Function URL would be a second one.
+    assert cfn.of_type(default.template, "AWS::Lambda::Url") == {}
+
+
+# --- the sessions table -----------------------------------------------------------------------
+
+
+def test_table_follows_the_runtime_schema(default: Synthesized) -> None:
+    default.assertions.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [dict(k) for k in table_schema.KEY_SCHEMA],
+            "AttributeDefinitions": Match.array_equals([dict(a) for a in table_schema.ATTRIBUTE_DEFINITIONS]),
+            "BillingMode": "PAY_PER_REQUEST",
+            "TimeToLiveSpecification": {"AttributeName": table_schema.TTL_ATTRIBUTE, "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        },
+    )
+
+
+def test_table_is_retained_by_default_and_can_be_let_go(default: Synthesized, options: Synthesized) -> None:
+    default.assertions.has_resource(
+        "AWS::DynamoDB::Table",
+        {
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {"DeletionProtectionEnabled": False},
+        },
+    )
+    options.assertions.has_resource(
+        "AWS::DynamoDB::Table",
+        {"DeletionPolicy": "Delete", "Properties": {"DeletionProtectionEnabled": True}},
+    )
+
+
+def test_session_store_permissions_are_exactly_what_the_store_calls(default: Synthesized) -> None:
+    table_id = default.logical_id(default.stack.sessions.table)
+    roles = _roles(default)
+    granted: dict[str, set[str]] = {}
+    for role, statement in cfn.statements_by_role(default.template):
+        if any(table_id in cfn.refs(r) for r in cfn.resources(statement)):
+            granted.setdefault(role, set()).update(cfn.actions(statement))
+    assert granted == {roles[n]: set(SESSION_STORE_ACTIONS) for n in ("message", "disconnect", "webhook")}
+
+
+def test_session_store_actions_cover_every_call_the_runtime_store_makes() -> None:
+    source = (PROJECT / "functions/voice_agent/adapters/dynamo_store.py").read_text(encoding="utf-8")
+    calls = set(re.findall(r"\._db\.([a-z_]+)\(", source))
+    assert calls, "the store's DynamoDB calls were not found; update this test with the store"
+    needed = {"dynamodb:" + "".join(word.capitalize() for word in call.split("_")) for call in calls}
+    assert needed <= set(SESSION_STORE_ACTIONS)
+
+
+# --- the functions ----------------------------------------------------------------------------
+
+
+def test_every_function_is_python313_on_arm64_with_its_own_entry_point(default: Synthesized) -> None:
+    fns = cfn.of_type(default.template, "AWS::Lambda::Function")
+    assert len(fns) == 4
+    for props in (f["Properties"] for f in fns.values()):
+        assert props["Runtime"] == "python3.13"
+        assert props["Architectures"] == ["arm64"]
+    handlers = {f["Properties"]["Handler"] for f in fns.values()}
+    assert handlers == {spec.handler for spec in (CONNECT, MESSAGE, DISCONNECT, WEBHOOK)}
+
+
+def test_all_functions_share_one_code_asset(default: Synthesized) -> None:
+    keys = {
+        json.dumps(f["Properties"]["Code"]) for f in cfn.of_type(default.template, "AWS::Lambda::Function").values()
+    }
+    assert len(keys) == 1
+
+
+def test_message_function_outlives_the_turn_budget_but_not_api_gateway(default: Synthesized) -> None:
+    props = default.template["Resources"][_functions(default)["message"]]["Properties"]
+    assert 25 < props["Timeout"] < 29  # runtime budget 25 s < timeout < API Gateway's 29 s
+    assert props["MemorySize"] == MESSAGE.memory_mb
+    for name in ("connect", "disconnect", "webhook"):
+        assert default.template["Resources"][_functions(default)[name]]["Properties"]["Timeout"] <= 15
+
+
+def test_every_function_logs_to_its_own_group_with_retention(default: Synthesized, options: Synthesized) -> None:
+    for s, days in ((default, 14), (options, 30)):
+        t = s.template
+        groups = cfn.of_type(t, "AWS::Logs::LogGroup")
+        for function_id in _functions(s).values():
+            (group_id,) = cfn.refs(t["Resources"][function_id]["Properties"]["LoggingConfig"]["LogGroup"])
+            assert groups[group_id]["Properties"]["RetentionInDays"] == days
+        for group in groups.values():  # access logs too: nothing is kept forever
+            assert group["Properties"]["RetentionInDays"] == days
+            assert group["DeletionPolicy"] == "Delete"
+
+
+def test_roles_have_no_managed_policies_and_no_wildcard_resources(default: Synthesized, options: Synthesized) -> None:
+    for s in (default, options):
+        for role in cfn.of_type(s.template, "AWS::IAM::Role").values():
+            assert "ManagedPolicyArns" not in role["Properties"]
+        for _, statement in cfn.statements_by_role(s.template):
+            assert "*" not in cfn.resources(statement)
+
+
+def test_each_function_may_write_only_its_own_logs(default: Synthesized) -> None:
+    t = default.template
+    for function_id in _functions(default).values():
+        role = cfn.function_role(t, function_id)
+        (own_group,) = cfn.refs(t["Resources"][function_id]["Properties"]["LoggingConfig"]["LogGroup"])
+        log_statements = [
+            s for r, s in cfn.statements_by_role(t) if r == role and "logs:PutLogEvents" in cfn.actions(s)
+        ]
+        assert [cfn.refs(s["Resource"]) for s in log_statements] == [{own_group}]
+
+
+# --- permissions that matter ------------------------------------------------------------------
+
+
+def test_only_the_message_function_may_post_to_connections_of_this_api_and_stage(default: Synthesized) -> None:
+    api_id = default.logical_id(default.stack.relay.api)
+    grants = [
+        (r, s) for r, s in cfn.statements_by_role(default.template) if "execute-api:ManageConnections" in cfn.actions(s)
+    ]
+    assert [r for r, _ in grants] == [_roles(default)["message"]]
+    (statement,) = (s for _, s in grants)
+    (resource,) = cfn.resources(statement)
+    assert resource != "*"
+    assert cfn.refs(resource) == {api_id}
+    assert cfn.render(resource).endswith(f":{api_id.lower()}-id/prod/*/@connections/*")
+
+
+@pytest.mark.parametrize(
+    ("secret", "readers"),
+    [("twilio_auth_token", {"connect", "webhook"}), ("openai_api_key", {"message"})],
+)
+def test_secrets_are_readable_only_by_the_functions_that_need_them(
+    default: Synthesized, secret: str, readers: set[str]
+) -> None:
+    secret_id = default.logical_id(getattr(default.stack, secret).secret)
+    roles = _roles(default)
+    can_read = {
+        role
+        for role, statement in cfn.statements_by_role(default.template)
+        if "secretsmanager:GetSecretValue" in cfn.actions(statement)
+        and any(secret_id in cfn.refs(r) for r in cfn.resources(statement))
+    }
+    assert can_read == {roles[n] for n in readers}
+    assert cfn.of_type(default.template, "AWS::SecretsManager::ResourcePolicy") == {}
+
+
+def test_secrets_start_with_the_placeholder_the_runtime_refuses(default: Synthesized) -> None:
+    for secret in cfn.of_type(default.template, "AWS::SecretsManager::Secret").values():
+        assert secret["Properties"]["SecretString"].startswith("REPLACE")
+
+
+# --- environment ------------------------------------------------------------------------------
+
+COMMON = {
+    names.RUNTIME_ENVIRONMENT,
+    names.POWERTOOLS_SERVICE_NAME,
+    names.POWERTOOLS_METRICS_NAMESPACE,
+    names.POWERTOOLS_LOG_LEVEL,
+}
+EXPECTED_ENVIRONMENT = {
+    "connect": COMMON | {names.RELAY_PUBLIC_URL, names.TWILIO_AUTH_TOKEN_SECRET_ARN},
+    "message": COMMON | {names.SESSIONS_TABLE_NAME, names.RELAY_CALLBACK_URL, names.OPENAI_API_KEY_SECRET_ARN},
+    "disconnect": COMMON | {names.SESSIONS_TABLE_NAME},
+    "webhook": COMMON
+    | {names.SESSIONS_TABLE_NAME, names.WEBHOOK_PUBLIC_URL, names.RELAY_PUBLIC_URL, names.TWILIO_AUTH_TOKEN_SECRET_ARN},
+}
+
+
+def test_each_function_gets_only_the_settings_its_entry_point_reads(default: Synthesized) -> None:
+    for name, function_id in _functions(default).items():
+        env = cfn.environment(default.template, function_id)
+        assert set(env) == EXPECTED_ENVIRONMENT[name], name
+        assert env[names.RUNTIME_ENVIRONMENT] == "aws"
+        assert env[names.POWERTOOLS_SERVICE_NAME] == names.SERVICE_NAME
+        assert env[names.POWERTOOLS_METRICS_NAMESPACE] == "VoiceAgent"
+        # Never a secret in plain text, never a switch that weakens the signature check.
+        assert not set(env) & {names.TWILIO_AUTH_TOKEN, names.OPENAI_API_KEY, names.TWILIO_SIGNATURE_VALIDATION}
+
+
+def test_optional_llm_settings_reach_only_the_message_function(options: Synthesized) -> None:
+    fns = _functions(options)
+    env = cfn.environment(options.template, fns["message"])
+    assert env[names.OPENAI_BASE_URL] == "https://llm.example.com/v1"
+    assert env[names.LLM_MODEL] == "gpt-test"
+    for name in ("connect", "disconnect", "webhook"):
+        assert names.LLM_MODEL not in cfn.environment(options.template, fns[name])
+
+
+def test_the_runtime_accepts_the_environment_the_stack_sets(default: Synthesized, options: Synthesized) -> None:
+    """Render each function's environment (intrinsics -> stand-ins) and load it the way a cold start does."""
+    rendered = {}
+    for s in (default, options):
+        for name, function_id in _functions(s).items():
+            env = {k: cfn.render(v) for k, v in cfn.environment(s.template, function_id).items()}
+            env["AWS_LAMBDA_FUNCTION_NAME"] = name
+            settings = Settings.from_env(env)
+            assert settings.environment == "aws"
+            assert settings.signature_validation is True
+            rendered[(s.stack.stack_name, name)] = settings
+    relay_api = default.logical_id(default.stack.relay.api).lower()
+    webhook_api = default.logical_id(default.stack.webhook_api.api).lower()
+    connect = rendered[("VoiceAgent", "connect")]
+    assert connect.relay_public_url == f"wss://{relay_api}-id.execute-api.us-east-1.amazonaws.com/prod"
+    assert rendered[("VoiceAgent", "webhook")].relay_public_url == connect.relay_public_url
+    assert rendered[("VoiceAgent", "message")].relay_callback_url == (
+        f"https://{relay_api}-id.execute-api.us-east-1.amazonaws.com/prod"
+    )
+    assert rendered[("VoiceAgent", "webhook")].webhook_public_url == (
+        f"https://{webhook_api}-id.execute-api.us-east-1.amazonaws.com"
+    )
+    # With custom domains, Twilio dials (and signs) the custom URLs; posts still use execute-api.
+    assert rendered[("VoiceAgentDev", "connect")].relay_public_url == "wss://relay.example.com/relay"
+    assert rendered[("VoiceAgentDev", "webhook")].relay_public_url == "wss://relay.example.com/relay"
+    assert rendered[("VoiceAgentDev", "webhook")].webhook_public_url == "https://voice.example.com"
+    assert str(rendered[("VoiceAgentDev", "message")].relay_callback_url).endswith(".amazonaws.com/live")
+
+
+def test_webhook_public_url_has_no_trailing_slash_in_the_template(default: Synthesized) -> None:
+    # settings.py strips one anyway, but the signature is over base + "/voice": keep it exact.
+    env = cfn.environment(default.template, _functions(default)["webhook"])
+    assert not cfn.render(env[names.WEBHOOK_PUBLIC_URL]).endswith("/")
+
+
+# --- options ----------------------------------------------------------------------------------
+
+
+def test_custom_domains_map_the_relay_with_its_base_path_and_the_webhook_at_the_root(options: Synthesized) -> None:
+    t = options.template
+    domains = {d["Properties"]["DomainName"] for d in cfn.of_type(t, "AWS::ApiGatewayV2::DomainName").values()}
+    assert domains == {"relay.example.com", "voice.example.com"}
+    mappings = {
+        next(iter(cfn.refs(m["Properties"]["ApiId"]))): m
+        for m in cfn.of_type(t, "AWS::ApiGatewayV2::ApiMapping").values()
+    }
+    relay = mappings[options.logical_id(options.stack.relay.api)]
+    assert relay["Properties"]["ApiMappingKey"] == "relay"
+    assert relay["Properties"]["Stage"] == "live"
+    assert options.logical_id(options.stack.relay.stage) in relay["DependsOn"]
+    assert "ApiMappingKey" not in mappings[options.logical_id(options.stack.webhook_api.api)]["Properties"]
+
+
+def test_message_function_can_be_kept_warm_with_provisioned_concurrency(options: Synthesized) -> None:
+    t = options.template
+    alias_id, alias = cfn.only(t, "AWS::Lambda::Alias")
+    assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
+    message = t["Resources"][_functions(options)["message"]]["Properties"]
+    assert message["ReservedConcurrentExecutions"] == 20
+    # The relay's $default route invokes the alias, not $LATEST.
+    api_id = options.logical_id(options.stack.relay.api)
+    (default_route,) = (
+        r["Properties"]
+        for r in cfn.of_type(t, "AWS::ApiGatewayV2::Route").values()
+        if r["Properties"]["ApiId"] == {"Ref": api_id} and r["Properties"]["RouteKey"] == "$default"
+    )
+    (integration_id,) = cfn.refs(default_route["Target"])
+    assert cfn.refs(t["Resources"][integration_id]["Properties"]["IntegrationUri"]) == {alias_id}
+
+
+def test_message_function_can_use_snap_start_instead(snap_start: Synthesized, default: Synthesized) -> None:
+    message = snap_start.template["Resources"][_functions(snap_start)["message"]]["Properties"]
+    assert message["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    _, alias = cfn.only(snap_start.template, "AWS::Lambda::Alias")
+    assert "ProvisionedConcurrencyConfig" not in alias["Properties"]
+    # Off by default: no alias, no version, nothing billed while idle.
+    assert cfn.of_type(default.template, "AWS::Lambda::Alias") == {}
+    assert "SnapStart" not in default.template["Resources"][_functions(default)["message"]]["Properties"]
+    assert (
+        "ReservedConcurrentExecutions"
+        not in default.template["Resources"][_functions(default)["message"]]["Properties"]
+    )
+
+
+# --- monitoring -------------------------------------------------------------------------------
+
+
+def test_alarms_on_errors_and_throttles_of_every_function(default: Synthesized) -> None:
+    alarms = cfn.of_type(default.template, "AWS::CloudWatch::Alarm").values()
+    for function_id in _functions(default).values():
+        for metric in ("Errors", "Throttles"):
+            assert any(
+                a["Properties"].get("MetricName") == metric
+                and a["Properties"]["Namespace"] == "AWS/Lambda"
+                and a["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function_id}}]
+                for a in alarms
+            ), (function_id, metric)
+
+
+def test_alarm_on_a_slow_time_to_first_phrase(default: Synthesized, options: Synthesized) -> None:
+    for s, namespace, threshold in ((default, "VoiceAgent", 2500), (options, "VoiceAgentDev", 1800)):
+        s.assertions.has_resource_properties(
+            "AWS::CloudWatch::Alarm",
+            {
+                "MetricName": metric_names.TIME_TO_FIRST_PHRASE,
+                "Namespace": namespace,
+                "Dimensions": [{"Name": metric_names.SERVICE_DIMENSION, "Value": names.SERVICE_NAME}],
+                "ExtendedStatistic": "p90",
+                "Threshold": threshold,
+                "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": "notBreaching",
+            },
+        )
+    default.assertions.has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"MetricName": metric_names.LLM_ERRORS, "Statistic": "Sum"}
+    )
+
+
+def test_alarms_email_only_when_asked(default: Synthesized, options: Synthesized) -> None:
+    assert cfn.of_type(default.template, "AWS::SNS::Topic") == {}
+    for alarm in cfn.of_type(default.template, "AWS::CloudWatch::Alarm").values():
+        assert "AlarmActions" not in alarm["Properties"]
+    topic_id, _ = cfn.only(options.template, "AWS::SNS::Topic")
+    options.assertions.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"}
+    )
+    for alarm in cfn.of_type(options.template, "AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_dashboard_charts_every_metric_the_runtime_emits(default: Synthesized) -> None:
+    _, dashboard = cfn.only(default.template, "AWS::CloudWatch::Dashboard")
+    body = cfn.render(dashboard["Properties"]["DashboardBody"])
+    emitted = {v for k, v in vars(metric_names).items() if k.isupper() and k != "SERVICE_DIMENSION"}
+    for name in emitted:
+        assert f'"{name}"' in body, name
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+def test_outputs_say_where_to_point_twilio_and_where_to_look(default: Synthesized, options: Synthesized) -> None:
+    out = default.template["Outputs"]
+    for name in (
+        outputs.WEBHOOK_VOICE_URL,
+        outputs.RELAY_URL,
+        outputs.DASHBOARD_URL,
+        outputs.TWILIO_AUTH_TOKEN_SECRET_ARN,
+        outputs.OPENAI_API_KEY_SECRET_ARN,
+        outputs.SESSIONS_TABLE_NAME,
+    ):
+        assert name in out, name
+    assert cfn.render(out[outputs.WEBHOOK_VOICE_URL]["Value"]).endswith(".amazonaws.com/voice")
+    assert cfn.render(out[outputs.RELAY_URL]["Value"]).startswith("wss://")
+    assert "#dashboards:name=" in cfn.render(out[outputs.DASHBOARD_URL]["Value"])
+    assert outputs.RELAY_DOMAIN_TARGET not in out
+    assert (
+        cfn.render(options.template["Outputs"][outputs.WEBHOOK_VOICE_URL]["Value"]) == "https://voice.example.com/voice"
+    )
+    assert outputs.RELAY_DOMAIN_TARGET in options.template["Outputs"]
+    assert outputs.WEBHOOK_DOMAIN_TARGET in options.template["Outputs"]
