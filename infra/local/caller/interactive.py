@@ -110,7 +110,7 @@ class InteractiveDriver:
 
     async def _interrupt(self, session: RelaySession, rest: str) -> None:
         if await session.interrupt() is None:
-            self._out("  (nothing to interrupt)")
+            self._out("  (nothing to interrupt: the agent is not speaking)")
 
     async def _partial(self, session: RelaySession, text: str) -> None:
         await self._say(session, text, partial=True)
@@ -130,5 +130,5 @@ class InteractiveDriver:
         if not text:
             return
         if session.busy:
-            await session.interrupt()  # speaking over the agent is a barge-in
+            await session.interrupt()  # speaking over the agent is a barge-in (if it is speaking)
         await session.prompt(text, partial=partial)

@@ -77,6 +77,7 @@ class Reply:
     completed: bool = False  # ``last: true`` arrived
     ended: bool = False  # ``end`` arrived
     interrupted: bool = False  # the caller barged in
+    superseded: bool = False  # the caller spoke again before any of it was heard
     heard: str | None = None  # utteranceUntilInterrupt sent on barge-in
     late_frames: int = 0  # frames of this reply that arrived after the barge-in
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -241,9 +242,11 @@ class RelaySession:
         return reply
 
     async def interrupt(self) -> Reply | None:
-        """Barge in on the reply being spoken: ``interrupt`` with what was heard so far."""
+        """Barge in on the reply being spoken: ``interrupt`` with what was heard so far. Twilio
+        sends one only while speech is playing: before the first text frame there is nothing to
+        interrupt (the caller's next words simply arrive as a newer prompt)."""
         reply = self._current
-        if reply is None or reply.done.is_set():
+        if reply is None or reply.done.is_set() or reply.first_text_at is None:
             return None
         if self.relay.interruptible == "none":
             self.call.transcript.note('barge-in ignored: the TwiML sets interruptible="none"')
@@ -311,8 +314,12 @@ class RelaySession:
         return self._ws
 
     def _begin(self, caller: str, kind: ReplyKind) -> Reply:
-        if self._current is not None and not self._current.done.is_set():
-            self._current.done.set()  # the caller spoke over it without barging in (not interruptible)
+        previous = self._current
+        if previous is not None and not previous.done.is_set():
+            # The caller spoke again: before any text (a newer prompt supersedes it), or over
+            # speech that was not interruptible.
+            previous.superseded = previous.first_text_at is None
+            previous.done.set()
         reply = Reply(caller=caller, kind=kind, sent_at=time.monotonic())
         self.replies.append(reply)
         self._current = reply

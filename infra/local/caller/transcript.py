@@ -122,7 +122,8 @@ def latency_table(result: CallResult) -> list[str]:
     firsts: list[float] = []
     for n, reply in enumerate(result.replies(), 1):
         caller = reply.caller if len(reply.caller) <= 48 else reply.caller[:45] + "..."
-        last = _ms(reply.last_ms) + (" (barge-in)" if reply.interrupted else " (end)" if reply.ended else "")
+        marker = " (barge-in)" if reply.interrupted else " (end)" if reply.ended else ""
+        last = "(superseded)" if reply.superseded else _ms(reply.last_ms) + marker
         rows.append((str(n), caller, _ms(reply.first_text_ms), last, str(len(reply.frames))))
         if reply.first_text_ms is not None:
             firsts.append(reply.first_text_ms)
