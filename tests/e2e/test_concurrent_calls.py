@@ -8,6 +8,8 @@ import re
 import statistics
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from infra.local.caller import scenario
 from infra.local.demo_model import DemoBrain
 from infra.local.stack import LocalStack
@@ -15,6 +17,8 @@ from tests.e2e.conftest import AUTH_TOKEN, explain, run, scripted, texts_by_role
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+pytestmark = pytest.mark.timeout(240)
 
 CALLS = 20
 ORDERS = {"1001": "cordless drill", "1002": "garden hose", "1003": "ladder"}

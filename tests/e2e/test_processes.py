@@ -16,6 +16,8 @@ import pytest
 
 from infra.local.dynamodb import find_jar, find_java
 
+pytestmark = pytest.mark.timeout(300)  # processes start their own stack; make demo takes ~20 s
+
 ROOT = Path(__file__).resolve().parents[2]
 needs_dynamodb_local = pytest.mark.skipif(
     find_java() is None or find_jar() is None, reason="needs Java and DynamoDB Local (make local-deps)"
