@@ -80,8 +80,7 @@ def test_twenty_concurrent_calls_each_see_only_their_own_history(
 
     # DynamoDB: each call's turns hold only that call's words.
     for n, result in enumerate(results):
-        call_sid = result.call.sessions[0].call.identity.call_sid
-        users = texts_by_role(turn_items(dynamodb, stack.options.table_name, call_sid), "user")
+        users = texts_by_role(turn_items(dynamodb, stack.options.table_name, result.call.call_sid), "user")
         assert len(users) == 3
         assert all({int(t) for t in TAG.findall(u)} == {n} for u in users), users
 

@@ -73,13 +73,9 @@ def test_the_demo_call(stack: LocalStack, brain: DemoBrain, dynamodb: DynamoDBCl
     )
 
     # DynamoDB holds the call's turns under its callSid, across both sessions.
-    items = turn_items(dynamodb, stack.options.table_name, stack_call_sid(result))
+    items = turn_items(dynamodb, stack.options.table_name, result.call.call_sid)
     users = texts_by_role(items, "user")
     assert "Hi! When are you open on Sunday?" in users
     assert "(The caller pressed the 1 key on their phone.)" in users
     assert "Thanks. Could I talk to a real person, please?" in users
     assert {i["sk"]["S"].split("#")[1] for i in items} == {"0001", "0002"}  # two connections, one call
-
-
-def stack_call_sid(result: scenario.ScenarioResult) -> str:
-    return result.call.sessions[0].call.identity.call_sid

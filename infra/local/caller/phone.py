@@ -460,6 +460,7 @@ class Driver(Protocol):
 @dataclass
 class CallResult:
     outcome: Outcome
+    call_sid: str = ""
     detail: str = ""
     dial_target: str | None = None
     sessions: list[RelaySession] = field(default_factory=list)
@@ -496,7 +497,7 @@ class Call:
         self.protocol_errors: list[ProtocolError] = []
         self._http = http
         self._pause_cap_s = pause_cap_s
-        self._result = CallResult(outcome="error")
+        self._result = CallResult(outcome="error", call_sid=self.identity.call_sid)
         self._started = 0.0
 
     # -- the two ways to place a call ------------------------------------------------------------

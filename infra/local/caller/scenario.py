@@ -361,13 +361,10 @@ async def run(
     relay_url: str | None = None,
     auth_token: str | None,
     out: Callable[[str], None] = print,
-    call_sid: str | None = None,
 ) -> ScenarioResult:
     """Run one scenario through the webhook (``voice_url``) or straight to the socket (``relay_url``)."""
     transcript = PrintedTranscript(out=out)
     identity = CallerIdentity(from_number=scenario.from_number, to_number=scenario.to_number)
-    if call_sid is not None:
-        identity = CallerIdentity(from_number=scenario.from_number, to_number=scenario.to_number, call_sid=call_sid)
     call = Call(transcript=transcript, auth_token=auth_token, identity=identity)
     driver = ScriptDriver(scenario)
     if voice_url is not None:
