@@ -37,7 +37,7 @@ format: setup ## apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-test: setup lint test-unit test-integration test-infra ## everything CI runs: lint, types and every test tier
+test: setup lint test-unit test-integration test-infra test-e2e ## everything CI runs: lint, types and every test tier
 
 test-unit: setup ## pure tests, no sockets
 	$(RUN) pytest tests/unit -q
@@ -49,3 +49,4 @@ clean: ## remove environments and build output
 	rm -rf .venv $(TOOLS) cdk.out .pytest_cache .mypy_cache .ruff_cache
 
 include make/infra.mk
+include make/local.mk

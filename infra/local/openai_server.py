@@ -12,6 +12,7 @@ token, a connection dropped before the response.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -90,6 +91,16 @@ class FunctionBrain:
         return self.fn(request)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that cancels a stream (an interrupted turn) resets its connection; that is normal
+    here, not a traceback on the console."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class OpenAICompatibleServer:
     """``with OpenAICompatibleServer(brain) as server: server.base_url`` -> ``http://127.0.0.1:N/v1``."""
 
@@ -112,7 +123,7 @@ class OpenAICompatibleServer:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         handler = _handler_for(self)
-        self._httpd = ThreadingHTTPServer((host, port), handler)
+        self._httpd = _QuietServer((host, port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-server", daemon=True)
 

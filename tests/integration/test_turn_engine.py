@@ -272,9 +272,28 @@ def test_system_prompt_leaks_are_refused(
 def test_unknown_connections_get_nothing(
     store: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
 ) -> None:
-    assert engine_for(store, sender, model).run_prompt("ghost", "hello", budget()).status == "unknown_connection"
+    engine = engine_for(store, sender, model)
+    assert engine.run_prompt("ghost", "hello", budget()).status == "unknown_connection"
     assert sender.messages == []
     assert model.requests == []
+    assert sum(cast(NoSleepClock, engine._clock).slept) < 2.0  # a bounded wait for a racing setup
+
+
+def test_a_prompt_that_overtakes_its_setup_waits_for_it(
+    store: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    # Every frame is its own concurrent invocation: a caller who speaks at once can reach a warm
+    # prompt Lambda while the setup Lambda (cold) has not bound the connection yet.
+    model.say("Hello! How can I help?")
+    engine = TurnEngine(store=store, sender=sender, model=lambda: model, agent=AGENT, tools=tool_registry())
+    late_setup = threading.Timer(0.3, store.bind_connection, args=(CONN, SETUP))
+    late_setup.start()
+    try:
+        outcome = engine.run_prompt(CONN, "Hello?", budget())
+    finally:
+        late_setup.join()
+    assert outcome.status == "completed"
+    assert sender.spoken(CONN) == "Hello! How can I help?"
 
 
 class BrokenStore:
@@ -350,6 +369,18 @@ def test_a_business_tool_result_is_fed_back_and_stored(
     engine.run_prompt(CONN, "Thanks", budget())
     roles = [m.role for m in model.requests[2].messages]
     assert roles == ["system", "user", "assistant", "tool", "assistant", "user"]
+
+
+def test_speech_either_side_of_a_tool_call_is_separated_by_a_space(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    # A model starts each round afresh: "Let me check." then "It shipped." must not be spoken as
+    # "Let me check.It shipped." (text-to-speech reads that as one word).
+    model.replies.append(tool_reply("lookup_order", {"order_id": "1001"}, text="Let me check."))
+    model.say("It shipped.")
+    outcome = engine_for(bound, sender, model).run_prompt(CONN, "Where is order 1001?", budget())
+    assert outcome.status == "completed"
+    assert sender.spoken(CONN) == "Let me check. It shipped."
 
 
 def test_transfer_to_human_says_a_line_then_ends_with_handoff_data(

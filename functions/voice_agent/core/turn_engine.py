@@ -87,6 +87,8 @@ _Step = Literal["ok", "stale", "gone", "send_error", "refused", "limit"]
 _WORDS_PER_SECOND = 2.5
 _MAX_SPEECH_WAIT_S = 6.0
 _JOIN_TIMEOUT_S = 0.5
+# How long a turn waits for a connection its setup has not bound yet (about 1.5 s in all).
+_SETUP_RACE_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.75)
 
 
 class Clock(Protocol):
@@ -154,6 +156,8 @@ class _Turn:
     round_text: list[str] = field(default_factory=list)
     # What the round that called the tools said (a tool that ends the call then adds no line).
     tool_round_text: str = ""
+    # The next round starts afresh ("It shipped."): it needs a space after the last round's text.
+    needs_space: bool = False
     words_spoken: int = 0
     tool_calls: int = 0
 
@@ -265,6 +269,15 @@ class TurnEngine:
     def _begin(self, connection_id: str, started: float, budget: Budget) -> _Turn | TurnOutcome:
         try:
             ticket = self._store.start_turn(connection_id)
+            # Frames are concurrent invocations: a prompt can overtake the setup that binds its
+            # connection (a cold setup Lambda, a caller who speaks at once). Wait for it, briefly.
+            for delay in _SETUP_RACE_WAITS_S:
+                if ticket is not None or self._clock.monotonic() + delay > budget.deadline - 2.0:
+                    break
+                self._clock.sleep(delay)
+                ticket = self._store.start_turn(connection_id)
+                if ticket is not None:
+                    logger.info("prompt arrived before its setup was stored; waited for it")
         except StoreUnavailableError:
             # Without the store there is no generation to guard, but the caller still hears why.
             self._send_quietly(connection_id, Text(self._agent.lines.apology, last=True))
@@ -306,6 +319,7 @@ class TurnEngine:
                     return self._stop(turn, _RoundResult(step))
             said = turn.spoken_this_round()
             turn.tool_round_text = said
+            turn.needs_space = bool(said.strip()) and not said[-1].isspace()
             turn.round_text.clear()
             call_record = TurnRecord(key=turn.take_key(), role="assistant", text=said, tool_calls=result.tool_calls)
             results = self._run_tools(turn, result.tool_calls, said_something=bool(said.strip()))
@@ -368,8 +382,13 @@ class TurnEngine:
         if verdict.leak:
             logger.warning("output guard stopped a reply that reproduced the system prompt")
             return "refused"
-        if verdict.text.strip() or last:
-            step = self._post(turn, Text(verdict.text, last=last))
+        text = verdict.text
+        if turn.needs_space and text.strip():
+            turn.needs_space = False
+            if not text[0].isspace():
+                text = " " + text
+        if text.strip() or last:
+            step = self._post(turn, Text(text, last=last))
             if step != "ok":
                 return step
         return "limit" if verdict.stop else "ok"

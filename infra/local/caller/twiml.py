@@ -1,0 +1,187 @@
+"""TwiML documents, parsed into the verbs the simulated caller follows.
+
+Only what a ConversationRelay call uses: ``<Say>``, ``<Play>``, ``<Pause>``, ``<Connect>`` with
+``<ConversationRelay>`` (its ``<Language>`` and ``<Parameter>`` children), ``<Dial>`` (a number,
+``<Number>``, ``<Sip>`` or ``<Client>``), ``<Redirect>``, ``<Hangup/>`` and ``<Reject/>``. Any other
+verb is kept as :class:`Unsupported` so the caller can report it instead of guessing.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class TwiMLError(ValueError):
+    """The webhook's answer is not a TwiML document the caller can follow."""
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    text: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRelay:
+    url: str
+    attributes: Mapping[str, str]
+    languages: tuple[Mapping[str, str], ...] = ()
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.attributes.get(name)
+        return default if value is None else value.strip().lower() == "true"
+
+    @property
+    def welcome_greeting(self) -> str:
+        return self.attributes.get("welcomeGreeting", "")
+
+    @property
+    def interruptible(self) -> str:
+        """``any`` | ``speech`` | ``dtmf`` | ``none`` (legacy ``true``/``false`` mapped)."""
+        raw = self.attributes.get("interruptible", "any").strip().lower()
+        return {"true": "any", "false": "none"}.get(raw, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    relay: ConversationRelay
+    action: str | None = None
+    method: str = "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    target: str  # a number, a sip: URI or client:name
+    kind: str  # "number" | "sip" | "client"
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    url: str
+    method: str = "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    reason: str = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Unsupported:
+    tag: str
+
+
+Verb = Say | Play | Pause | Connect | Dial | Redirect | Hangup | Reject | Unsupported
+
+
+def parse(document: str) -> list[Verb]:
+    try:
+        root = ET.fromstring(document)  # noqa: S314 (TwiML from this project's own webhook, on loopback)
+    except ET.ParseError as exc:
+        raise TwiMLError(f"not XML: {exc}") from exc
+    if root.tag != "Response":
+        raise TwiMLError(f"the root element is <{root.tag}>, not <Response>")
+    return [_verb(el) for el in root]
+
+
+def _verb(el: ET.Element) -> Verb:
+    text = (el.text or "").strip()
+    match el.tag:
+        case "Say":
+            return Say(text=text, attributes=dict(el.attrib))
+        case "Play":
+            return Play(url=text)
+        case "Pause":
+            return Pause(seconds=float(el.attrib.get("length", "1")))
+        case "Connect":
+            return _connect(el)
+        case "Dial":
+            return _dial(el, text)
+        case "Redirect":
+            return Redirect(url=text, method=el.attrib.get("method", "POST").upper())
+        case "Hangup":
+            return Hangup()
+        case "Reject":
+            return Reject(reason=el.attrib.get("reason", "rejected"))
+    return Unsupported(tag=el.tag)
+
+
+def _connect(el: ET.Element) -> Connect:
+    relays = [child for child in el if child.tag == "ConversationRelay"]
+    if len(relays) != 1:
+        raise TwiMLError("<Connect> must hold exactly one <ConversationRelay> for this caller")
+    relay_el = relays[0]
+    url = relay_el.attrib.get("url", "")
+    if not url:
+        raise TwiMLError("<ConversationRelay> has no url")
+    languages = tuple(dict(c.attrib) for c in relay_el if c.tag == "Language")
+    parameters = {c.attrib.get("name", ""): c.attrib.get("value", "") for c in relay_el if c.tag == "Parameter"}
+    unknown = sorted({c.tag for c in relay_el} - {"Language", "Parameter"})
+    if unknown:
+        raise TwiMLError(f"<ConversationRelay> has unexpected children: {', '.join(unknown)}")
+    attributes = {k: v for k, v in relay_el.attrib.items() if k != "url"}
+    return Connect(
+        relay=ConversationRelay(url=url, attributes=attributes, languages=languages, parameters=parameters),
+        action=el.attrib.get("action") or None,
+        method=el.attrib.get("method", "POST").upper(),
+    )
+
+
+def _dial(el: ET.Element, text: str) -> Dial:
+    for child in el:
+        target = (child.text or "").strip()
+        if child.tag == "Number":
+            return Dial(target=target, kind="number", attributes=dict(el.attrib))
+        if child.tag == "Sip":
+            return Dial(target=target, kind="sip", attributes=dict(el.attrib))
+        if child.tag == "Client":
+            return Dial(target=f"client:{target}", kind="client", attributes=dict(el.attrib))
+    if not text:
+        raise TwiMLError("<Dial> has no number, <Number>, <Sip> or <Client>")
+    return Dial(target=text, kind="number", attributes=dict(el.attrib))
+
+
+def describe(verbs: list[Verb]) -> str:
+    """A one-line summary for the transcript: ``<Say> <Dial +15555550100>``."""
+    parts: list[str] = []
+    for v in verbs:
+        match v:
+            case Say():
+                parts.append("<Say>")
+            case Play():
+                parts.append("<Play>")
+            case Pause():
+                parts.append(f"<Pause {v.seconds:g}s>")
+            case Connect():
+                action = f" action={v.action}" if v.action else ""
+                parts.append(f"<Connect{action}><ConversationRelay url={v.relay.url}>")
+            case Dial():
+                parts.append(f"<Dial {v.target}>")
+            case Redirect():
+                parts.append(f"<Redirect {v.url}>")
+            case Hangup():
+                parts.append("<Hangup/>")
+            case Reject():
+                parts.append("<Reject/>")
+            case Unsupported():
+                parts.append(f"<{v.tag}> (not understood)")
+    return " ".join(parts) or "<Response/> (empty)"

@@ -1,0 +1,286 @@
+"""The whole system on one machine, in this process: what ``make dev`` runs and the e2e tests start.
+
+- API Gateway WebSocket API and its three Lambdas: the ``apigw_ws`` stand-in on ``LOCAL_WS_PORT``,
+  calling the real ``voice_agent.entry.ws_*`` handlers on threads; the management API
+  (``/<stage>/@connections/{id}``) on the same port.
+- The webhook: ``voice_agent.webhook.app:app`` (the app Mangum serves in Lambda) under uvicorn on
+  ``LOCAL_HTTP_PORT``.
+- The sessions table: DynamoDB Local (a Java child process) or moto server.
+- The language model: OpenAI, the server at ``OPENAI_BASE_URL``, or the offline demo model.
+
+The handlers read their configuration from ``os.environ`` (once per process, as a Lambda does per
+cold start), so :meth:`LocalStack.start` puts the local values there and :meth:`LocalStack.stop`
+restores what was there before. Credentials are dummies: nothing local ever reaches real AWS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from infra.local.apigw_ws import INTEGRATION_TIMEOUT_S, ApiGatewayWebSocketStandIn, Invocation, Routes
+from infra.local.demo_model import TIME_TO_FIRST_TOKEN_S, TOKEN_INTERVAL_S, DemoBrain
+from infra.local.dynamodb import LOCAL_CREDENTIALS, DynamoEngine, create_sessions_table, start_engine
+from infra.local.openai_server import Brain, OpenAICompatibleServer
+from infra.local.servers import LOOPBACK, BackgroundServer
+from voice_agent import env_names as names
+
+log = logging.getLogger("local.stack")
+
+DEFAULT_HTTP_PORT: Final = 8080
+DEFAULT_WS_PORT: Final = 8765
+HTTP_PORT_VARIABLE: Final = "LOCAL_HTTP_PORT"
+WS_PORT_VARIABLE: Final = "LOCAL_WS_PORT"
+DEFAULT_STAGE: Final = "local"
+DEFAULT_TABLE: Final = "voice-agent-local-sessions"
+VOICE_PATH: Final = "/voice"
+
+# Variables that would send a local process to real AWS or to a real secret.
+_CLEARED: Final = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    names.TWILIO_AUTH_TOKEN_SECRET_ARN,
+    names.OPENAI_API_KEY_SECRET_ARN,
+    names.TWILIO_SIGNATURE_VALIDATION,
+)
+
+
+def port_from_env(variable: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    raw = (os.environ if env is None else env).get(variable, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise ValueError(f"{variable} must be a port number (0 picks a free one), got {raw!r}")
+    return int(raw)
+
+
+LlmChoice = Literal["auto", "demo"]
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    http_port: int = DEFAULT_HTTP_PORT  # 0: a free port
+    ws_port: int = DEFAULT_WS_PORT
+    stage: str = DEFAULT_STAGE
+    table_name: str = DEFAULT_TABLE
+    dynamodb: Literal["auto", "dynamodb-local", "moto"] = "auto"
+    # auto: OpenAI if OPENAI_API_KEY is set, the server at OPENAI_BASE_URL if that is set, else the
+    # demo model; demo: the demo model whatever the environment says.
+    llm: LlmChoice = "auto"
+    # None: TWILIO_AUTH_TOKEN from the environment (unset: signatures are not checked, loudly).
+    twilio_auth_token: str | None = None
+    integration_timeout_s: float = INTEGRATION_TIMEOUT_S
+    model_ttft_s: float = TIME_TO_FIRST_TOKEN_S
+    model_token_interval_s: float = TOKEN_INTERVAL_S
+    brain: Brain | None = None  # replaces the demo model's rules (tests)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    on_invocation: Callable[[Invocation], None] | None = None
+
+
+@dataclass(frozen=True)
+class StackUrls:
+    webhook: str | None  # http://127.0.0.1:8080 (None: the webhook app is not in this checkout)
+    relay: str  # ws://127.0.0.1:8765/local
+    callback: str  # http://127.0.0.1:8765/local
+    dynamodb: str
+    llm: str  # the model's base URL, or "OpenAI"
+
+    @property
+    def voice(self) -> str | None:
+        return None if self.webhook is None else self.webhook + VOICE_PATH
+
+
+def webhook_app() -> Any | None:
+    """The FastAPI app Mangum serves in Lambda, or None if this checkout has no webhook yet."""
+    try:
+        module = importlib.import_module("voice_agent.webhook.app")
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.startswith("voice_agent.webhook"):
+            return None
+        raise
+    return module.app
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions | None = None) -> None:
+        self.options = options or StackOptions()
+        self.engine: DynamoEngine | None = None
+        self.model: OpenAICompatibleServer | None = None
+        self.brain: Brain | None = None
+        self.gateway: ApiGatewayWebSocketStandIn | None = None
+        self.webhook: BackgroundServer | None = None
+        self.env: dict[str, str] = {}
+        self.llm_description = ""
+        self._saved_env: dict[str, str | None] = {}
+        self._urls: StackUrls | None = None
+
+    @property
+    def urls(self) -> StackUrls:
+        if self._urls is None:
+            raise RuntimeError("the stack is not started")
+        return self._urls
+
+    @property
+    def signatures_checked(self) -> bool:
+        return bool(self.env.get(names.TWILIO_AUTH_TOKEN))
+
+    @property
+    def auth_token(self) -> str | None:
+        return self.env.get(names.TWILIO_AUTH_TOKEN) or None
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        o = self.options
+        # 1. DynamoDB first: the Java child is forked before this process starts its threads.
+        self.engine = start_engine(o.dynamodb)
+        create_sessions_table(self.engine.endpoint_url, o.table_name)
+        # 2. The model.
+        llm_env = self._start_model()
+        # 3. Both ports are bound now, so the public URLs are known before any handler runs.
+        routes = Routes(connect=_connect_handler, default=_message_handler, disconnect=_disconnect_handler)
+        self.gateway = ApiGatewayWebSocketStandIn(
+            routes,
+            stage=o.stage,
+            port=o.ws_port,
+            integration_timeout_s=o.integration_timeout_s,
+            function_timeout_s=o.integration_timeout_s,
+            on_invocation=o.on_invocation,
+        )
+        app = webhook_app()
+        if app is not None:
+            self.webhook = BackgroundServer(app, name="webhook", port=o.http_port)
+        webhook_url = None if self.webhook is None else f"http://{LOOPBACK}:{self.webhook.port}"
+        self._urls = StackUrls(
+            webhook=webhook_url,
+            relay=self.gateway.url,
+            callback=self.gateway.callback_url,
+            dynamodb=self.engine.endpoint_url,
+            llm=llm_env.get(names.OPENAI_BASE_URL, "OpenAI"),
+        )
+        # 4. The environment the handlers read, then the servers.
+        self._apply_env(self._environment(llm_env, webhook_url or f"http://{LOOPBACK}:{o.http_port}"))
+        from voice_agent import wiring
+
+        wiring.reset()
+        self.gateway.start()
+        if self.webhook is not None:
+            self.webhook.start()
+
+    def _start_model(self) -> dict[str, str]:
+        o = self.options
+        env = os.environ
+        if o.llm == "auto" and env.get(names.OPENAI_BASE_URL, "").strip():
+            self.llm_description = f"OpenAI-compatible server at {env[names.OPENAI_BASE_URL].strip()}"
+            return {names.OPENAI_BASE_URL: env[names.OPENAI_BASE_URL].strip()}
+        if o.llm == "auto" and env.get(names.OPENAI_API_KEY, "").strip():
+            self.llm_description = "OpenAI (OPENAI_API_KEY is set)"
+            return {}
+        self.brain = o.brain or DemoBrain()
+        self.model = OpenAICompatibleServer(
+            self.brain, ttft_s=o.model_ttft_s, token_interval_s=o.model_token_interval_s, model="local-demo"
+        ).start()
+        self.llm_description = "the offline demo model (set OPENAI_API_KEY or OPENAI_BASE_URL for a real one)"
+        # A dummy key: a real one must not travel to the demo server.
+        return {names.OPENAI_BASE_URL: self.model.base_url, names.OPENAI_API_KEY: "local-demo"}
+
+    def _environment(self, llm_env: Mapping[str, str], webhook_url: str) -> dict[str, str]:
+        assert self.engine is not None
+        assert self.gateway is not None
+        o = self.options
+        token = o.twilio_auth_token if o.twilio_auth_token is not None else os.environ.get(names.TWILIO_AUTH_TOKEN, "")
+        env = {
+            **LOCAL_CREDENTIALS,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            names.RUNTIME_ENVIRONMENT: "local",
+            names.SESSIONS_TABLE_NAME: o.table_name,
+            names.DYNAMODB_ENDPOINT_URL: self.engine.endpoint_url,
+            names.RELAY_PUBLIC_URL: self.gateway.url,
+            names.RELAY_CALLBACK_URL: self.gateway.callback_url,
+            names.WEBHOOK_PUBLIC_URL: webhook_url,
+            names.TWILIO_AUTH_TOKEN: token.strip(),
+            **llm_env,
+            **o.extra_env,
+        }
+        return env
+
+    def _apply_env(self, env: dict[str, str]) -> None:
+        for name in (*_CLEARED, *env):
+            if name not in self._saved_env:
+                self._saved_env[name] = os.environ.get(name)
+        for name in _CLEARED:
+            os.environ.pop(name, None)
+        for name, value in env.items():
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)  # empty means unset (e.g. no Twilio token)
+        self.env = {k: v for k, v in env.items() if v}
+
+    def stop(self) -> None:
+        """Stop everything that was started, in reverse order, and restore the environment."""
+        for stop in (
+            self.webhook.stop if self.webhook else None,
+            self.gateway.stop if self.gateway else None,
+            self.model.stop if self.model else None,
+            self.engine.stop if self.engine else None,
+        ):
+            if stop is None:
+                continue
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping a part of the local stack failed")
+        self.webhook = self.gateway = self.model = self.engine = None
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+        from voice_agent import wiring
+
+        wiring.reset()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# The handlers are imported when first invoked, after the environment is in place (like a cold
+# start); these wrappers keep the stand-in's routes independent of import order.
+
+
+def _connect_handler(event: dict[str, Any], context: Any) -> Any:
+    from voice_agent.entry import ws_connect
+
+    return ws_connect.handler(event, context)
+
+
+def _message_handler(event: dict[str, Any], context: Any) -> Any:
+    from voice_agent.entry import ws_message
+
+    return ws_message.handler(event, context)
+
+
+def _disconnect_handler(event: dict[str, Any], context: Any) -> Any:
+    from voice_agent.entry import ws_disconnect
+
+    return ws_disconnect.handler(event, context)
