@@ -335,7 +335,7 @@ class TurnEngine:
                 return outcome
         return self._finish(turn)  # unreachable in practice: the last round offers no tools
 
-    def _stream_round(self, turn: _Turn, request: ChatRequest, persist: Sequence[TurnRecord]) -> _RoundResult:
+    def _stream_round(self, turn: _Turn, request: ChatRequest, persist: Sequence[TurnRecord]) -> _RoundResult:  # noqa: PLR0912
         try:
             model = self._model()
         except LLMError as exc:
@@ -366,6 +366,8 @@ class TurnEngine:
                 if isinstance(event, StreamFinished):
                     return _RoundResult("finished", tool_calls=event.tool_calls)
                 now = self._clock.monotonic()
+                if now >= turn.budget.deadline:  # slow posts: tokens waited in the queue meanwhile
+                    return _RoundResult("budget")
                 token_deadline = now + self._agent.llm_token_gap_timeout_s
                 for phrase in turn.coalescer.feed(event.text, now):
                     step = self._speak(turn, phrase)
