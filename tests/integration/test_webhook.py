@@ -241,6 +241,18 @@ def test_a_dropped_socket_resumes_the_same_call_until_the_cap(twilio: Twilio, st
     assert doc.find("Dial") is not None
 
 
+def test_a_session_the_agent_ended_for_a_restart_resumes_the_call(twilio: Twilio, store: DynamoSessionStore) -> None:
+    from voice_agent.core.call_flow import SESSION_RESTART_REASON
+
+    restart = json.dumps({"reasonCode": SESSION_RESTART_REASON, "reason": "The session could not be stored"})
+    doc = parse(twilio.post("/action", action_form("ended", HandoffData=restart)))
+    relay = doc.find("Connect/ConversationRelay")
+    assert relay is not None  # a new socket, not a transfer
+    assert relay.get("welcomeGreeting") == AGENT.lines.reconnect_greeting
+    call = store.get_call(CALL)
+    assert call is not None and call.reconnects == 1  # counted against the cap like a drop
+
+
 def test_past_the_cap_can_be_a_goodbye(store: DynamoSessionStore) -> None:
     agent = dataclasses.replace(AGENT, max_reconnect_attempts=0, after_reconnect_limit="goodbye")
     doc = parse(make_twilio(store, agent).post("/action", action_form("failed", ErrorCode="64105")))
@@ -258,6 +270,9 @@ def test_store_down_during_a_failure_transfers(store: DynamoSessionStore) -> Non
     app = create_app(Dependencies(store=lambda: cast(DynamoSessionStore, Down()), agent=lambda: AGENT))
     doc = parse(Twilio(TestClient(app)).post("/action", action_form("failed", ErrorCode="64105")))
     assert doc.find("Dial") is not None
+    restart = json.dumps({"reasonCode": "session-restart", "reason": "The session could not be stored"})
+    doc = parse(Twilio(TestClient(app)).post("/action", action_form("ended", HandoffData=restart)))
+    assert doc.find("Dial") is not None  # still down: a person, not a reconnect loop
 
 
 def test_an_unexpected_error_on_action_still_hands_the_caller_to_a_person() -> None:
