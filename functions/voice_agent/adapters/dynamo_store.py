@@ -33,7 +33,7 @@ from voice_agent.core.model import (
     TurnRecord,
     TurnTicket,
 )
-from voice_agent.errors import StoreUnavailableError
+from voice_agent.errors import ConnectionAlreadyBoundError, StoreUnavailableError
 from voice_agent.log import logger
 from voice_agent.protocol.inbound import Setup
 from voice_agent.table_schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
@@ -92,8 +92,18 @@ class DynamoSessionStore:
     # -- connection and call ------------------------------------------------------------------
 
     def bind_connection(self, connection_id: str, setup: Setup) -> CallSession:
+        """The call (new, or resumed on a new socket), then the connection, bound for its lifetime:
+        a later setup on the same connection is refused (``ConnectionAlreadyBoundError``) and
+        leaves the conversation it names untouched (only that call's counters have moved)."""
         now = int(self._now())
-        with _store_errors("bind_connection"):
+        try:
+            conn_seq, language = self._bind(connection_id, setup, now)
+        except ClientError as exc:  # only the connection's put has a condition
+            raise ConnectionAlreadyBoundError(connection_id) from exc
+        return CallSession(call_sid=setup.call_sid, conn_seq=conn_seq, resumed=conn_seq > 1, language=language)
+
+    def _bind(self, connection_id: str, setup: Setup, now: int) -> tuple[int, str | None]:
+        with _store_errors("bind_connection", passthrough=_CONDITION_FAILED):
             call = self._db.update_item(
                 TableName=self._table,
                 Key=call_key(setup.call_sid),
@@ -132,8 +142,9 @@ class DynamoSessionStore:
                     "createdAt": _n(now),
                     TTL_ATTRIBUTE: _n(now + CONNECTION_TTL_S),
                 },
+                ConditionExpression="attribute_not_exists(pk)",
             )
-        return CallSession(call_sid=setup.call_sid, conn_seq=conn_seq, resumed=conn_seq > 1, language=language)
+        return conn_seq, language
 
     def start_turn(self, connection_id: str) -> TurnTicket | None:
         try:

@@ -44,7 +44,9 @@ class ChatModel(Protocol):
 
 class SessionStore(Protocol):
     def bind_connection(self, connection_id: str, setup: Setup) -> CallSession:
-        """Create or resume the call and point the connection at it."""
+        """Create or resume the call and point the connection at it, for the connection's lifetime.
+
+        Raises ``ConnectionAlreadyBoundError`` if the connection already belongs to a call."""
 
     def start_turn(self, connection_id: str) -> TurnTicket | None:
         """Take the next generation for this connection; ``None`` if the connection is unknown."""

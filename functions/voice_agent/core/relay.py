@@ -4,7 +4,8 @@
 |--------------------|--------------------------------------------------------------------------|
 | ``setup``          | bind the connection to its call (new, or resumed on the same callSid),   |
 |                    | store the greeting Twilio speaks, warm the model connection; if the      |
-|                    | store is down, ``end`` the session asking ``/action`` for a restart      |
+|                    | store is down, ``end`` the session asking ``/action`` for a restart; a   |
+|                    | second setup on a bound socket is ignored (a socket keeps its call)      |
 | ``prompt`` last    | a turn (``turn_engine``)                                                 |
 | ``prompt`` partial | ignored (cumulative partials; the final one repeats the text); warms    |
 | ``dtmf``           | the human key: handoff to a person; any other key: a note to the model  |
@@ -31,7 +32,13 @@ from voice_agent.core.call_flow import SESSION_RESTART_REASON
 from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord
 from voice_agent.core.ports import Sender, SessionStore
 from voice_agent.core.turn_engine import Budget, TurnEngine, TurnOutcome
-from voice_agent.errors import ConnectionGoneError, MalformedMessageError, SendError, StoreUnavailableError
+from voice_agent.errors import (
+    ConnectionAlreadyBoundError,
+    ConnectionGoneError,
+    MalformedMessageError,
+    SendError,
+    StoreUnavailableError,
+)
 from voice_agent.log import bind, logger, mask_phone, sensitive_logging_enabled, text_summary
 from voice_agent.protocol.inbound import (
     Dtmf,
@@ -132,13 +139,19 @@ class Relay:
         return HandledFrame(kind="unknown", ignored=True)  # pragma: no cover (exhaustive above)
 
     def _on_setup(self, connection_id: str, setup: Setup) -> None:
-        bind(call_sid=setup.call_sid)
-        self._calls.put(connection_id, setup.call_sid)
         try:
             session = self._store.bind_connection(connection_id, setup)
+        except ConnectionAlreadyBoundError:
+            # Twilio sends one setup per socket: a second one (naming this call or another) is
+            # not Twilio's to act on. The socket stays with its call; the other call is untouched.
+            logger.warning("setup on a connection already bound to a call; ignored")
+            return
         except StoreUnavailableError:
+            bind(call_sid=setup.call_sid)
             self._restart_session(connection_id)
             return
+        bind(call_sid=setup.call_sid)
+        self._calls.put(connection_id, setup.call_sid)
         logger.info(
             "session bound",
             extra={
