@@ -257,17 +257,34 @@ class DynamoSessionStore:
             custom_parameters={k: v.get("S", "") for k, v in params.items()},
         )
 
-    def count_reconnect(self, call_sid: str) -> int:
+    def count_reconnect(self, call_sid: str, session_id: str | None = None) -> int:
         now = int(self._now())
-        with _store_errors("count_reconnect"):
-            item = self._db.update_item(
-                TableName=self._table,
-                Key=call_key(call_sid),
-                UpdateExpression="ADD reconnects :one SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)",
-                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
-                ExpressionAttributeValues={":one": _n(1), ":now": _n(now), ":ttl": _n(now + self._retention_s)},
-                ReturnValues="UPDATED_NEW",
-            )["Attributes"]
+        update = "ADD reconnects :one SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)"
+        values: dict[str, Any] = {":one": _n(1), ":now": _n(now), ":ttl": _n(now + self._retention_s)}
+        once: dict[str, Any] = {}
+        if session_id:
+            # One count per relay session: a replayed (or retried) callback gets the same answer.
+            update = (
+                "ADD reconnects :one, failedSessions :sessions SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)"
+            )
+            values.update({":sessions": {"SS": [session_id]}, ":session": _s(session_id)})
+            once = {
+                "ConditionExpression": "NOT contains(failedSessions, :session)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        try:
+            with _store_errors("count_reconnect", passthrough=_CONDITION_FAILED):
+                item = self._db.update_item(
+                    TableName=self._table,
+                    Key=call_key(call_sid),
+                    UpdateExpression=update,
+                    ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="UPDATED_NEW",
+                    **once,
+                )["Attributes"]
+        except ClientError as exc:  # this session was counted already
+            item = cast(dict[str, Any], exc.response.get("Item") or {})
         return _get_n(item, "reconnects")
 
     def mark_farewell(self, call_sid: str) -> None:

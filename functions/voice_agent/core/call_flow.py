@@ -11,7 +11,9 @@
 | any           | completed   | the call is over: mark it ended                                        |
 
 If the session store is unreachable, a failed session is transferred to a person rather than
-reconnected blindly (a reconnect loop with no count would never end).
+reconnected blindly (a reconnect loop with no count would never end). A reconnect is counted once
+per relay session (``SessionId``): Twilio's signatures carry no timestamp, so a replayed or retried
+callback must get the same answer without spending the call's reconnect budget again.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class SessionEnd:
     session_status: str
     handoff_data: str | None = None
     error_code: str | None = None
+    session_id: str | None = None  # the relay session that ended (VX...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ def decide(end: SessionEnd, *, store: SessionStore, agent: AgentConfig) -> Decis
     # "failed", a restart the agent asked for, or a status this version does not know while the
     # call goes on: try to resume.
     try:
-        attempt = store.count_reconnect(end.call_sid)
+        attempt = store.count_reconnect(end.call_sid, end.session_id)
         call = store.get_call(end.call_sid)
     except StoreUnavailableError:
         logger.error("cannot count reconnects; transferring instead")

@@ -73,7 +73,10 @@ class SessionStore(Protocol):
 
     def get_call(self, call_sid: str) -> CallRecord | None: ...
 
-    def count_reconnect(self, call_sid: str) -> int:
-        """Atomically count one more reconnect attempt for the call; returns the new count."""
+    def count_reconnect(self, call_sid: str, session_id: str | None = None) -> int:
+        """Atomically count one more reconnect attempt for the call; returns the new count.
+
+        Counted once per ``session_id``: asked again for the same session, returns the count
+        as it stands."""
 
     def end_call(self, call_sid: str, status: str) -> None: ...
