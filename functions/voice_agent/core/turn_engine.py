@@ -66,7 +66,7 @@ from voice_agent.errors import (
     StoreUnavailableError,
     ToolError,
 )
-from voice_agent.log import bind, logger
+from voice_agent.log import bind, error_summary, logger
 from voice_agent.protocol.outbound import End, Language, OutboundMessage, SendDigits, Text
 
 TurnStatus = Literal[
@@ -498,7 +498,8 @@ class TurnEngine:
                 raise ToolError(f"unknown tool {call.name!r}")
             return self._tools.get(call.name).invoke(call.arguments, ctx)
         except ToolError as exc:
-            logger.info("tool refused the call", extra={"tool": call.name, "error": str(exc)[:200]})
+            name = call.name if call.name in offered else "(not offered)"  # the model chose the name
+            logger.info("tool refused the call", extra={"tool": name, "error": error_summary(str(exc))})
             return _tool_error(str(exc))
         except Exception as exc:
             logger.exception("tool failed", extra={"tool": call.name})
