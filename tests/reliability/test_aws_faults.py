@@ -135,9 +135,9 @@ def dynamodb_unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     def rebuild() -> None:
         load_settings.cache_clear()
-        aws_clients.dynamodb.cache_clear()
-        wiring.session_store.cache_clear()
-        wiring.relay.cache_clear()
+        aws_clients.reset_clients()
+        for factory in (wiring.session_store, wiring.sender, wiring.relay):
+            factory.cache_clear()
 
     monkeypatch.setenv(names.DYNAMODB_ENDPOINT_URL, f"http://127.0.0.1:{dead_port()}")
     rebuild()
