@@ -5,6 +5,7 @@ production client configuration retries them for real."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -74,10 +75,15 @@ def two_turns(stack: LocalStack, during: Callable[[], Any]) -> tuple[Reply, Repl
     async def program(session: RelaySession) -> None:
         first = await say(session, "Hello there.")
         assert first.completed, first.text
+        await asyncio.sleep(1.0)  # the caller listens (and the turn stores its reply meanwhile)
         with during():
             started = time.monotonic()
             replies.append(await say(session, "When are you open?", timeout_s=40))
             took.append(time.monotonic() - started)
+        # The caller hears the apology before speaking again. (Requests that timed out while
+        # DynamoDB Local was paused are applied when it resumes; one that landed after the next
+        # turn's generation update would make that turn stand down as superseded: see README.)
+        await asyncio.sleep(2.0)
         replies.append(await say(session, "And where is the store?"))
 
     call = run(place_call(stack.urls.voice, AUTH_TOKEN, program), timeout_s=90)
