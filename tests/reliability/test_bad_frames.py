@@ -186,7 +186,10 @@ def open_socket(stack: LocalStack) -> LiveSocket:
         max_size=2**20,
         legacy=True,  # held open across tests by a module fixture, closed by it
     )
-    [connection_id] = set(stack.gateway.open_connections()) - before
+    deadline = time.monotonic() + 10  # the stand-in registers the socket just after the handshake
+    while not (new := set(stack.gateway.open_connections()) - before) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    [connection_id] = new
     call_sid = "CA" + uuid.uuid4().hex
     live = LiveSocket(stack, ws, connection_id, call_sid)
     setup = {"type": "setup", "sessionId": "VX" + uuid.uuid4().hex, "callSid": call_sid, "customParameters": {}}
