@@ -26,6 +26,10 @@ class SendError(VoiceAgentError):
     """A frame could not be delivered for another reason (throttled, timed out, refused)."""
 
 
+class ConnectionAlreadyBoundError(VoiceAgentError):
+    """A connection belongs to the call of its first ``setup``; a later setup on it is refused."""
+
+
 class StoreUnavailableError(VoiceAgentError):
     """DynamoDB could not serve a request within the retry budget."""
 

@@ -5,7 +5,7 @@ bound with :func:`bind` and cleared with :func:`reset`; they are context-local, 
 invocations in the local stand-in (threads) never mix their keys.
 
 Transcript text and phone numbers never reach the logs unless ``LOG_SENSITIVE_DATA=true``: log
-:func:`text_summary` or :func:`mask_phone` instead of the value.
+:func:`text_summary`, :func:`mask_phone` or :func:`error_summary` instead of the value.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from voice_agent import env_names as names
 logger = Logger(service=os.environ.get(names.POWERTOOLS_SERVICE_NAME, names.SERVICE_NAME))
 
 _DIGITS = re.compile(r"\d")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
 def bind(**keys: object) -> None:
@@ -41,6 +42,14 @@ def text_summary(text: str) -> dict[str, object]:
     if sensitive_logging_enabled():
         return {"chars": len(text), "text": text}
     return {"chars": len(text)}
+
+
+def error_summary(message: str, limit: int = 200) -> str:
+    """An error message as the logs may hold it: quoted values (a tool's arguments, chosen by the
+    model and able to carry anything the caller said) become their length, unless enabled."""
+    if not sensitive_logging_enabled():
+        message = _QUOTED.sub(lambda m: f"<{len(m.group()) - 2} chars>", message)
+    return message[:limit]
 
 
 def mask_phone(number: str | None) -> str | None:

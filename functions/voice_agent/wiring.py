@@ -108,9 +108,9 @@ def relay() -> Relay:
     from voice_agent.core.relay import Relay
     from voice_agent.core.turn_engine import TurnEngine
 
-    store = session_store()
-    engine = TurnEngine(store=store, sender=sender(), model=chat_model, agent=agent(), tools=tool_registry())
-    return Relay(store=store, engine=engine, agent=agent(), warm_model=warm_model_once)
+    store, out = session_store(), sender()
+    engine = TurnEngine(store=store, sender=out, model=chat_model, agent=agent(), tools=tool_registry())
+    return Relay(store=store, engine=engine, sender=out, agent=agent(), warm_model=warm_model_once)
 
 
 def warn_if_unsigned() -> None:

@@ -64,7 +64,7 @@ frames = st.one_of(
 def harness(store: DynamoSessionStore) -> tuple[Relay, RecordingSender, ScriptedModel]:
     sender, model = RecordingSender(), ScriptedModel()
     engine = TurnEngine(store=store, sender=sender, model=lambda: model, agent=AGENT, tools=tool_registry())
-    relay = Relay(store=store, engine=engine, agent=AGENT, warm_model=model.warm)
+    relay = Relay(store=store, engine=engine, sender=sender, agent=AGENT, warm_model=model.warm)
     return relay, sender, model
 
 

@@ -8,7 +8,7 @@ from botocore.stub import Stubber
 from tests.support.aws import TABLE
 from voice_agent.adapters.dynamo_store import DynamoSessionStore, call_key, conn_key
 from voice_agent.core.model import INTERRUPTION_PART, TurnKey, TurnRecord
-from voice_agent.errors import StoreUnavailableError
+from voice_agent.errors import ConnectionAlreadyBoundError, StoreUnavailableError
 from voice_agent.protocol.inbound import Setup
 from voice_agent.table_schema import TTL_ATTRIBUTE
 
@@ -31,6 +31,25 @@ def test_setup_creates_a_call_and_a_new_connection_resumes_it(store: DynamoSessi
     assert call is not None
     assert call.status == "active"
     assert call.custom_parameters == {"lang": "en"}  # kept from the first session
+
+
+def test_a_connection_belongs_to_the_call_of_its_first_setup(store: DynamoSessionStore) -> None:
+    # Twilio sends one setup per socket. A second one (a duplicate, or one naming another call's
+    # SID) must neither restart the connection's generations nor point the socket at another
+    # call's conversation (whose history its next prompt would load and write into).
+    store.bind_connection("c1", SETUP)
+    first = store.start_turn("c1")
+    assert first is not None
+    store.put_turns("CA1", [TurnRecord(key=TurnKey(first.conn_seq, first.generation, 0), role="user", text="one")])
+    for again in (SETUP, Setup(session_id="VX9", call_sid="CA-another-call")):
+        with pytest.raises(ConnectionAlreadyBoundError):
+            store.bind_connection("c1", again)
+    second = store.start_turn("c1")
+    assert second is not None
+    assert (second.call_sid, second.generation) == ("CA1", first.generation + 1)
+    store.put_turns("CA1", [TurnRecord(key=TurnKey(second.conn_seq, second.generation, 0), role="user", text="two")])
+    assert [r.text for r in store.load_history("CA1", 10)] == ["one", "two"]
+    assert store.load_history("CA-another-call", 10) == []
 
 
 def test_generations_are_taken_atomically_per_connection(store: DynamoSessionStore) -> None:

@@ -190,6 +190,29 @@ def test_handlers_never_raise_even_when_everything_is_broken(monkeypatch: pytest
     assert ws_connect.handler({}, ctx) == {"statusCode": 500}
 
 
+def test_a_setup_the_store_cannot_keep_asks_action_for_a_restart(
+    aws: None, llm: OpenAICompatibleServer, brain: ScriptedBrain
+) -> None:
+    # DynamoDB fails the binding on every attempt botocore makes: without it the socket would be
+    # mute (every prompt on it ignored), so the session ends asking /action for a restart.
+    from tests.support.faults import FaultInjector, dynamodb_error
+    from voice_agent.adapters import aws_clients
+    from voice_agent.core.call_flow import SESSION_RESTART_REASON
+
+    fault = FaultInjector(lambda: dynamodb_error("InternalServerError", 500), times=3)
+    fault.attach(aws_clients.dynamodb(), "dynamodb.UpdateItem")
+    assert send("c1", relay_frame("setup")) == {"statusCode": 200}
+    assert fault.injected == 3
+    [end] = posted_frames("c1")
+    assert end["type"] == "end"
+    assert json.loads(end["handoffData"])["reasonCode"] == SESSION_RESTART_REASON
+    # The restarted session's socket binds and is answered.
+    brain.push("Back again.")
+    send("c2", relay_frame("setup"))
+    send("c2", prompt("Hello?"))
+    assert spoken(texts("c2")) == "Back again."
+
+
 def test_dtmf_human_key_hands_off_and_other_keys_reach_the_model(
     aws: None, llm: OpenAICompatibleServer, brain: ScriptedBrain
 ) -> None:

@@ -58,6 +58,19 @@ def test_one_client_per_execution_environment_with_short_timeouts() -> None:
     assert aws_clients.management_api(ENDPOINT).meta.endpoint_url == ENDPOINT
 
 
+def test_concurrent_first_uses_share_one_client() -> None:
+    # The local stand-in runs invocations on threads: the first few can ask for a client at once.
+    # They must all get the one client (what a test's fault injection or a warm pool relies on).
+    from concurrent.futures import ThreadPoolExecutor
+
+    aws_clients.reset_clients()
+    with ThreadPoolExecutor(8) as pool:
+        managers = list(pool.map(lambda _: aws_clients.management_api(ENDPOINT), range(16)))
+        databases = list(pool.map(lambda _: aws_clients.dynamodb(), range(16)))
+    assert len({id(c) for c in managers}) == 1
+    assert len({id(c) for c in databases}) == 1
+
+
 def test_gone_is_final_and_never_retried() -> None:
     client = boto3.client("apigatewaymanagementapi", endpoint_url=ENDPOINT, region_name="us-east-1")
     with Stubber(client) as stub:

@@ -227,6 +227,19 @@ def test_a_turn_that_would_outlive_its_budget_is_cut_short_with_a_line(
     assert final.token.strip() == AGENT.lines.cut_short
 
 
+def test_slow_posts_cannot_carry_a_turn_past_its_budget(bound: DynamoSessionStore, model: ScriptedModel) -> None:
+    # The model has streamed everything at once; every post is slow (a congested management API).
+    # The budget is checked between phrases too, not only while waiting for the model.
+    sender = RecordingSender(delay_s=0.15)
+    model.say(LONG * 3)
+    outcome = engine_for(bound, sender, model).run_prompt(CONN, "Tell me everything", budget(0.8))
+    assert outcome.status == "budget"
+    assert outcome.duration_s < 0.8 + 3 * sender.delay_s  # the phrase in flight and the closing line
+    final = sender.texts(CONN)[-1]
+    assert final.last
+    assert final.token.strip() == AGENT.lines.cut_short
+
+
 def test_a_long_reply_is_bounded(bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel) -> None:
     agent = dataclasses.replace(AGENT, max_reply_chars=120)
     model.say(LONG * 5)

@@ -228,17 +228,51 @@ def test_ended_without_handoff_says_goodbye_once(twilio: Twilio, store: DynamoSe
 
 def test_a_dropped_socket_resumes_the_same_call_until_the_cap(twilio: Twilio, store: DynamoSessionStore) -> None:
     store.bind_connection("c1", Setup(session_id="VX1", call_sid=CALL, custom_parameters={"purpose": "support"}))
-    failed = action_form("failed", ErrorCode="64105", ErrorMessage="Websocket ended")
+
+    def failed(session: int) -> dict[str, str]:  # each relay session has its own SessionId
+        return action_form("failed", ErrorCode="64105", ErrorMessage="Websocket ended", SessionId=f"VX{session}")
+
     for attempt in range(1, AGENT.max_reconnect_attempts + 1):
-        doc = parse(twilio.post("/action", failed))
+        doc = parse(twilio.post("/action", failed(attempt)))
         relay = doc.find("Connect/ConversationRelay")
         assert relay is not None, attempt
         assert relay.get("welcomeGreeting") == AGENT.lines.reconnect_greeting
         params = {p.get("name"): p.get("value") for p in relay.findall("Parameter")}
         assert params == {"purpose": "support", "reconnectAttempt": str(attempt)}
-    doc = parse(twilio.post("/action", failed))  # one more than the cap: a person takes over
+    doc = parse(twilio.post("/action", failed(AGENT.max_reconnect_attempts + 1)))  # past the cap: a person
     assert doc.find("Connect") is None
     assert doc.find("Dial") is not None
+
+
+def test_a_session_the_agent_ended_for_a_restart_resumes_the_call(twilio: Twilio, store: DynamoSessionStore) -> None:
+    from voice_agent.core.call_flow import SESSION_RESTART_REASON
+
+    restart = json.dumps({"reasonCode": SESSION_RESTART_REASON, "reason": "The session could not be stored"})
+    doc = parse(twilio.post("/action", action_form("ended", HandoffData=restart)))
+    relay = doc.find("Connect/ConversationRelay")
+    assert relay is not None  # a new socket, not a transfer
+    assert relay.get("welcomeGreeting") == AGENT.lines.reconnect_greeting
+    call = store.get_call(CALL)
+    assert call is not None and call.reconnects == 1  # counted against the cap like a drop
+
+
+def test_a_replayed_action_callback_gets_the_same_answer_and_counts_once(
+    twilio: Twilio, store: DynamoSessionStore
+) -> None:
+    # Twilio's signature has no timestamp: a captured callback (or Twilio retrying one) replays
+    # with a valid signature. It must not spend the call's reconnect budget a second time.
+    store.bind_connection("c1", Setup(session_id="VX1", call_sid=CALL))
+    failed = action_form("failed", ErrorCode="64105", ErrorMessage="Websocket ended")
+    first = twilio.post("/action", failed)
+    assert parse(first).find("Connect") is not None
+    for _ in range(AGENT.max_reconnect_attempts + 1):
+        assert twilio.post("/action", failed).text == first.text
+    call = store.get_call(CALL)
+    assert call is not None and call.reconnects == 1
+    # The next session's own drop is counted.
+    doc = parse(twilio.post("/action", {**failed, "SessionId": "VX2"}))
+    params = {p.get("name"): p.get("value") for p in doc.findall("Connect/ConversationRelay/Parameter")}
+    assert params["reconnectAttempt"] == "2"
 
 
 def test_past_the_cap_can_be_a_goodbye(store: DynamoSessionStore) -> None:
@@ -258,6 +292,9 @@ def test_store_down_during_a_failure_transfers(store: DynamoSessionStore) -> Non
     app = create_app(Dependencies(store=lambda: cast(DynamoSessionStore, Down()), agent=lambda: AGENT))
     doc = parse(Twilio(TestClient(app)).post("/action", action_form("failed", ErrorCode="64105")))
     assert doc.find("Dial") is not None
+    restart = json.dumps({"reasonCode": "session-restart", "reason": "The session could not be stored"})
+    doc = parse(Twilio(TestClient(app)).post("/action", action_form("ended", HandoffData=restart)))
+    assert doc.find("Dial") is not None  # still down: a person, not a reconnect loop
 
 
 def test_an_unexpected_error_on_action_still_hands_the_caller_to_a_person() -> None:

@@ -22,6 +22,12 @@ def guard(max_chars: int = 2000) -> OutputGuard:
         ("Use `the red button`.", "Use the red button."),
         ("Great 😀 news!", "Great news!"),
         ("It costs $3.50, about 20% off.", "It costs $3.50, about 20% off."),
+        # HTML and SSML tags: a model repeating injected markup must not make the voice pause,
+        # play audio, or read tag names aloud.
+        ("Please <a href='x'>click here</a> now.", "Please click here now."),
+        ("Wait <break time='10s'/> then <speak>go</speak>.", "Wait then go."),
+        ('<audio src="https://evil.example/x.mp3"/>Hello.', "Hello."),
+        ("Numbers: 3 < 5 and 7 > 2.", "Numbers: 3 5 and 7 2."),
     ],
 )
 def test_markup_a_voice_would_read_aloud_is_removed(phrase: str, spoken: str) -> None:

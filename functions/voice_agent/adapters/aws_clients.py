@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # boto3's default session is not safe to share between threads while clients are being created
-# (the local stand-in runs invocations on threads); one lock around creation is enough.
-_CREATE = threading.Lock()
+# (the local stand-in runs invocations on threads). One lock around the cached factories also makes
+# concurrent first uses share one client (lru_cache alone would let each of them build its own).
+_CREATE = threading.RLock()
 
 DYNAMODB_CONFIG = Config(
     connect_timeout=1.0,
@@ -42,27 +43,40 @@ MANAGEMENT_API_CONFIG = Config(
 SECRETS_CONFIG = Config(connect_timeout=2.0, read_timeout=3.0, retries={"mode": "standard", "total_max_attempts": 3})
 
 
-@lru_cache(maxsize=1)
 def dynamodb() -> DynamoDBClient:
-    endpoint = load_settings().dynamodb_endpoint_url
     with _CREATE:
-        return boto3.client("dynamodb", endpoint_url=endpoint, config=DYNAMODB_CONFIG)
+        return _dynamodb()
+
+
+def management_api(endpoint_url: str) -> ApiGatewayManagementApiClient:
+    with _CREATE:
+        return _management_api(endpoint_url)
+
+
+def secrets_manager() -> SecretsManagerClient:
+    with _CREATE:
+        return _secrets_manager()
+
+
+@lru_cache(maxsize=1)
+def _dynamodb() -> DynamoDBClient:
+    endpoint = load_settings().dynamodb_endpoint_url
+    return boto3.client("dynamodb", endpoint_url=endpoint, config=DYNAMODB_CONFIG)
 
 
 @lru_cache(maxsize=4)
-def management_api(endpoint_url: str) -> ApiGatewayManagementApiClient:
-    with _CREATE:
-        return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=MANAGEMENT_API_CONFIG)
+def _management_api(endpoint_url: str) -> ApiGatewayManagementApiClient:
+    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=MANAGEMENT_API_CONFIG)
 
 
 @lru_cache(maxsize=1)
-def secrets_manager() -> SecretsManagerClient:
-    with _CREATE:
-        return boto3.client("secretsmanager", config=SECRETS_CONFIG)
+def _secrets_manager() -> SecretsManagerClient:
+    return boto3.client("secretsmanager", config=SECRETS_CONFIG)
 
 
 def reset_clients() -> None:
     """Forget cached clients (tests that restart moto, and SnapStart restore hooks)."""
-    dynamodb.cache_clear()
-    management_api.cache_clear()
-    secrets_manager.cache_clear()
+    with _CREATE:
+        _dynamodb.cache_clear()
+        _management_api.cache_clear()
+        _secrets_manager.cache_clear()

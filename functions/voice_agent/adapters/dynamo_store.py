@@ -33,7 +33,7 @@ from voice_agent.core.model import (
     TurnRecord,
     TurnTicket,
 )
-from voice_agent.errors import StoreUnavailableError
+from voice_agent.errors import ConnectionAlreadyBoundError, StoreUnavailableError
 from voice_agent.log import logger
 from voice_agent.protocol.inbound import Setup
 from voice_agent.table_schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
@@ -92,8 +92,18 @@ class DynamoSessionStore:
     # -- connection and call ------------------------------------------------------------------
 
     def bind_connection(self, connection_id: str, setup: Setup) -> CallSession:
+        """The call (new, or resumed on a new socket), then the connection, bound for its lifetime:
+        a later setup on the same connection is refused (``ConnectionAlreadyBoundError``) and
+        leaves the conversation it names untouched (only that call's counters have moved)."""
         now = int(self._now())
-        with _store_errors("bind_connection"):
+        try:
+            conn_seq, language = self._bind(connection_id, setup, now)
+        except ClientError as exc:  # only the connection's put has a condition
+            raise ConnectionAlreadyBoundError(connection_id) from exc
+        return CallSession(call_sid=setup.call_sid, conn_seq=conn_seq, resumed=conn_seq > 1, language=language)
+
+    def _bind(self, connection_id: str, setup: Setup, now: int) -> tuple[int, str | None]:
+        with _store_errors("bind_connection", passthrough=_CONDITION_FAILED):
             call = self._db.update_item(
                 TableName=self._table,
                 Key=call_key(setup.call_sid),
@@ -132,8 +142,9 @@ class DynamoSessionStore:
                     "createdAt": _n(now),
                     TTL_ATTRIBUTE: _n(now + CONNECTION_TTL_S),
                 },
+                ConditionExpression="attribute_not_exists(pk)",
             )
-        return CallSession(call_sid=setup.call_sid, conn_seq=conn_seq, resumed=conn_seq > 1, language=language)
+        return conn_seq, language
 
     def start_turn(self, connection_id: str) -> TurnTicket | None:
         try:
@@ -246,17 +257,34 @@ class DynamoSessionStore:
             custom_parameters={k: v.get("S", "") for k, v in params.items()},
         )
 
-    def count_reconnect(self, call_sid: str) -> int:
+    def count_reconnect(self, call_sid: str, session_id: str | None = None) -> int:
         now = int(self._now())
-        with _store_errors("count_reconnect"):
-            item = self._db.update_item(
-                TableName=self._table,
-                Key=call_key(call_sid),
-                UpdateExpression="ADD reconnects :one SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)",
-                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
-                ExpressionAttributeValues={":one": _n(1), ":now": _n(now), ":ttl": _n(now + self._retention_s)},
-                ReturnValues="UPDATED_NEW",
-            )["Attributes"]
+        update = "ADD reconnects :one SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)"
+        values: dict[str, Any] = {":one": _n(1), ":now": _n(now), ":ttl": _n(now + self._retention_s)}
+        once: dict[str, Any] = {}
+        if session_id:
+            # One count per relay session: a replayed (or retried) callback gets the same answer.
+            update = (
+                "ADD reconnects :one, failedSessions :sessions SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)"
+            )
+            values.update({":sessions": {"SS": [session_id]}, ":session": _s(session_id)})
+            once = {
+                "ConditionExpression": "NOT contains(failedSessions, :session)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        try:
+            with _store_errors("count_reconnect", passthrough=_CONDITION_FAILED):
+                item = self._db.update_item(
+                    TableName=self._table,
+                    Key=call_key(call_sid),
+                    UpdateExpression=update,
+                    ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="UPDATED_NEW",
+                    **once,
+                )["Attributes"]
+        except ClientError as exc:  # this session was counted already
+            item = cast(dict[str, Any], exc.response.get("Item") or {})
         return _get_n(item, "reconnects")
 
     def mark_farewell(self, call_sid: str) -> None:

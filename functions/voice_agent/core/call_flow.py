@@ -6,10 +6,14 @@
 | ``ended``     | in-progress | with HandoffData: transfer to a person; without: goodbye and hang up   |
 | ``failed``    | in-progress | the socket dropped (64105 ...): resume the same conversation with a new |
 |               |             | session, counted; past ``max_reconnect_attempts``: transfer or goodbye  |
+| ``ended``     | in-progress | with the agent's own restart request (``SESSION_RESTART_REASON``: the    |
+|               |             | socket could not be bound at setup): as ``failed``                      |
 | any           | completed   | the call is over: mark it ended                                        |
 
 If the session store is unreachable, a failed session is transferred to a person rather than
-reconnected blindly (a reconnect loop with no count would never end).
+reconnected blindly (a reconnect loop with no count would never end). A reconnect is counted once
+per relay session (``SessionId``): Twilio's signatures carry no timestamp, so a replayed or retried
+callback must get the same answer without spending the call's reconnect budget again.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ T = TypeVar("T")
 
 RECONNECT_LIMIT_REASON = "reconnect-limit"
 STORE_DOWN_REASON = "session-store-unavailable"
+# The agent ends a session with this reasonCode when it cannot serve it (DynamoDB was down at setup):
+# resume the call on a new socket rather than transfer it.
+SESSION_RESTART_REASON = "session-restart"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,7 @@ class SessionEnd:
     session_status: str
     handoff_data: str | None = None
     error_code: str | None = None
+    session_id: str | None = None  # the relay session that ended (VX...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +92,19 @@ def decide(end: SessionEnd, *, store: SessionStore, agent: AgentConfig) -> Decis
     if status == "completed" or call_over:
         _quietly(lambda: store.end_call(end.call_sid, "completed"))
         return CallOver()
-    if status == "ended":
-        handoff = parse_handoff(end.handoff_data)
+    handoff = parse_handoff(end.handoff_data)
+    restart = handoff is not None and handoff.get("reasonCode") == SESSION_RESTART_REASON
+    if status == "ended" and not restart:
         if handoff is not None:
             _quietly(lambda: store.end_call(end.call_sid, "transferred"))
             return Transfer(handoff=handoff)
         call = _quietly(lambda: store.get_call(end.call_sid))
         _quietly(lambda: store.end_call(end.call_sid, "ended"))
         return Goodbye(say=not (call is not None and call.farewell_spoken))
-    # "failed", or a status this version does not know while the call goes on: try to resume.
+    # "failed", a restart the agent asked for, or a status this version does not know while the
+    # call goes on: try to resume.
     try:
-        attempt = store.count_reconnect(end.call_sid)
+        attempt = store.count_reconnect(end.call_sid, end.session_id)
         call = store.get_call(end.call_sid)
     except StoreUnavailableError:
         logger.error("cannot count reconnects; transferring instead")

@@ -1,7 +1,9 @@
 """Output guard: every phrase passes here before it is spoken.
 
 - Strips what a TTS voice would read aloud but a caller should never hear: markdown emphasis,
-  headings, list bullets, inline code and code blocks, link syntax, URLs (unless allowed), emoji.
+  headings, list bullets, inline code and code blocks, link syntax, URLs (unless allowed), emoji,
+  and HTML or SSML tags (ConversationRelay voices obey SSML: an injected ``<break>`` or ``<audio>``
+  would be acted on, any other tag read out).
 - Refuses to speak text that reproduces the system prompt (any run of ``LEAK_NGRAM`` words
   found in it), whatever the caller or a tool result said to make the model do so.
 - Bounds the reply's length.
@@ -21,6 +23,7 @@ LEAK_NGRAM: Final = 8
 _FENCE = re.compile(r"```|~~~")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\((?:[^)]*)\)")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_TAG = re.compile(r"</?[A-Za-z][^<>]{0,300}>")
 _INLINE_CODE = re.compile(r"`([^`]*)`")
 _EMPHASIS = re.compile(r"(\*{1,3}|_{2,3})(?=\S)(.+?)(?<=\S)\1")
 _HEADING = re.compile(r"(^|\n)\s{0,3}#{1,6}\s+")
@@ -81,6 +84,7 @@ class OutputGuard:
             out.append(phrase[pos:])
         text = "".join(out)
         text = _MD_LINK.sub(r"\1", text)
+        text = _TAG.sub("", text)  # before URLs: a tag's attributes may hold one
         if not self.allow_urls:
             text = _URL.sub("", text)
         text = _INLINE_CODE.sub(r"\1", text)

@@ -44,7 +44,9 @@ class ChatModel(Protocol):
 
 class SessionStore(Protocol):
     def bind_connection(self, connection_id: str, setup: Setup) -> CallSession:
-        """Create or resume the call and point the connection at it."""
+        """Create or resume the call and point the connection at it, for the connection's lifetime.
+
+        Raises ``ConnectionAlreadyBoundError`` if the connection already belongs to a call."""
 
     def start_turn(self, connection_id: str) -> TurnTicket | None:
         """Take the next generation for this connection; ``None`` if the connection is unknown."""
@@ -71,7 +73,10 @@ class SessionStore(Protocol):
 
     def get_call(self, call_sid: str) -> CallRecord | None: ...
 
-    def count_reconnect(self, call_sid: str) -> int:
-        """Atomically count one more reconnect attempt for the call; returns the new count."""
+    def count_reconnect(self, call_sid: str, session_id: str | None = None) -> int:
+        """Atomically count one more reconnect attempt for the call; returns the new count.
+
+        Counted once per ``session_id``: asked again for the same session, returns the count
+        as it stands."""
 
     def end_call(self, call_sid: str, status: str) -> None: ...

@@ -3,7 +3,9 @@
 | message            | handling                                                                 |
 |--------------------|--------------------------------------------------------------------------|
 | ``setup``          | bind the connection to its call (new, or resumed on the same callSid),   |
-|                    | store the greeting Twilio speaks, warm the model connection              |
+|                    | store the greeting Twilio speaks, warm the model connection; if the      |
+|                    | store is down, ``end`` the session asking ``/action`` for a restart; a   |
+|                    | second setup on a bound socket is ignored (a socket keeps its call)      |
 | ``prompt`` last    | a turn (``turn_engine``)                                                 |
 | ``prompt`` partial | ignored (cumulative partials; the final one repeats the text); warms    |
 | ``dtmf``           | the human key: handoff to a person; any other key: a note to the model  |
@@ -18,6 +20,7 @@ call's socket, which Twilio counts as an invalid message.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import OrderedDict
@@ -25,10 +28,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from voice_agent.agent.config import AgentConfig
+from voice_agent.core.call_flow import SESSION_RESTART_REASON
 from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord
-from voice_agent.core.ports import SessionStore
+from voice_agent.core.ports import Sender, SessionStore
 from voice_agent.core.turn_engine import Budget, TurnEngine, TurnOutcome
-from voice_agent.errors import MalformedMessageError, StoreUnavailableError
+from voice_agent.errors import (
+    ConnectionAlreadyBoundError,
+    ConnectionGoneError,
+    MalformedMessageError,
+    SendError,
+    StoreUnavailableError,
+)
 from voice_agent.log import bind, logger, mask_phone, sensitive_logging_enabled, text_summary
 from voice_agent.protocol.inbound import (
     Dtmf,
@@ -40,6 +50,7 @@ from voice_agent.protocol.inbound import (
     Unknown,
     parse_inbound,
 )
+from voice_agent.protocol.outbound import End
 
 DTMF_REASON_CODE = "dtmf-transfer"
 _ERROR_CODE = re.compile(r"\b(6\d{4})\b")
@@ -61,11 +72,13 @@ class Relay:
         *,
         store: SessionStore,
         engine: TurnEngine,
+        sender: Sender,
         agent: AgentConfig,
         warm_model: Callable[[], None],
     ) -> None:
         self._store = store
         self._engine = engine
+        self._sender = sender
         self._agent = agent
         self._warm_model = warm_model
         self._calls = _CallCache()
@@ -126,9 +139,19 @@ class Relay:
         return HandledFrame(kind="unknown", ignored=True)  # pragma: no cover (exhaustive above)
 
     def _on_setup(self, connection_id: str, setup: Setup) -> None:
+        try:
+            session = self._store.bind_connection(connection_id, setup)
+        except ConnectionAlreadyBoundError:
+            # Twilio sends one setup per socket: a second one (naming this call or another) is
+            # not Twilio's to act on. The socket stays with its call; the other call is untouched.
+            logger.warning("setup on a connection already bound to a call; ignored")
+            return
+        except StoreUnavailableError:
+            bind(call_sid=setup.call_sid)
+            self._restart_session(connection_id)
+            return
         bind(call_sid=setup.call_sid)
         self._calls.put(connection_id, setup.call_sid)
-        session = self._store.bind_connection(connection_id, setup)
         logger.info(
             "session bound",
             extra={
@@ -150,6 +173,19 @@ class Relay:
         except StoreUnavailableError:
             logger.error("greeting not stored")
         self._warm_model()
+
+    def _restart_session(self, connection_id: str) -> None:
+        """The socket could not be bound to its call, so every later frame on it would be ignored:
+        a mute call. End the session asking for a restart; ``/action`` resumes the call on a new
+        socket (or, if DynamoDB is still down, hands the caller to a person)."""
+        from voice_agent.core.builtin_tools import handoff_data
+
+        logger.error("session store unavailable at setup; restarting the session through /action")
+        data = handoff_data(SESSION_RESTART_REASON, "The session could not be stored")
+        try:
+            self._sender.send(connection_id, End(handoff_data=json.dumps(data, separators=(",", ":"))))
+        except (ConnectionGoneError, SendError):
+            logger.warning("could not ask for a session restart")
 
     def _on_dtmf(self, connection_id: str, dtmf: Dtmf, budget: Budget) -> HandledFrame:
         if self._agent.human_key is not None and dtmf.digit == self._agent.human_key:

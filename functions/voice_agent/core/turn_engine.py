@@ -66,7 +66,7 @@ from voice_agent.errors import (
     StoreUnavailableError,
     ToolError,
 )
-from voice_agent.log import bind, logger
+from voice_agent.log import bind, error_summary, logger
 from voice_agent.protocol.outbound import End, Language, OutboundMessage, SendDigits, Text
 
 TurnStatus = Literal[
@@ -335,7 +335,7 @@ class TurnEngine:
                 return outcome
         return self._finish(turn)  # unreachable in practice: the last round offers no tools
 
-    def _stream_round(self, turn: _Turn, request: ChatRequest, persist: Sequence[TurnRecord]) -> _RoundResult:
+    def _stream_round(self, turn: _Turn, request: ChatRequest, persist: Sequence[TurnRecord]) -> _RoundResult:  # noqa: PLR0912
         try:
             model = self._model()
         except LLMError as exc:
@@ -366,6 +366,8 @@ class TurnEngine:
                 if isinstance(event, StreamFinished):
                     return _RoundResult("finished", tool_calls=event.tool_calls)
                 now = self._clock.monotonic()
+                if now >= turn.budget.deadline:  # slow posts: tokens waited in the queue meanwhile
+                    return _RoundResult("budget")
                 token_deadline = now + self._agent.llm_token_gap_timeout_s
                 for phrase in turn.coalescer.feed(event.text, now):
                     step = self._speak(turn, phrase)
@@ -496,7 +498,8 @@ class TurnEngine:
                 raise ToolError(f"unknown tool {call.name!r}")
             return self._tools.get(call.name).invoke(call.arguments, ctx)
         except ToolError as exc:
-            logger.info("tool refused the call", extra={"tool": call.name, "error": str(exc)[:200]})
+            name = call.name if call.name in offered else "(not offered)"  # the model chose the name
+            logger.info("tool refused the call", extra={"tool": name, "error": error_summary(str(exc))})
             return _tool_error(str(exc))
         except Exception as exc:
             logger.exception("tool failed", extra={"tool": call.name})

@@ -75,6 +75,7 @@ def session_end(form: Form) -> SessionEnd:
         session_status=first(form, "SessionStatus") or "",
         handoff_data=first(form, "HandoffData"),
         error_code=first(form, "ErrorCode"),
+        session_id=first(form, "SessionId") or None,
     )
 
 

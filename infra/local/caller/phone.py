@@ -80,7 +80,10 @@ class Reply:
     superseded: bool = False  # the caller spoke again before any of it was heard
     heard: str | None = None  # utteranceUntilInterrupt sent on barge-in
     late_frames: int = 0  # frames of this reply that arrived after the barge-in
+    # One of them closed the reply (``last``): it had finished before the app saw the interrupt.
+    late_last: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)  # set on every frame of it
 
     @property
     def text(self) -> str:
@@ -96,6 +99,23 @@ class Reply:
 
     def other_frames(self) -> list[Frame]:
         return [f for f in self.frames if f.type != "text"]
+
+    async def until_heard(self, chars: int, timeout_s: float) -> bool:
+        """Wait (without polling: a load test runs a hundred callers) until ``chars`` characters of
+        text arrived or the reply is over; True if they arrived."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.text) < chars and not self.done.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.arrived.clear()
+            waiters = {asyncio.ensure_future(self.arrived.wait()), asyncio.ensure_future(self.done.wait())}
+            try:
+                await asyncio.wait(waiters, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        return len(self.text) >= chars
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,8 +388,10 @@ class RelaySession:
         reply = self._target()
         if reply is self._interrupted:
             reply.late_frames += 1
+            reply.late_last = reply.late_last or (frame.type == "text" and frame.last)
             return  # Twilio purged this reply's speech on the barge-in
         reply.frames.append(frame)
+        reply.arrived.set()
         self.call.transcript.frame(self, reply, frame)
         if frame.type == "text" and reply.first_text_at is None:
             reply.first_text_at = now

@@ -36,7 +36,6 @@ ConversationRelay message fails the call, and so does a step left over when the 
 from __future__ import annotations
 
 import asyncio
-import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -275,11 +274,7 @@ class ScriptDriver:
 
     async def _listen(self, step: Step, session: RelaySession, reply: Reply) -> None:
         if step.barge_in_after_chars is not None:
-            deadline = time.monotonic() + step.timeout_s
-            while (
-                len(reply.text) < step.barge_in_after_chars and not reply.done.is_set() and time.monotonic() < deadline
-            ):
-                await asyncio.sleep(0.005)
+            await reply.until_heard(step.barge_in_after_chars, step.timeout_s)
             if reply.done.is_set():
                 self._fail(step, "the reply was over before the caller could barge in")
             elif len(reply.text) < step.barge_in_after_chars:
