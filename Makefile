@@ -50,3 +50,4 @@ clean: ## remove environments and build output
 
 include make/infra.mk
 include make/local.mk
+include make/bench.mk
