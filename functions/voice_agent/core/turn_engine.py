@@ -3,7 +3,9 @@
 A turn (see ``shared/docs/design.md``, "A turn, and an interruption"):
 
 1. Take a new generation for the connection (one atomic DynamoDB update) and load the history
-   (one query). The history shows what the caller heard, not what was generated.
+   (one query). The history shows what the caller heard, not what was generated. When this
+   execution environment already knows the connection's call (it handled the setup, or an earlier
+   frame), both requests run at once and the model request leaves one round trip sooner.
 2. Start the model request at once; store the caller's message while the model thinks.
 3. Coalesce tokens into phrases (``phrases.py``), pass each through the output guard
    (``guard.py``), and post it, in order. Before every post, claim the generation: if an
@@ -23,6 +25,7 @@ turn deadlines whatever the transport does.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import queue
 import threading
@@ -31,7 +34,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core.guard import OutputGuard
@@ -82,6 +85,7 @@ TurnStatus = Literal[
     "unknown_connection",  # no setup seen for this connection (or it is closed)
 ]
 _Step = Literal["ok", "stale", "gone", "send_error", "refused", "limit"]
+_R = TypeVar("_R")
 
 # A caller hears about 2.5 words a second; used to let a goodbye finish before ``end``.
 _WORDS_PER_SECOND = 2.5
@@ -160,6 +164,7 @@ class _Turn:
     needs_space: bool = False
     words_spoken: int = 0
     tool_calls: int = 0
+    waited_for_setup: bool = False  # the connection was bound only after this turn arrived
 
     def take_key(self) -> TurnKey:
         key = TurnKey(self.ticket.conn_seq, self.ticket.generation, self.next_part)
@@ -207,6 +212,10 @@ class _Pump(threading.Thread):
 
 
 _TOOL_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
+# Store requests run beside the turn's own thread (the history next to the generation). A Lambda
+# runs one turn at a time, so it starts a thread or two; the local stand-in runs many invocations
+# in one process.
+_STORE_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="store")
 
 
 class TurnEngine:
@@ -220,6 +229,7 @@ class TurnEngine:
         tools: ToolRegistry,
         clock: Clock | None = None,
         tool_pool: ThreadPoolExecutor | None = None,
+        store_pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -228,17 +238,32 @@ class TurnEngine:
         self._tools = tools
         self._clock = clock or SystemClock()
         self._tool_pool = tool_pool or _TOOL_POOL
+        self._store_pool = store_pool or _STORE_POOL
 
     # -- entry points ---------------------------------------------------------------------------
 
-    def run_prompt(self, connection_id: str, text: str, budget: Budget) -> TurnOutcome:
-        """Answer one final ``prompt`` (or a key press turned into a note)."""
+    def run_prompt(self, connection_id: str, text: str, budget: Budget, *, call_sid: str | None = None) -> TurnOutcome:
+        """Answer one final ``prompt`` (or a key press turned into a note).
+
+        ``call_sid``: the connection's call, if this execution environment knows it; the history is
+        then read while the generation is taken instead of after it.
+        """
         started = self._clock.monotonic()
+        early: Future[list[TurnRecord]] | None = None
+        if call_sid:
+            early = self._beside(self._store.load_history, call_sid, self._agent.max_history_items)
         turn = self._begin(connection_id, started, budget)
         if isinstance(turn, TurnOutcome):
+            if early is not None:
+                early.cancel()
             return turn
         try:
-            history = self._store.load_history(turn.ticket.call_sid, self._agent.max_history_items)
+            if early is not None and turn.ticket.call_sid == call_sid and not turn.waited_for_setup:
+                history = early.result()
+            else:  # no hint, a wrong one, or a setup still being stored when the query ran: read now
+                if early is not None:
+                    early.cancel()  # a no-op once it has started; its result is ignored
+                history = self._store.load_history(turn.ticket.call_sid, self._agent.max_history_items)
         except StoreUnavailableError:
             self._post(turn, Text(self._agent.lines.apology, last=True), claim=False)
             return self._outcome(turn, "store_error", "history")
@@ -267,6 +292,7 @@ class TurnEngine:
     # -- the conversation loop ------------------------------------------------------------------
 
     def _begin(self, connection_id: str, started: float, budget: Budget) -> _Turn | TurnOutcome:
+        waited = False
         try:
             ticket = self._store.start_turn(connection_id)
             # Frames are concurrent invocations: a prompt can overtake the setup that binds its
@@ -275,6 +301,7 @@ class TurnEngine:
                 if ticket is not None or self._clock.monotonic() + delay > budget.deadline - 2.0:
                     break
                 self._clock.sleep(delay)
+                waited = True
                 ticket = self._store.start_turn(connection_id)
                 if ticket is not None:
                     logger.info("prompt arrived before its setup was stored; waited for it")
@@ -292,6 +319,7 @@ class TurnEngine:
             budget=budget,
             guard=OutputGuard(self._agent.system_prompt, self._agent.max_reply_chars),
             coalescer=PhraseCoalescer(self._agent.phrases),
+            waited_for_setup=waited,
         )
 
     def _converse(self, turn: _Turn, messages: list[ChatMessage], user: TurnRecord) -> TurnOutcome:
@@ -414,6 +442,10 @@ class TurnEngine:
             turn.round_text.append(message.token)
             turn.words_spoken += len(message.token.split())
         return "ok"
+
+    def _beside(self, fn: Callable[..., _R], *args: object) -> Future[_R]:
+        """Run a store request on a helper thread, with this invocation's log keys."""
+        return self._store_pool.submit(contextvars.copy_context().run, fn, *args)
 
     def _finish(self, turn: _Turn) -> TurnOutcome:
         """The model is done: the rest of the text goes out with ``last: true``."""

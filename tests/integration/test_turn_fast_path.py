@@ -1,0 +1,146 @@
+"""The turn's fast path (issue 6): what runs beside what, and the orderings the caller relies on.
+
+- A turn on a connection this environment knows reads the history while it takes the generation.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, cast
+
+import pytest
+
+from tests.integration.conftest import RequestCounter
+from tests.integration.test_turn_engine import CONN, SETUP, budget, engine_for
+from tests.support.fakes import RecordingSender, ScriptedModel
+from voice_agent.adapters.dynamo_store import DynamoSessionStore
+from voice_agent.agent.config import AGENT
+from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord, TurnTicket
+from voice_agent.core.relay import Relay
+from voice_agent.core.turn_engine import Budget, TurnEngine, TurnOutcome
+from voice_agent.wiring import tool_registry
+
+CALL = SETUP.call_sid
+WAIT_S = 1.0  # how long a probe waits for something that should happen at once
+
+
+@pytest.fixture
+def bound(store: DynamoSessionStore) -> DynamoSessionStore:
+    store.bind_connection(CONN, SETUP)
+    return store
+
+
+class Overlap:
+    """Wraps the real store; ``start_turn`` holds until the history query has started (or
+    ``WAIT_S`` passed), and ``claim_phrase`` until a send has started: records what overlapped."""
+
+    def __init__(self, inner: DynamoSessionStore, sender: RecordingSender) -> None:
+        self.inner = inner
+        self.history_started = threading.Event()
+        self.sent = threading.Event()
+        self.history_during_start_turn: bool | None = None
+        self.send_during_first_claim: bool | None = None
+        sender.on_send = self._on_send
+
+    def _on_send(self, connection_id: str, message: object) -> None:
+        self.sent.set()
+
+    def start_turn(self, connection_id: str) -> TurnTicket | None:
+        self.history_during_start_turn = self.history_started.wait(WAIT_S)
+        return self.inner.start_turn(connection_id)
+
+    def load_history(self, call_sid: str, max_items: int) -> list[TurnRecord]:
+        self.history_started.set()
+        return self.inner.load_history(call_sid, max_items)
+
+    def claim_phrase(self, ticket: TurnTicket) -> bool:
+        if self.send_during_first_claim is None:
+            self.send_during_first_claim = self.sent.wait(WAIT_S)
+        return self.inner.claim_phrase(ticket)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @property
+    def as_store(self) -> DynamoSessionStore:
+        return cast(DynamoSessionStore, self)
+
+
+def test_a_known_call_reads_its_history_while_taking_the_generation(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel, requests: RequestCounter
+) -> None:
+    model.say("First answer.", "Second answer.")
+    probe = Overlap(bound, sender)
+    engine = engine_for(probe.as_store, sender, model)
+    engine.run_prompt(CONN, "First question", budget())
+    without_hint = probe.history_during_start_turn
+    probe.history_started.clear()
+    requests.reset()
+    outcome = engine.run_prompt(CONN, "Second question", budget(), call_sid=CALL)
+    assert without_hint is False  # no hint: the generation first, then the history
+    assert probe.history_during_start_turn is True
+    assert outcome.status == "completed"
+    assert [(m.role, m.content) for m in model.requests[1].messages[1:]] == [
+        ("user", "First question"),
+        ("assistant", "First answer."),
+        ("user", "Second question"),
+    ]
+    assert requests.by_operation() == {"UpdateItem": 1 + outcome.posts, "Query": 1, "PutItem": 2}
+
+
+def test_a_wrong_hint_never_gives_a_wrong_history(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    bound.put_turns("CA-other", [TurnRecord(key=TurnKey(1, 1, 0), role="user", text="someone else")])
+    model.say("Hello.")
+    engine_for(bound, sender, model).run_prompt(CONN, "Hi", budget(), call_sid="CA-other")
+    # The connection item names the call; the history read for the hint is dropped.
+    assert [(m.role, m.content) for m in model.requests[0].messages[1:]] == [("user", "Hi")]
+
+
+def test_a_hint_that_beat_its_setup_is_read_again_after_it(
+    store: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    # The relay learns the call from the setup frame before the setup has stored anything; a
+    # prompt racing it must not use a history read before the greeting was stored.
+    def late_setup() -> None:
+        session = store.bind_connection(CONN, SETUP)
+        key = TurnKey(session.conn_seq, GREETING_GENERATION, 1)
+        store.put_turns(CALL, [TurnRecord(key=key, role="assistant", text=AGENT.lines.welcome_greeting)])
+
+    model.say("Hello!")
+    engine = TurnEngine(store=store, sender=sender, model=lambda: model, agent=AGENT, tools=tool_registry())
+    timer = threading.Timer(0.3, late_setup)
+    timer.start()
+    try:
+        outcome = engine.run_prompt(CONN, "Hello?", budget(), call_sid=CALL)
+    finally:
+        timer.join()
+    assert outcome.status == "completed"
+    assert [(m.role, m.content) for m in model.requests[0].messages[1:]] == [
+        ("assistant", AGENT.lines.welcome_greeting),
+        ("user", "Hello?"),
+    ]
+
+
+def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: RecordingSender) -> None:
+    hints: list[str | None] = []
+
+    class Spy(TurnEngine):
+        def run_prompt(
+            self, connection_id: str, text: str, budget: Budget, *, call_sid: str | None = None
+        ) -> TurnOutcome:
+            hints.append(call_sid)
+            return TurnOutcome(status="completed")
+
+    model = ScriptedModel()
+    engine = Spy(store=store, sender=sender, model=lambda: model, agent=AGENT, tools=tool_registry())
+    relay = Relay(store=store, engine=engine, agent=AGENT, warm_model=model.warm)
+    prompt = '{"type": "prompt", "voicePrompt": "Hi", "last": true}'
+    relay.handle("fresh", prompt, budget())
+    relay.handle(CONN, json.dumps({"type": "setup", "sessionId": "VX1", "callSid": CALL}), budget())
+    relay.handle(CONN, prompt, budget())
+    relay.forget_calls()
+    relay.handle(CONN, prompt, budget())
+    assert hints == [None, CALL, None]
