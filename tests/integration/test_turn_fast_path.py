@@ -1,19 +1,23 @@
 """The turn's fast path (issue 6): what runs beside what, and the orderings the caller relies on.
 
 - A turn on a connection this environment knows reads the history while it takes the generation.
+- The first phrase is posted while its claim is in flight; the claim still lands before an
+  interrupt for that phrase can exist (one needs the caller to have heard it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
+import time
 from typing import Any, cast
 
 import pytest
 
 from tests.integration.conftest import RequestCounter
-from tests.integration.test_turn_engine import CONN, SETUP, budget, engine_for
-from tests.support.fakes import RecordingSender, ScriptedModel
+from tests.integration.test_turn_engine import CONN, LONG, SETUP, budget, engine_for
+from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply, words
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT
 from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord, TurnTicket
@@ -122,6 +126,51 @@ def test_a_hint_that_beat_its_setup_is_read_again_after_it(
         ("assistant", AGENT.lines.welcome_greeting),
         ("user", "Hello?"),
     ]
+
+
+def test_the_first_phrase_is_posted_while_its_claim_is_in_flight(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    model.say(LONG)
+    probe = Overlap(bound, sender)
+    outcome = engine_for(probe.as_store, sender, model).run_prompt(CONN, "Hours?", budget())
+    assert probe.send_during_first_claim is True
+    assert outcome.status == "completed"
+    assert sender.spoken(CONN) == LONG
+
+
+def test_the_first_phrase_can_wait_for_its_claim(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    model.say(LONG)
+    probe = Overlap(bound, sender)
+    agent = dataclasses.replace(AGENT, first_phrase_waits_for_claim=True)
+    engine = TurnEngine(store=probe.as_store, sender=sender, model=lambda: model, agent=agent, tools=tool_registry())
+    started = time.monotonic()
+    outcome = engine.run_prompt(CONN, "Hours?", budget())
+    assert probe.send_during_first_claim is False
+    assert time.monotonic() - started >= WAIT_S  # the claim waited for a send that never came first
+    assert outcome.status == "completed"
+
+
+def test_a_barge_in_on_the_first_phrase_stops_the_reply(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    # An interrupt exists only after the caller heard the phrase (text-to-speech, speech, speech
+    # recognition: hundreds of milliseconds); by then the first claim has recorded the generation
+    # on the air, so the interrupt cancels this reply rather than passing it by.
+    model.replies.append(ScriptedReply(tokens=words(LONG * 2), token_delay_s=0.02))
+    heard_after_s = 0.05
+
+    def barge_in(connection_id: str, message: object) -> None:
+        if len(sender.messages) == 1:
+            threading.Timer(heard_after_s, bound.record_interrupt, args=(CONN, "Our", 50)).start()
+
+    sender.on_send = barge_in
+    outcome = engine_for(bound, sender, model).run_prompt(CONN, "Tell me everything", budget())
+    assert outcome.status == "interrupted"
+    assert not any(t.last for t in sender.texts(CONN))
+    assert model.closed == 1
 
 
 def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: RecordingSender) -> None:

@@ -8,9 +8,14 @@ A turn (see ``shared/docs/design.md``, "A turn, and an interruption"):
    frame), both requests run at once and the model request leaves one round trip sooner.
 2. Start the model request at once; store the caller's message while the model thinks.
 3. Coalesce tokens into phrases (``phrases.py``), pass each through the output guard
-   (``guard.py``), and post it, in order. Before every post, claim the generation: if an
-   interrupt or a newer prompt (another, concurrent Lambda) took it, stop, cancel the model
-   request, and send nothing more (in particular no ``last``).
+   (``guard.py``), and post it, in order. Every post is covered by a claim of the generation: if
+   an interrupt or a newer prompt (another, concurrent Lambda) took it, stop, cancel the model
+   request, and send nothing more (in particular no ``last``). A phrase's claim completes before
+   the next phrase is posted. The first phrase's claim runs while that phrase is being posted
+   (``AgentConfig.first_phrase_waits_for_claim`` restores claim-then-post): it still records the
+   generation on the air long before an interrupt for it can exist, since Twilio sends one only
+   after the caller has heard audio; what changes is that a reply superseded by a newer prompt
+   before its first token speaks that first phrase before it stops.
 4. Tool calls are executed with a time limit (a short filler line if one is slow), stored, and fed
    back for another round. A tool may end the session (transfer to a person, end the call).
 5. Finish with ``last: true`` and store the agent's message.
@@ -212,9 +217,9 @@ class _Pump(threading.Thread):
 
 
 _TOOL_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
-# Store requests run beside the turn's own thread (the history next to the generation). A Lambda
-# runs one turn at a time, so it starts a thread or two; the local stand-in runs many invocations
-# in one process.
+# Store requests run beside the turn's own thread (history next to the generation, the first claim
+# next to the first post). A Lambda runs one turn at a time, so it starts a thread or two; the local
+# stand-in runs many invocations in one process.
 _STORE_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="store")
 
 
@@ -422,12 +427,12 @@ class TurnEngine:
         return "limit" if verdict.stop else "ok"
 
     def _post(self, turn: _Turn, message: OutboundMessage, *, claim: bool = True) -> _Step:
-        if claim:
-            try:
-                if not self._store.claim_phrase(turn.ticket):
-                    return "stale"
-            except StoreUnavailableError:
-                logger.warning("generation check unavailable; speaking anyway")
+        """Claim the generation and send one message."""
+        in_flight: Future[bool] | None = None
+        if claim and turn.posts == 0 and not self._agent.first_phrase_waits_for_claim:
+            in_flight = self._beside(self._store.claim_phrase, turn.ticket)
+        elif claim and not _claimed(lambda: self._store.claim_phrase(turn.ticket)):
+            return "stale"
         try:
             self._sender.send(turn.ticket.connection_id, message)
         except ConnectionGoneError:
@@ -435,13 +440,15 @@ class TurnEngine:
             return "gone"
         except SendError:
             return "send_error"
+        finally:
+            claimed = in_flight is None or _claimed(in_flight.result)
         turn.posts += 1
         if turn.first_post_at is None:
             turn.first_post_at = self._clock.monotonic()
         if isinstance(message, Text):
             turn.round_text.append(message.token)
             turn.words_spoken += len(message.token.split())
-        return "ok"
+        return "ok" if claimed else "stale"
 
     def _beside(self, fn: Callable[..., _R], *args: object) -> Future[_R]:
         """Run a store request on a helper thread, with this invocation's log keys."""
@@ -627,6 +634,14 @@ class TurnEngine:
             tool_calls=turn.tool_calls,
             detail=detail,
         )
+
+
+def _claimed(claim: Callable[[], bool]) -> bool:
+    try:
+        return claim()
+    except StoreUnavailableError:
+        logger.warning("generation check unavailable; speaking anyway")
+        return True
 
 
 def _tool_error(message: str) -> ToolResult:
