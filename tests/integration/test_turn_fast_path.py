@@ -3,6 +3,7 @@
 - A turn on a connection this environment knows reads the history while it takes the generation.
 - The first phrase is posted while its claim is in flight; the claim still lands before an
   interrupt for that phrase can exist (one needs the caller to have heard it).
+- The reply is stored before ``last`` goes out, so the next prompt's history always holds it.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from tests.integration.test_turn_engine import CONN, LONG, SETUP, budget, engine
 from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply, words
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT
+from voice_agent.core.history import assemble_history
 from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord, TurnTicket
 from voice_agent.core.relay import Relay
 from voice_agent.core.turn_engine import Budget, TurnEngine, TurnOutcome
+from voice_agent.protocol.outbound import Text
 from voice_agent.wiring import tool_registry
 
 CALL = SETUP.call_sid
@@ -171,6 +174,26 @@ def test_a_barge_in_on_the_first_phrase_stops_the_reply(
     assert outcome.status == "interrupted"
     assert not any(t.last for t in sender.texts(CONN))
     assert model.closed == 1
+
+
+def test_the_reply_is_stored_before_last_goes_out(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    model.say(LONG)
+    stored_at_last: list[str] = []
+
+    def on_send(connection_id: str, message: object) -> None:
+        if isinstance(message, Text) and message.last:
+            history = assemble_history(bound.load_history(CALL, 50))
+            stored_at_last.extend(m.content for m in history if m.role == "assistant")
+
+    sender.on_send = on_send
+    outcome = engine_for(bound, sender, model).run_prompt(CONN, "Hours?", budget())
+    assert outcome.status == "completed"
+    assert stored_at_last == [LONG]
+    # Stored once, not again after ``last``.
+    assistant = [r for r in bound.load_history(CALL, 50) if r.role == "assistant"]
+    assert [r.text for r in assistant] == [LONG]
 
 
 def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: RecordingSender) -> None:

@@ -18,7 +18,8 @@ A turn (see ``shared/docs/design.md``, "A turn, and an interruption"):
    before its first token speaks that first phrase before it stops.
 4. Tool calls are executed with a time limit (a short filler line if one is slow), stored, and fed
    back for another round. A tool may end the session (transfer to a person, end the call).
-5. Finish with ``last: true`` and store the agent's message.
+5. Store the agent's message, then finish with ``last: true``: once ``last`` is out, the next
+   prompt's history holds the reply.
 
 Failures become speech, never exceptions: a model error or timeout is a short apology, a turn that
 would outlive the API Gateway integration (29 s) is cut short with a spoken line.
@@ -170,6 +171,7 @@ class _Turn:
     words_spoken: int = 0
     tool_calls: int = 0
     waited_for_setup: bool = False  # the connection was bound only after this turn arrived
+    reply_stored: bool = False  # the final assistant message is stored (before ``last``)
 
     def take_key(self) -> TurnKey:
         key = TurnKey(self.ticket.conn_seq, self.ticket.generation, self.next_part)
@@ -410,7 +412,7 @@ class TurnEngine:
 
     # -- speaking -------------------------------------------------------------------------------
 
-    def _speak(self, turn: _Turn, phrase: str, *, last: bool = False) -> _Step:
+    def _speak(self, turn: _Turn, phrase: str, *, last: bool = False, store_reply: bool = False) -> _Step:
         verdict = turn.guard.check(phrase)
         if verdict.leak:
             logger.warning("output guard stopped a reply that reproduced the system prompt")
@@ -421,18 +423,24 @@ class TurnEngine:
             if not text[0].isspace():
                 text = " " + text
         if text.strip() or last:
-            step = self._post(turn, Text(text, last=last))
+            step = self._post(turn, Text(text, last=last), store_reply=store_reply)
             if step != "ok":
                 return step
         return "limit" if verdict.stop else "ok"
 
-    def _post(self, turn: _Turn, message: OutboundMessage, *, claim: bool = True) -> _Step:
-        """Claim the generation and send one message."""
+    def _post(self, turn: _Turn, message: OutboundMessage, *, claim: bool = True, store_reply: bool = False) -> _Step:
+        """Claim the generation and send one message. ``store_reply``: store the reply, this
+        message's text included, between the claim and the send (the final ``last`` frame)."""
         in_flight: Future[bool] | None = None
-        if claim and turn.posts == 0 and not self._agent.first_phrase_waits_for_claim:
+        if claim and turn.posts == 0 and not store_reply and not self._agent.first_phrase_waits_for_claim:
             in_flight = self._beside(self._store.claim_phrase, turn.ticket)
         elif claim and not _claimed(lambda: self._store.claim_phrase(turn.ticket)):
             return "stale"
+        if store_reply and isinstance(message, Text):
+            said = turn.spoken_this_round() + message.token
+            if said.strip():
+                self._persist(turn, [TurnRecord(key=turn.take_key(), role="assistant", text=said)])
+            turn.reply_stored = True
         try:
             self._sender.send(turn.ticket.connection_id, message)
         except ConnectionGoneError:
@@ -457,7 +465,7 @@ class TurnEngine:
     def _finish(self, turn: _Turn) -> TurnOutcome:
         """The model is done: the rest of the text goes out with ``last: true``."""
         rest = turn.coalescer.flush() or ""
-        step = self._speak(turn, rest, last=True)
+        step = self._speak(turn, rest, last=True, store_reply=True)
         if step == "refused":
             return self._stop(turn, _RoundResult("refused"))
         if step == "limit":
@@ -489,6 +497,8 @@ class TurnEngine:
         return self._outcome(turn, status, result.detail)
 
     def _persist_reply(self, turn: _Turn) -> None:
+        if turn.reply_stored:
+            return
         said = turn.spoken_this_round()
         if said.strip():
             self._persist(turn, [TurnRecord(key=turn.take_key(), role="assistant", text=said)])
