@@ -97,6 +97,7 @@ _R = TypeVar("_R")
 _WORDS_PER_SECOND = 2.5
 _MAX_SPEECH_WAIT_S = 6.0
 _JOIN_TIMEOUT_S = 0.5
+_OPEN_WAIT_S = 0.05
 # How long a turn waits for a connection its setup has not bound yet (about 1.5 s in all).
 _SETUP_RACE_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.75)
 
@@ -193,10 +194,14 @@ class _Pump(threading.Thread):
         self._stream: ChatStream | None = None
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
+        self.opened = threading.Event()  # the request is out (or failed): the turn's CPU is free
 
     def run(self) -> None:
         try:
-            stream = self._model.stream(self._request)
+            try:
+                stream = self._model.stream(self._request)
+            finally:
+                self.opened.set()
             with self._lock:
                 if self._cancelled.is_set():
                     stream.close()
@@ -377,7 +382,7 @@ class TurnEngine:
             return _RoundResult("llm_error", detail=str(exc))
         pump = _Pump(model, request)
         pump.start()
-        self._persist(turn, persist)  # while the model thinks: costs the caller nothing
+        self._persist_while_the_model_thinks(turn, pump, persist)
         token_deadline = self._clock.monotonic() + self._agent.llm_first_token_timeout_s
         try:
             while True:
@@ -409,6 +414,14 @@ class TurnEngine:
         finally:
             pump.cancel()
             pump.join(_JOIN_TIMEOUT_S)
+
+    def _persist_while_the_model_thinks(self, turn: _Turn, pump: _Pump, records: Sequence[TurnRecord]) -> None:
+        """Costs the caller nothing once the request is out: building it is CPU work a store
+        write beside it would slow down (bounded: some servers send headers only with the first
+        token)."""
+        if records:
+            pump.opened.wait(_OPEN_WAIT_S)
+            self._persist(turn, records)
 
     # -- speaking -------------------------------------------------------------------------------
 
