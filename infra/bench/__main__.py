@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--calls", type=int, default=50, help="concurrent calls for figure 5")
     p.add_argument("--call-turns", type=int, default=5, help="turns per concurrent call")
     p.add_argument("--greeting-s", type=float, default=3.0, help="how long a caller listens to the greeting")
+    p.add_argument("--burst", action="store_true", help="figure 5's callers answer at once (a stress test)")
     p.add_argument("--cold-repeats", type=int, default=5, help="fresh interpreters per entry point (figure 4)")
     p.add_argument("--dynamodb", choices=("auto", "dynamodb-local", "moto"), default="auto")
     p.add_argument("--skip", action="append", default=[], choices=("latency", "frames", "concurrency", "cold", "first"))
@@ -78,11 +79,22 @@ def run(args: argparse.Namespace, report: IO[str], log_path: Path) -> dict[str, 
         call_turns=args.call_turns,
         greeting_s=args.greeting_s,
         dynamodb=args.dynamodb,
+        pace="burst" if args.burst else "listen",
     )
     cold_repeats, bytecode_repeats = args.cold_repeats, max(1, (args.cold_repeats + 1) // 2)
     if args.quick:
-        o = replace(o, turns=4, turns_per_call=2, long_turns=1, calls=4, call_turns=2, greeting_s=0.3, miss_turns=2)
-        cold_repeats, bytecode_repeats = 1, 1
+        o = replace(
+            o,
+            turns=4,
+            turns_per_call=2,
+            long_turns=1,
+            calls=4,
+            call_turns=2,
+            greeting_s=0.3,
+            miss_turns=2,
+            pace="burst",
+        )
+        cold_repeats, bytecode_repeats = 1, 0
 
     def say(text: str) -> None:
         print(text, file=report, flush=True)
@@ -148,7 +160,7 @@ async def _live(
             results["dynamodb"] = dynamodb_figure(plain, long_)
         results["per_call"] = await live.per_call()
         if "concurrency" not in args.skip:
-            say(f"5. {o.calls} concurrent calls of {o.call_turns} turns, project then baseline ...")
+            say(f"5. {o.calls} concurrent calls of {o.call_turns} turns ({o.pace}), project then baseline ...")
             problems_before = len(live.brain.problems)
             project = await live.concurrent("project", calls=o.calls, turns=o.call_turns, tokens=o.short_tokens)
             project["model_history_problems"] = live.brain.problems[problems_before:]

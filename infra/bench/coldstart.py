@@ -129,8 +129,9 @@ def run(probe_env: ProbeEnvironment, *, repeats: int, bytecode_repeats: int, upg
                 )
                 return dict(json.loads(Path(out.name).read_text(encoding="utf-8")))
 
-        for scenario in SCENARIOS:  # fill the bytecode cache (not measured)
-            probe("bytecode", scenario)
+        if bytecode_repeats:
+            for scenario in SCENARIOS:  # fill the bytecode cache (not measured)
+                probe("bytecode", scenario)
         for i in range(max(repeats, bytecode_repeats)):  # interleaved: every scenario in every round
             for mode in MODES:
                 if i >= (repeats if mode == "source" else bytecode_repeats):

@@ -70,6 +70,10 @@ class AwsCounters:
         with self._lock:
             return {k: list(v) for k, v in self.round_trips.items()}
 
+    def reset_round_trips(self) -> None:
+        with self._lock:
+            self.round_trips.clear()
+
     def _dynamodb_params(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         purpose = classify(model.name, params)
         context["bench_label"] = f"dynamodb.{purpose}"

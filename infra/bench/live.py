@@ -20,6 +20,7 @@ import math
 import random
 import secrets
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from infra.bench.client import RelayClient, TurnTiming
 from infra.bench.counters import AwsCounters, InvocationTracker
 from infra.bench.llm import BenchBrain, prompt, reply_text, reply_tokens
 from infra.bench.stats import ms, summary
+from infra.local.caller.phone import SPEECH_WORDS_PER_S
 from infra.local.stack import LocalStack, StackOptions
 
 Side = Literal["project", "baseline"]
@@ -51,6 +53,10 @@ class LiveOptions:
     setup_pause_s: float = 0.3  # figure 1: from setup to the first prompt (warm process)
     think_s: float = 0.05
     miss_turns: int = 20  # figure 1b: turns whose connection this process has not seen
+    # Figure 5's callers: "listen" (hear the reply out, then pause 0.5-1.5 s, as on a phone; about
+    # 10 turns a second for 50 calls) or "burst" (answer 0.2-0.6 s after ``last``: a stress test
+    # that saturates the one-process stand-in and DynamoDB Local long before Lambda would notice).
+    pace: Literal["listen", "burst"] = "listen"
     seed: int = 1
     dynamodb: Literal["auto", "dynamodb-local", "moto"] = "auto"
 
@@ -97,7 +103,10 @@ class Live:
         self._disconnects = 0
 
     def __enter__(self) -> Live:
+        from infra.bench.first_turn import warm_engine
+
         self.stack.start()
+        warm_engine(self.stack.urls.dynamodb, self.stack.options.table_name)  # a fresh JVM: see first_turn
         from voice_agent.adapters import aws_clients
         from voice_agent.agent.config import AGENT
 
@@ -199,7 +208,12 @@ class Live:
     async def concurrent(self, side: Side, *, calls: int, turns: int, tokens: int) -> dict[str, Any]:
         o = self.o
         rng = random.Random(o.seed + (1 if side == "project" else 2))
-        plans = [(rng.uniform(0, 1.0), [rng.uniform(0.2, 0.6) for _ in range(turns)]) for _ in range(calls)]
+        low, high = (0.2, 0.6) if o.pace == "burst" else (0.5, 1.5)
+        plans = [
+            (rng.uniform(0, o.greeting_s or 1.0), [rng.uniform(low, high) for _ in range(turns)]) for _ in range(calls)
+        ]
+        self.counters.reset_round_trips()
+        cpu_before = time.process_time()
         errors_before = self.stack.gateway.error_frames if self.stack.gateway else 0
         failures_before = len(self.tracker.failures)
         started_defaults = self.tracker.count("$default")
@@ -219,11 +233,12 @@ class Live:
             for t in range(1, turns + 1):
                 timing = await client.turn(prompt(call, t, tokens), timeout_s=60)
                 out.append(TurnRecord(side, call, t, timing, _ok(timing, call, t, tokens)))
-                await asyncio.sleep(thinks[t - 1])
+                await asyncio.sleep(thinks[t - 1] + (listening(timing) if o.pace == "listen" else 0.0))
             await client.close()
             return client, out
 
         results = await asyncio.gather(*(one(i) for i in range(calls)))
+        cpu_s = time.process_time() - cpu_before
         records = [r for _, rs in results for r in rs]
         firsts = [ms(r.timing.first_text_s) for r in records]
         first_ms = [f for f in firsts if f is not None]
@@ -234,12 +249,14 @@ class Live:
             "delivered": sum(r.ok for r in records),
             "first_text": summary(first_ms),
             "added_over_ttft": summary(added),
+            "process_cpu_s_per_turn": round(cpu_s / max(len(records), 1), 4),
         }
         if side == "project":
             await self.tracker.wait_for(started_defaults + calls * (turns + 1), timeout_s=60)
             out["history_problems"] = self._stored_history_problems(results, turns, tokens)
             out["error_frames"] = (self.stack.gateway.error_frames if self.stack.gateway else 0) - errors_before
             out["failed_invocations"] = len(self.tracker.failures) - failures_before
+            out["round_trips_ms"] = {k: summary(v) for k, v in self.counters.round_trip_ms().items()}
         return out
 
     def _stored_history_problems(
@@ -277,6 +294,14 @@ def log_position() -> int:
         return stream.tell()
     except (OSError, ValueError):
         return 0
+
+
+def listening(timing: TurnTiming) -> float:
+    """The rest of the reply's playback after its last frame (speech starts with the first text)."""
+    if timing.first_text_s is None or timing.last_s is None:
+        return 0.0
+    spoken_for = timing.last_s - timing.first_text_s
+    return max(0.0, len(timing.text.split()) / SPEECH_WORDS_PER_S - spoken_for)
 
 
 def forget_calls() -> None:
