@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, report: IO[str], log_path: Path) -> dict[str, 
         say("first turn of a fresh process (child processes) ...")
         greetings = [o.greeting_s] if args.quick else [0.0, o.greeting_s]
         results["first_turn"] = [_first_turn(g, o, log_path) for g in greetings]
-    results["counts_for_cost"] = _counts_for_cost(results, o)
+    results["counts_for_cost"] = _counts_for_cost(results)
     from infra.bench.cost import Assumptions, model, usage_from_results
 
     assumptions = Assumptions()
@@ -145,9 +145,10 @@ async def _live(
         long_: list[Any] = []
         if "latency" not in args.skip:
             say(f"1. added latency: {o.turns} interleaved turns a side ...")
+            live.counters.reset_round_trips()
             plain = await live.interleaved("lat", turns=o.turns, tokens=o.short_tokens)
             results["latency"] = latency_figure(plain, o.ttft_s)
-            results["per_turn_log_bytes"] = median(r.log_bytes for r in plain if r.side == "project")
+            results["latency"]["round_trips_ms"] = _round_trips(live)
             if o.miss_turns:
                 say(f"   ... and {o.miss_turns} on connections this process has not seen ...")
                 miss = await live.interleaved("miss", turns=o.miss_turns, tokens=o.short_tokens, forget=True)
@@ -158,6 +159,18 @@ async def _live(
             results["frames"] = frames_figure(long_, o.long_tokens, o.ttft_s)
         if plain and long_:
             results["dynamodb"] = dynamodb_figure(plain, long_)
+        from infra.bench.cost import Assumptions
+
+        typical_tokens = Assumptions().reply_tokens
+        say(f"   counting a typical turn for the cost model ({typical_tokens}-token replies) ...")
+        typical = await live.project_only("cost", turns=3 if not args.quick else 1, tokens=typical_tokens)
+        results["typical_turn"] = {
+            "reply_tokens": typical_tokens,
+            "posts": median(r.posts for r in typical),
+            "log_bytes": median(r.log_bytes for r in typical),
+            "dynamodb": dynamodb_figure(typical, [])["plain_turn"],
+            "failed_turns": sum(not r.ok for r in typical),
+        }
         results["per_call"] = await live.per_call()
         if "concurrency" not in args.skip:
             say(f"5. {o.calls} concurrent calls of {o.call_turns} turns ({o.pace}), project then baseline ...")
@@ -167,9 +180,6 @@ async def _live(
             baseline = await live.concurrent("baseline", calls=o.calls, turns=o.call_turns, tokens=o.short_tokens)
             results["concurrency"] = {"project": project, "baseline": baseline}
         results["model_history_problems"] = list(live.brain.problems)
-        results["round_trips_ms"] = {
-            k: {"n": len(v), "median": round(median(v), 2)} for k, v in live.counters.round_trip_ms().items() if v
-        }
         if "cold" not in args.skip:
             say(f"4. cold start: {cold_repeats} fresh interpreters per entry point and mode ...")
             from voice_agent import wiring
@@ -190,6 +200,12 @@ async def _live(
             )
 
 
+def _round_trips(live: Any) -> dict[str, Any]:
+    from infra.bench.stats import summary
+
+    return {k: summary(v) for k, v in sorted(live.counters.round_trip_ms().items())}
+
+
 def _first_turn(greeting_s: float, o: Any, log_path: Path) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out, log_path.open("a", encoding="utf-8") as log:
         command = [sys.executable, "-m", "infra.bench.first_turn", "--greeting-s", str(greeting_s)]
@@ -199,25 +215,23 @@ def _first_turn(greeting_s: float, o: Any, log_path: Path) -> dict[str, Any]:
         return dict(json.loads(Path(out.name).read_text(encoding="utf-8")))
 
 
-def _counts_for_cost(results: dict[str, Any], o: Any) -> dict[str, Any]:
+def _counts_for_cost(results: dict[str, Any]) -> dict[str, Any]:
+    """What the cost model reads (``cost.usage_from_results``): counted on a typical turn."""
     counts: dict[str, Any] = {}
-    ddb = results.get("dynamodb")
-    frames = results.get("frames")
-    if ddb:
-        plain = ddb["plain_turn"]
-        by_purpose = plain["mean_by_purpose"]
-        counts["short"] = {"tokens": o.short_tokens, "frames": plain["posts_per_turn"]["max"]}
+    typical = results.get("typical_turn")
+    if typical:
+        by_purpose = typical["dynamodb"]["mean_by_purpose"]
+        counts["reply_tokens"] = typical["reply_tokens"]
+        counts["frames_per_reply"] = typical["posts"]
         counts["dynamodb_writes_per_turn"] = by_purpose.get("start_turn", 0) + by_purpose.get("turn_write", 0)
         counts["dynamodb_reads_per_turn"] = by_purpose.get("history", 0)
-        counts["dynamodb_claims_per_frame"] = 1.0 if plain["one_claim_per_post"] else None
-    if frames:
-        counts["long"] = {"tokens": frames["reply_tokens"], "frames": frames["project_posts"]["median"]}
+        claims, posts = by_purpose.get("claim", 0), typical["posts"]
+        counts["dynamodb_claims_per_frame"] = round(claims / posts, 3) if posts else None
+        counts["log_bytes_per_turn"] = typical["log_bytes"]
     per_call = results.get("per_call")
     if per_call:
         counts["dynamodb_writes_per_call"] = per_call["requests_per_call"] + 1  # + /action's end_call
         counts["log_bytes_per_other_frame"] = per_call["setup_log_bytes"]
-    if results.get("per_turn_log_bytes"):
-        counts["log_bytes_per_turn"] = results["per_turn_log_bytes"]
     return counts
 
 

@@ -24,9 +24,9 @@ MB_PER_GB = 1024
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Counted by ``make bench`` (defaults: its figures on this version, 12- and 150-token replies)."""
+    """Counted by ``make bench`` on a typical turn (the defaults: its figures on this version)."""
 
-    frames_per_reply: float = 5.0  # at Assumptions.reply_tokens, interpolated between the two measured lengths
+    frames_per_reply: float = 5.0  # PostToConnection calls for a reply of Assumptions.reply_tokens
     dynamodb_writes_per_turn: float = 3.0  # the generation, the caller's message, the agent's message
     dynamodb_reads_per_turn: float = 1.0  # the history query
     dynamodb_claims_per_frame: float = 1.0  # the interrupt check before each posted frame (a conditional write)
@@ -73,15 +73,13 @@ class Line:
 
 
 def usage_from_results(results: dict[str, Any], reply_tokens: int) -> Usage:
-    """The counts ``make bench`` wrote, interpolated to ``reply_tokens``."""
+    """The counts ``make bench`` wrote (frames only if counted at ``reply_tokens``)."""
     usage = Usage()
-    measured = results.get("counts_for_cost") or {}
-    short, long_ = measured.get("short"), measured.get("long")
-    if short and long_ and long_["tokens"] != short["tokens"]:
-        slope = (long_["frames"] - short["frames"]) / (long_["tokens"] - short["tokens"])
-        usage = replace(usage, frames_per_reply=round(short["frames"] + slope * (reply_tokens - short["tokens"]), 2))
+    measured = dict(results.get("counts_for_cost") or {})
+    if measured.get("reply_tokens") != reply_tokens:
+        measured.pop("frames_per_reply", None)
     for name in (f.name for f in fields(Usage)):
-        if name != "frames_per_reply" and isinstance(measured.get(name), int | float):
+        if isinstance(measured.get(name), int | float) and not isinstance(measured.get(name), bool):
             usage = replace(usage, **{name: float(measured[name])})
     return usage
 
@@ -215,10 +213,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     assumptions = Assumptions()
     usage = Usage()
-    source = "the counts make bench measured on this version (defaults in infra/bench/cost.py)"
+    source = "the defaults in infra/bench/cost.py (what make bench counted on this version)"
     if args.results.is_file():
         usage = usage_from_results(json.loads(args.results.read_text(encoding="utf-8")), assumptions.reply_tokens)
-        source = f"the counts in {args.results}"
+        source = f"{args.results} (make bench)"
     result = model(usage, assumptions)
     if not args.markdown:
         print(f"Counts from {source}.")

@@ -203,6 +203,14 @@ class Live:
                 await self.close(side, client)
         return records
 
+    async def project_only(self, label: str, *, turns: int, tokens: int) -> list[TurnRecord]:
+        """Project turns on one call, for counting (no baseline needed)."""
+        client = await self.open("project")
+        await asyncio.sleep(self.o.setup_pause_s)
+        records = [await self.turn("project", client, label, t, tokens) for t in range(1, turns + 1)]
+        await self.close("project", client)
+        return records
+
     # -- figure 5 -------------------------------------------------------------------------------
 
     async def concurrent(self, side: Side, *, calls: int, turns: int, tokens: int) -> dict[str, Any]:
