@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--call-turns", type=int, default=5, help="turns per concurrent call")
     p.add_argument("--greeting-s", type=float, default=3.0, help="how long a caller listens to the greeting")
     p.add_argument("--burst", action="store_true", help="figure 5's callers answer at once (a stress test)")
+    p.add_argument("--network-ms", type=float, default=5.0, help="round trip added per AWS request in figure 1c")
     p.add_argument("--cold-repeats", type=int, default=5, help="fresh interpreters per entry point (figure 4)")
     p.add_argument("--dynamodb", choices=("auto", "dynamodb-local", "moto"), default="auto")
     p.add_argument("--skip", action="append", default=[], choices=("latency", "frames", "concurrency", "cold", "first"))
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace, report: IO[str], log_path: Path) -> dict[str, 
         greeting_s=args.greeting_s,
         dynamodb=args.dynamodb,
         pace="burst" if args.burst else "listen",
+        network_ms=args.network_ms,
     )
     cold_repeats, bytecode_repeats = args.cold_repeats, max(1, (args.cold_repeats + 1) // 2)
     if args.quick:
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace, report: IO[str], log_path: Path) -> dict[str, 
             call_turns=2,
             greeting_s=0.3,
             miss_turns=2,
+            network_turns=2,
             pace="burst",
         )
         cold_repeats, bytecode_repeats = 1, 0
@@ -134,43 +137,17 @@ async def _live(
     cold_repeats: int,
     bytecode_repeats: int,
 ) -> None:
-    from infra.bench import coldstart
-    from infra.bench.live import Live, dynamodb_figure, frames_figure, latency_figure
+    from infra.bench.live import Live, dynamodb_figure
 
     with Live(o) as live:
         results["meta"]["dynamodb"] = live.engine
         say(f"local stack up ({live.engine}); warming both servers ...")
         await live.interleaved("warm", turns=2, tokens=o.short_tokens)
-        plain: list[Any] = []
-        long_: list[Any] = []
-        if "latency" not in args.skip:
-            say(f"1. added latency: {o.turns} interleaved turns a side ...")
-            live.counters.reset_round_trips()
-            plain = await live.interleaved("lat", turns=o.turns, tokens=o.short_tokens)
-            results["latency"] = latency_figure(plain, o.ttft_s)
-            results["latency"]["round_trips_ms"] = _round_trips(live)
-            if o.miss_turns:
-                say(f"   ... and {o.miss_turns} on connections this process has not seen ...")
-                miss = await live.interleaved("miss", turns=o.miss_turns, tokens=o.short_tokens, forget=True)
-                results["latency_unseen_connection"] = latency_figure(miss, o.ttft_s)
-        if "frames" not in args.skip:
-            say(f"2. frames: {o.long_turns} interleaved {o.long_tokens}-token replies a side ...")
-            long_ = await live.interleaved("long", turns=o.long_turns, tokens=o.long_tokens)
-            results["frames"] = frames_figure(long_, o.long_tokens, o.ttft_s)
+        plain = await _latency(live, o, results, say) if "latency" not in args.skip else []
+        long_ = await _frames(live, o, results, say) if "frames" not in args.skip else []
         if plain and long_:
             results["dynamodb"] = dynamodb_figure(plain, long_)
-        from infra.bench.cost import Assumptions
-
-        typical_tokens = Assumptions().reply_tokens
-        say(f"   counting a typical turn for the cost model ({typical_tokens}-token replies) ...")
-        typical = await live.project_only("cost", turns=3 if not args.quick else 1, tokens=typical_tokens)
-        results["typical_turn"] = {
-            "reply_tokens": typical_tokens,
-            "posts": median(r.posts for r in typical),
-            "log_bytes": median(r.log_bytes for r in typical),
-            "dynamodb": dynamodb_figure(typical, [])["plain_turn"],
-            "failed_turns": sum(not r.ok for r in typical),
-        }
+        await _typical_turn(live, results, say, turns=1 if args.quick else 3)
         results["per_call"] = await live.per_call()
         if "concurrency" not in args.skip:
             say(f"5. {o.calls} concurrent calls of {o.call_turns} turns ({o.pace}), project then baseline ...")
@@ -182,22 +159,82 @@ async def _live(
         results["model_history_problems"] = list(live.brain.problems)
         if "cold" not in args.skip:
             say(f"4. cold start: {cold_repeats} fresh interpreters per entry point and mode ...")
-            from voice_agent import wiring
-            from voice_agent.protocol.inbound import Setup
-            from voice_agent.signatures import sign
-
-            def bind(connection_id: str, call_sid: str) -> None:
-                wiring.session_store().bind_connection(connection_id, Setup(session_id="VXprobe", call_sid=call_sid))
-
-            env = coldstart.ProbeEnvironment(env=dict(live.stack.env), bind_connection=bind)
-            relay_url = live.stack.env["RELAY_PUBLIC_URL"]
-            results["cold_start"] = await asyncio.to_thread(
-                coldstart.run,
-                env,
-                repeats=cold_repeats,
-                bytecode_repeats=bytecode_repeats,
-                upgrade_signature=sign(live.token, relay_url),
+            results["cold_start"] = await _cold_start(
+                live, cold_repeats=cold_repeats, bytecode_repeats=bytecode_repeats
             )
+
+
+async def _latency(live: Any, o: Any, results: dict[str, Any], say: Callable[[str], None]) -> list[Any]:
+    from infra.bench.live import latency_figure
+
+    say(f"1. added latency: {o.turns} interleaved turns a side ...")
+    live.counters.reset_round_trips()
+    plain: list[Any] = await live.interleaved("lat", turns=o.turns, tokens=o.short_tokens)
+    results["latency"] = latency_figure(plain, o.ttft_s)
+    results["latency"]["round_trips_ms"] = _round_trips(live)
+    if o.miss_turns:
+        say(f"   ... and {o.miss_turns} on connections this process has not seen ...")
+        miss = await live.interleaved("miss", turns=o.miss_turns, tokens=o.short_tokens, forget=True)
+        results["latency_unseen_connection"] = latency_figure(miss, o.ttft_s)
+    if o.network_ms:
+        say(f"   ... and with {o.network_ms:g} ms added to every AWS request (an in-region network) ...")
+        live.counters.network_s = o.network_ms / 1000
+        try:
+            seen = await live.interleaved("net", turns=o.network_turns, tokens=o.short_tokens)
+            unseen = await live.interleaved("netmiss", turns=o.network_turns, tokens=o.short_tokens, forget=True)
+        finally:
+            live.counters.network_s = 0.0
+        results["latency_with_network"] = {
+            "network_ms": o.network_ms,
+            "seen": latency_figure(seen, o.ttft_s),
+            "unseen": latency_figure(unseen, o.ttft_s),
+        }
+    return plain
+
+
+async def _frames(live: Any, o: Any, results: dict[str, Any], say: Callable[[str], None]) -> list[Any]:
+    from infra.bench.live import frames_figure
+
+    say(f"2. frames: {o.long_turns} interleaved {o.long_tokens}-token replies a side ...")
+    long_: list[Any] = await live.interleaved("long", turns=o.long_turns, tokens=o.long_tokens)
+    results["frames"] = frames_figure(long_, o.long_tokens, o.ttft_s)
+    return long_
+
+
+async def _typical_turn(live: Any, results: dict[str, Any], say: Callable[[str], None], *, turns: int) -> None:
+    from infra.bench.cost import Assumptions
+    from infra.bench.live import dynamodb_figure
+
+    tokens = Assumptions().reply_tokens
+    say(f"   counting a typical turn for the cost model ({tokens}-token replies) ...")
+    typical = await live.project_only("cost", turns=turns, tokens=tokens)
+    results["typical_turn"] = {
+        "reply_tokens": tokens,
+        "posts": median(r.posts for r in typical),
+        "log_bytes": median(r.log_bytes for r in typical),
+        "dynamodb": dynamodb_figure(typical, [])["plain_turn"],
+        "failed_turns": sum(not r.ok for r in typical),
+    }
+
+
+async def _cold_start(live: Any, *, cold_repeats: int, bytecode_repeats: int) -> dict[str, Any]:
+    from infra.bench import coldstart
+    from voice_agent import wiring
+    from voice_agent.protocol.inbound import Setup
+    from voice_agent.signatures import sign
+
+    def bind(connection_id: str, call_sid: str) -> None:
+        wiring.session_store().bind_connection(connection_id, Setup(session_id="VXprobe", call_sid=call_sid))
+
+    env = coldstart.ProbeEnvironment(env=dict(live.stack.env), bind_connection=bind)
+    relay_url = live.stack.env["RELAY_PUBLIC_URL"]
+    return await asyncio.to_thread(
+        coldstart.run,
+        env,
+        repeats=cold_repeats,
+        bytecode_repeats=bytecode_repeats,
+        upgrade_signature=sign(live.token, relay_url),
+    )
 
 
 def _round_trips(live: Any) -> dict[str, Any]:

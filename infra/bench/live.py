@@ -53,6 +53,10 @@ class LiveOptions:
     setup_pause_s: float = 0.3  # figure 1: from setup to the first prompt (warm process)
     think_s: float = 0.05
     miss_turns: int = 20  # figure 1b: turns whose connection this process has not seen
+    # Figure 1c: turns with this round trip added to every DynamoDB and management API request
+    # (an in-region network; 0 skips the figure).
+    network_ms: float = 5.0
+    network_turns: int = 20
     # Figure 5's callers: "listen" (hear the reply out, then pause 0.5-1.5 s, as on a phone; about
     # 10 turns a second for 50 calls) or "burst" (answer 0.2-0.6 s after ``last``: a stress test
     # that saturates the one-process stand-in and DynamoDB Local long before Lambda would notice).

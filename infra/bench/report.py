@@ -58,6 +58,19 @@ def rows(r: dict[str, Any]) -> list[Row]:  # noqa: PLR0915 (one row per figure, 
                 None,
             )
         )
+    net = r.get("latency_with_network")
+    if net:
+        seen, unseen = net["seen"], net["unseen"]
+        out.append(
+            Row(
+                f"   With {net['network_ms']:g} ms per AWS request (in-region network), median",
+                f"+{_ms(seen.get('added_median_ms'))} (p95 +{_ms(seen.get('added_p95_ms'))});"
+                f" connection not seen: +{_ms(unseen.get('added_median_ms'))}"
+                f" (p95 +{_ms(unseen.get('added_p95_ms'))})",
+                "reported",
+                None,
+            )
+        )
     first = r.get("first_turn")
     if first:
         for run in first:
