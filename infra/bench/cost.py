@@ -26,13 +26,13 @@ MB_PER_GB = 1024
 class Usage:
     """Counted by ``make bench`` on a typical turn (the defaults: its figures on this version)."""
 
-    frames_per_reply: float = 5.0  # PostToConnection calls for a reply of Assumptions.reply_tokens
+    frames_per_reply: float = 7.0  # PostToConnection calls for a reply of Assumptions.reply_tokens
     dynamodb_writes_per_turn: float = 3.0  # the generation, the caller's message, the agent's message
     dynamodb_reads_per_turn: float = 1.0  # the history query
     dynamodb_claims_per_frame: float = 1.0  # the interrupt check before each posted frame (a conditional write)
     dynamodb_writes_per_call: float = 5.0  # setup 3 (call, connection, greeting); $disconnect 1; /action 1
-    log_bytes_per_turn: float = 1300.0  # the message function's JSON log and metric lines for one turn
-    log_bytes_per_other_frame: float = 900.0  # setup, interrupt, ...
+    log_bytes_per_turn: float = 986.0  # the message function's JSON log and metric lines for one turn
+    log_bytes_per_other_frame: float = 563.0  # setup, interrupt, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,17 +150,26 @@ def aws_lines(u: Usage, a: Assumptions, p: Prices = PRICES) -> list[Line]:
 def outside_lines(a: Assumptions, p: Prices = PRICES) -> list[Line]:
     minutes = 1000.0
     tin, tout = a.llm_input_tokens_per_turn * a.turns_per_minute, a.llm_output_tokens_per_turn * a.turns_per_minute
+    tokens = f"{tin:,.0f} input + {tout:,.0f} output tokens a minute"
     return [
-        Line("Twilio ConversationRelay", "per minute", minutes * p.twilio_conversation_relay_per_minute),
-        Line("Twilio inbound voice, US local number", "per minute", minutes * p.twilio_inbound_voice_per_minute),
+        Line(
+            "Twilio ConversationRelay",
+            f"${p.twilio_conversation_relay_per_minute:g} a minute (community-cited; confirm on twilio.com)",
+            minutes * p.twilio_conversation_relay_per_minute,
+        ),
+        Line(
+            "Twilio inbound voice, US local number",
+            f"${p.twilio_inbound_voice_per_minute:g} a minute (toll-free and outbound cost more)",
+            minutes * p.twilio_inbound_voice_per_minute,
+        ),
         Line(
             "LLM, small model",
-            f"{tin:,.0f} input + {tout:,.0f} output tokens a minute",
+            f"{tokens} at ${p.llm_small_input_per_million:.2f} / ${p.llm_small_output_per_million:.2f} per million",
             minutes * (tin * p.llm_small_input_per_million + tout * p.llm_small_output_per_million) / 1e6,
         ),
         Line(
             "LLM, large model",
-            "same tokens",
+            f"{tokens} at ${p.llm_large_input_per_million:.2f} / ${p.llm_large_output_per_million:.2f} per million",
             minutes * (tin * p.llm_large_input_per_million + tout * p.llm_large_output_per_million) / 1e6,
         ),
     ]
@@ -194,7 +203,8 @@ def render(result: dict[str, Any], *, markdown: bool) -> str:
         rows = ["| Item | Count per 1,000 call-minutes | Cost |", "|---|---|---|"]
         rows += [f"| {line.item} | {line.count} | {_usd(line.usd)} |" for line in aws]
         rows += [f"| **AWS total** | | **{_usd(total)}** (about ${total / 1000:.5f} a call-minute) |", ""]
-        rows += ["| Per 1,000 call-minutes | Cost | |", "|---|---|---|", f"| AWS (above) | {_usd(total)} | |"]
+        rows += ["| Per 1,000 call-minutes | Cost | Basis |", "|---|---|---|"]
+        rows += [f"| AWS (above) | {_usd(total)} | the counts and assumptions above |"]
         rows += [f"| {line.item} | {_usd(line.usd)} | {line.count} |" for line in outside]
         return "\n".join(rows)
     width = max(len(line.item) for line in aws + outside) + 2
