@@ -51,3 +51,4 @@ clean: ## remove environments and build output
 include make/infra.mk
 include make/local.mk
 include make/reliability.mk
+include make/bench.mk

@@ -5,6 +5,7 @@ OpenAI-compatible server on loopback."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -234,3 +235,4 @@ def test_dtmf_human_key_hands_off_and_other_keys_reach_the_model(
 def test_setup_warms_the_model_connection(aws: None, llm: OpenAICompatibleServer) -> None:
     send("c1", relay_frame("setup"))
     assert wiring.chat_model()._client is not None  # the SDK is loaded before the first prompt
+    assert "openai.resources.chat.completions" in sys.modules  # loaded on first use otherwise

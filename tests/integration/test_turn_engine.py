@@ -143,9 +143,10 @@ def test_an_interrupt_processed_before_the_turn_writes_anything(
     bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
 ) -> None:
     # The caller barges in on the first phrase; the interrupt's Lambda runs before the streaming
-    # Lambda stores its reply (here: before the reply is even sent further).
+    # Lambda stores its reply (here: while the second phrase is being sent). An interrupt can reach
+    # the table only after the caller heard the phrase, so after that phrase's claim.
     model.replies.append(ScriptedReply(tokens=words(LONG), token_delay_s=0.005))
-    sender.on_send = lambda c, m: bound.record_interrupt(CONN, "Our", 150) if len(sender.messages) == 1 else None
+    sender.on_send = lambda c, m: bound.record_interrupt(CONN, "Our", 150) if len(sender.messages) == 2 else None
     engine = engine_for(bound, sender, model)
     assert engine.run_prompt(CONN, "Hours?", budget()).status == "interrupted"
     sender.on_send = None
@@ -501,7 +502,8 @@ def test_an_interrupt_during_a_tool_turn_leaves_no_dangling_call(
     bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
 ) -> None:
     model.replies.append(tool_reply("lookup_order", {"order_id": "1002"}, text="Let me check."))
-    sender.on_send = lambda c, m: bound.record_interrupt(CONN, "Let me", 200) if len(sender.messages) == 1 else None
+    # The barge-in lands while the second phrase is sent (after the first one's claim, as it must).
+    sender.on_send = lambda c, m: bound.record_interrupt(CONN, "Let me", 200) if len(sender.messages) == 2 else None
     engine = engine_for(bound, sender, model)
     assert engine.run_prompt(CONN, "Order 1002?", budget()).status == "interrupted"
     sender.on_send = None

@@ -141,6 +141,7 @@ class OpenAIChatModel:
     def warm(self) -> None:
         try:
             client = self.client()
+            client.chat.completions  # noqa: B018 (the SDK imports the chat resources on first access)
             if self._warm_connection:
                 # A free request that opens (and pools) the TLS connection the first turn reuses.
                 client.with_options(timeout=2.0, max_retries=0).models.list()

@@ -101,6 +101,11 @@ class Relay:
             logger.error("session store unavailable; frame dropped", extra={"kind": type(message).__name__})
             return HandledFrame(kind=type(message).__name__.lower(), ignored=True)
 
+    def forget_calls(self) -> None:
+        """Forget which call each connection belongs to, as a new execution environment would
+        (tests and the benchmark measure that path)."""
+        self._calls.clear()
+
     def _dispatch(self, connection_id: str, message: object, budget: Budget) -> HandledFrame:
         match message:
             case Setup():
@@ -114,9 +119,10 @@ class Relay:
                     logger.info("empty prompt ignored")
                     return HandledFrame(kind="prompt", ignored=True)
                 logger.info("prompt", extra={"speech": text_summary(message.voice_prompt), "lang": message.lang})
-                return self._turn(
-                    connection_id, "prompt", self._engine.run_prompt(connection_id, message.voice_prompt, budget)
+                outcome = self._engine.run_prompt(
+                    connection_id, message.voice_prompt, budget, call_sid=self._calls.get(connection_id)
                 )
+                return self._turn(connection_id, "prompt", outcome)
             case Dtmf():
                 return self._on_dtmf(connection_id, message, budget)
             case Interrupt():
@@ -199,7 +205,8 @@ class Relay:
             )
             return self._turn(connection_id, "dtmf", outcome)
         note = self._agent.lines.dtmf_note.format(digit=dtmf.digit)
-        return self._turn(connection_id, "dtmf", self._engine.run_prompt(connection_id, note, budget))
+        outcome = self._engine.run_prompt(connection_id, note, budget, call_sid=self._calls.get(connection_id))
+        return self._turn(connection_id, "dtmf", outcome)
 
     def _on_interrupt(self, connection_id: str, interrupt: Interrupt) -> None:
         outcome = self._store.record_interrupt(
@@ -242,7 +249,12 @@ class Relay:
 
 
 class _CallCache:
-    """connectionId -> callSid, for log correlation only (bounded, thread-safe)."""
+    """connectionId -> callSid that this execution environment has seen (bounded, thread-safe).
+
+    For log correlation, and as a hint that lets a turn read the history while it takes its
+    generation; the turn checks the hint against the connection item, so a stale entry costs one
+    extra query, never a wrong history.
+    """
 
     def __init__(self, size: int = 1024) -> None:
         self._items: OrderedDict[str, str] = OrderedDict()
@@ -252,6 +264,10 @@ class _CallCache:
     def get(self, connection_id: str) -> str | None:
         with self._lock:
             return self._items.get(connection_id)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
     def put(self, connection_id: str, call_sid: str) -> None:
         with self._lock:

@@ -3,15 +3,23 @@
 A turn (see ``shared/docs/design.md``, "A turn, and an interruption"):
 
 1. Take a new generation for the connection (one atomic DynamoDB update) and load the history
-   (one query). The history shows what the caller heard, not what was generated.
+   (one query). The history shows what the caller heard, not what was generated. When this
+   execution environment already knows the connection's call (it handled the setup, or an earlier
+   frame), both requests run at once and the model request leaves one round trip sooner.
 2. Start the model request at once; store the caller's message while the model thinks.
 3. Coalesce tokens into phrases (``phrases.py``), pass each through the output guard
-   (``guard.py``), and post it, in order. Before every post, claim the generation: if an
-   interrupt or a newer prompt (another, concurrent Lambda) took it, stop, cancel the model
-   request, and send nothing more (in particular no ``last``).
+   (``guard.py``), and post it, in order. Every post is covered by a claim of the generation: if
+   an interrupt or a newer prompt (another, concurrent Lambda) took it, stop, cancel the model
+   request, and send nothing more (in particular no ``last``). A phrase's claim completes before
+   the next phrase is posted. The first phrase's claim runs while that phrase is being posted
+   (``AgentConfig.first_phrase_waits_for_claim`` restores claim-then-post): it still records the
+   generation on the air long before an interrupt for it can exist, since Twilio sends one only
+   after the caller has heard audio; what changes is that a reply superseded by a newer prompt
+   before its first token speaks that first phrase before it stops.
 4. Tool calls are executed with a time limit (a short filler line if one is slow), stored, and fed
    back for another round. A tool may end the session (transfer to a person, end the call).
-5. Finish with ``last: true`` and store the agent's message.
+5. Store the agent's message, then finish with ``last: true``: once ``last`` is out, the next
+   prompt's history holds the reply.
 
 Failures become speech, never exceptions: a model error or timeout is a short apology, a turn that
 would outlive the API Gateway integration (29 s) is cut short with a spoken line.
@@ -23,6 +31,7 @@ turn deadlines whatever the transport does.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import queue
 import threading
@@ -31,7 +40,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core.guard import OutputGuard
@@ -82,11 +91,13 @@ TurnStatus = Literal[
     "unknown_connection",  # no setup seen for this connection (or it is closed)
 ]
 _Step = Literal["ok", "stale", "gone", "send_error", "refused", "limit"]
+_R = TypeVar("_R")
 
 # A caller hears about 2.5 words a second; used to let a goodbye finish before ``end``.
 _WORDS_PER_SECOND = 2.5
 _MAX_SPEECH_WAIT_S = 6.0
 _JOIN_TIMEOUT_S = 0.5
+_OPEN_WAIT_S = 0.05
 # How long a turn waits for a connection its setup has not bound yet (about 1.5 s in all).
 _SETUP_RACE_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.75)
 
@@ -160,6 +171,8 @@ class _Turn:
     needs_space: bool = False
     words_spoken: int = 0
     tool_calls: int = 0
+    waited_for_setup: bool = False  # the connection was bound only after this turn arrived
+    reply_stored: bool = False  # the final assistant message is stored (before ``last``)
 
     def take_key(self) -> TurnKey:
         key = TurnKey(self.ticket.conn_seq, self.ticket.generation, self.next_part)
@@ -181,10 +194,14 @@ class _Pump(threading.Thread):
         self._stream: ChatStream | None = None
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
+        self.opened = threading.Event()  # the request is out (or failed): the turn's CPU is free
 
     def run(self) -> None:
         try:
-            stream = self._model.stream(self._request)
+            try:
+                stream = self._model.stream(self._request)
+            finally:
+                self.opened.set()
             with self._lock:
                 if self._cancelled.is_set():
                     stream.close()
@@ -207,6 +224,10 @@ class _Pump(threading.Thread):
 
 
 _TOOL_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
+# Store requests run beside the turn's own thread (history next to the generation, the first claim
+# next to the first post). A Lambda runs one turn at a time, so it starts a thread or two; the local
+# stand-in runs many invocations in one process.
+_STORE_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="store")
 
 
 class TurnEngine:
@@ -220,6 +241,7 @@ class TurnEngine:
         tools: ToolRegistry,
         clock: Clock | None = None,
         tool_pool: ThreadPoolExecutor | None = None,
+        store_pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -228,17 +250,32 @@ class TurnEngine:
         self._tools = tools
         self._clock = clock or SystemClock()
         self._tool_pool = tool_pool or _TOOL_POOL
+        self._store_pool = store_pool or _STORE_POOL
 
     # -- entry points ---------------------------------------------------------------------------
 
-    def run_prompt(self, connection_id: str, text: str, budget: Budget) -> TurnOutcome:
-        """Answer one final ``prompt`` (or a key press turned into a note)."""
+    def run_prompt(self, connection_id: str, text: str, budget: Budget, *, call_sid: str | None = None) -> TurnOutcome:
+        """Answer one final ``prompt`` (or a key press turned into a note).
+
+        ``call_sid``: the connection's call, if this execution environment knows it; the history is
+        then read while the generation is taken instead of after it.
+        """
         started = self._clock.monotonic()
+        early: Future[list[TurnRecord]] | None = None
+        if call_sid:
+            early = self._beside(self._store.load_history, call_sid, self._agent.max_history_items)
         turn = self._begin(connection_id, started, budget)
         if isinstance(turn, TurnOutcome):
+            if early is not None:
+                early.cancel()
             return turn
         try:
-            history = self._store.load_history(turn.ticket.call_sid, self._agent.max_history_items)
+            if early is not None and turn.ticket.call_sid == call_sid and not turn.waited_for_setup:
+                history = early.result()
+            else:  # no hint, a wrong one, or a setup still being stored when the query ran: read now
+                if early is not None:
+                    early.cancel()  # a no-op once it has started; its result is ignored
+                history = self._store.load_history(turn.ticket.call_sid, self._agent.max_history_items)
         except StoreUnavailableError:
             self._post(turn, Text(self._agent.lines.apology, last=True), claim=False)
             return self._outcome(turn, "store_error", "history")
@@ -267,6 +304,7 @@ class TurnEngine:
     # -- the conversation loop ------------------------------------------------------------------
 
     def _begin(self, connection_id: str, started: float, budget: Budget) -> _Turn | TurnOutcome:
+        waited = False
         try:
             ticket = self._store.start_turn(connection_id)
             # Frames are concurrent invocations: a prompt can overtake the setup that binds its
@@ -275,6 +313,7 @@ class TurnEngine:
                 if ticket is not None or self._clock.monotonic() + delay > budget.deadline - 2.0:
                     break
                 self._clock.sleep(delay)
+                waited = True
                 ticket = self._store.start_turn(connection_id)
                 if ticket is not None:
                     logger.info("prompt arrived before its setup was stored; waited for it")
@@ -292,6 +331,7 @@ class TurnEngine:
             budget=budget,
             guard=OutputGuard(self._agent.system_prompt, self._agent.max_reply_chars),
             coalescer=PhraseCoalescer(self._agent.phrases),
+            waited_for_setup=waited,
         )
 
     def _converse(self, turn: _Turn, messages: list[ChatMessage], user: TurnRecord) -> TurnOutcome:
@@ -342,7 +382,7 @@ class TurnEngine:
             return _RoundResult("llm_error", detail=str(exc))
         pump = _Pump(model, request)
         pump.start()
-        self._persist(turn, persist)  # while the model thinks: costs the caller nothing
+        self._persist_while_the_model_thinks(turn, pump, persist)
         token_deadline = self._clock.monotonic() + self._agent.llm_first_token_timeout_s
         try:
             while True:
@@ -377,9 +417,17 @@ class TurnEngine:
             pump.cancel()
             pump.join(_JOIN_TIMEOUT_S)
 
+    def _persist_while_the_model_thinks(self, turn: _Turn, pump: _Pump, records: Sequence[TurnRecord]) -> None:
+        """Costs the caller nothing once the request is out: building it is CPU work a store
+        write beside it would slow down (bounded: some servers send headers only with the first
+        token)."""
+        if records:
+            pump.opened.wait(_OPEN_WAIT_S)
+            self._persist(turn, records)
+
     # -- speaking -------------------------------------------------------------------------------
 
-    def _speak(self, turn: _Turn, phrase: str, *, last: bool = False) -> _Step:
+    def _speak(self, turn: _Turn, phrase: str, *, last: bool = False, store_reply: bool = False) -> _Step:
         verdict = turn.guard.check(phrase)
         if verdict.leak:
             logger.warning("output guard stopped a reply that reproduced the system prompt")
@@ -390,18 +438,24 @@ class TurnEngine:
             if not text[0].isspace():
                 text = " " + text
         if text.strip() or last:
-            step = self._post(turn, Text(text, last=last))
+            step = self._post(turn, Text(text, last=last), store_reply=store_reply)
             if step != "ok":
                 return step
         return "limit" if verdict.stop else "ok"
 
-    def _post(self, turn: _Turn, message: OutboundMessage, *, claim: bool = True) -> _Step:
-        if claim:
-            try:
-                if not self._store.claim_phrase(turn.ticket):
-                    return "stale"
-            except StoreUnavailableError:
-                logger.warning("generation check unavailable; speaking anyway")
+    def _post(self, turn: _Turn, message: OutboundMessage, *, claim: bool = True, store_reply: bool = False) -> _Step:
+        """Claim the generation and send one message. ``store_reply``: store the reply, this
+        message's text included, between the claim and the send (the final ``last`` frame)."""
+        in_flight: Future[bool] | None = None
+        if claim and turn.posts == 0 and not store_reply and not self._agent.first_phrase_waits_for_claim:
+            in_flight = self._beside(self._store.claim_phrase, turn.ticket)
+        elif claim and not _claimed(lambda: self._store.claim_phrase(turn.ticket)):
+            return "stale"
+        if store_reply and isinstance(message, Text):
+            said = turn.spoken_this_round() + message.token
+            if said.strip():
+                self._persist(turn, [TurnRecord(key=turn.take_key(), role="assistant", text=said)])
+            turn.reply_stored = True
         try:
             self._sender.send(turn.ticket.connection_id, message)
         except ConnectionGoneError:
@@ -409,18 +463,24 @@ class TurnEngine:
             return "gone"
         except SendError:
             return "send_error"
+        finally:
+            claimed = in_flight is None or _claimed(in_flight.result)
         turn.posts += 1
         if turn.first_post_at is None:
             turn.first_post_at = self._clock.monotonic()
         if isinstance(message, Text):
             turn.round_text.append(message.token)
             turn.words_spoken += len(message.token.split())
-        return "ok"
+        return "ok" if claimed else "stale"
+
+    def _beside(self, fn: Callable[..., _R], *args: object) -> Future[_R]:
+        """Run a store request on a helper thread, with this invocation's log keys."""
+        return self._store_pool.submit(contextvars.copy_context().run, fn, *args)
 
     def _finish(self, turn: _Turn) -> TurnOutcome:
         """The model is done: the rest of the text goes out with ``last: true``."""
         rest = turn.coalescer.flush() or ""
-        step = self._speak(turn, rest, last=True)
+        step = self._speak(turn, rest, last=True, store_reply=True)
         if step == "refused":
             return self._stop(turn, _RoundResult("refused"))
         if step == "limit":
@@ -452,6 +512,8 @@ class TurnEngine:
         return self._outcome(turn, status, result.detail)
 
     def _persist_reply(self, turn: _Turn) -> None:
+        if turn.reply_stored:
+            return
         said = turn.spoken_this_round()
         if said.strip():
             self._persist(turn, [TurnRecord(key=turn.take_key(), role="assistant", text=said)])
@@ -598,6 +660,14 @@ class TurnEngine:
             tool_calls=turn.tool_calls,
             detail=detail,
         )
+
+
+def _claimed(claim: Callable[[], bool]) -> bool:
+    try:
+        return claim()
+    except StoreUnavailableError:
+        logger.warning("generation check unavailable; speaking anyway")
+        return True
 
 
 def _tool_error(message: str) -> ToolResult:

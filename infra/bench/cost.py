@@ -1,0 +1,237 @@
+"""What 1,000 call-minutes cost on AWS, from counted requests: ``make cost`` (or ``python -m infra.bench.cost``).
+
+The counts per turn and per call (frames per reply, DynamoDB requests, log bytes) are what
+``make bench`` measured; with a ``.bench/results.json`` present they are read from it, otherwise the
+defaults below are the figures the benchmark measured on this version. The traffic shape (turns a
+minute, call length, how long a Lambda is busy per turn) is an assumption, stated in
+``Assumptions``; the prices live in ``prices.py``. ``--markdown`` prints the tables that
+``docs/deploy.md`` shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from infra.bench.prices import PRICES, Prices
+
+RESULTS = Path(__file__).resolve().parents[2] / ".bench" / "results.json"
+MB_PER_GB = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Counted by ``make bench`` on a typical turn (the defaults: its figures on this version)."""
+
+    frames_per_reply: float = 7.0  # PostToConnection calls for a reply of Assumptions.reply_tokens
+    dynamodb_writes_per_turn: float = 3.0  # the generation, the caller's message, the agent's message
+    dynamodb_reads_per_turn: float = 1.0  # the history query
+    dynamodb_claims_per_frame: float = 1.0  # the interrupt check before each posted frame (a conditional write)
+    dynamodb_writes_per_call: float = 5.0  # setup 3 (call, connection, greeting); $disconnect 1; /action 1
+    log_bytes_per_turn: float = 986.0  # the message function's JSON log and metric lines for one turn
+    log_bytes_per_other_frame: float = 563.0  # setup, interrupt, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Assumptions:
+    """The traffic shape. Function memory is the stack's (``infra/stack.py``; a test keeps them equal)."""
+
+    turns_per_minute: float = 4.0  # caller turns, one final ``prompt`` frame each
+    other_frames_per_minute: float = 1.0  # setup, interrupt, dtmf
+    call_minutes: float = 3.0  # average call length: calls per 1,000 minutes = 1,000 / this
+    reply_tokens: int = 50  # about 200 output tokens a minute
+    message_memory_mb: int = 1024
+    connect_memory_mb: int = 512
+    disconnect_memory_mb: int = 256
+    webhook_memory_mb: int = 512
+    message_seconds_per_turn: float = 3.0  # time to first token plus the streamed reply
+    message_seconds_per_other_frame: float = 0.1
+    connect_seconds: float = 0.3
+    disconnect_seconds: float = 0.05
+    webhook_seconds_per_request: float = 0.15
+    webhook_requests_per_call: float = 2.0  # /voice and /action
+    # Low traffic: every call meets a cold message, connect and webhook function (init is billed).
+    cold_starts_per_call: float = 1.0
+    message_init_seconds: float = 1.5
+    other_init_seconds: float = 1.0
+    read_units_per_history_query: float = 2.0  # strongly consistent, ~5 KB of history on average (4 KB units)
+    secrets_reads_per_call: float = 3.0  # one per cold start of connect, message and webhook
+    platform_log_bytes_per_invocation: float = 350.0  # Lambda's START, END and REPORT lines
+    other_function_log_bytes_per_invocation: float = 600.0  # connect, disconnect, webhook log lines
+    llm_input_tokens_per_turn: float = 2000.0  # system prompt + history, resent every turn
+    llm_output_tokens_per_turn: float = 50.0
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    item: str
+    count: str
+    usd: float
+
+
+def usage_from_results(results: dict[str, Any], reply_tokens: int) -> Usage:
+    """The counts ``make bench`` wrote (frames only if counted at ``reply_tokens``)."""
+    usage = Usage()
+    measured = dict(results.get("counts_for_cost") or {})
+    if measured.get("reply_tokens") != reply_tokens:
+        measured.pop("frames_per_reply", None)
+    for name in (f.name for f in fields(Usage)):
+        if isinstance(measured.get(name), int | float) and not isinstance(measured.get(name), bool):
+            usage = replace(usage, **{name: float(measured[name])})
+    return usage
+
+
+def aws_lines(u: Usage, a: Assumptions, p: Prices = PRICES) -> list[Line]:
+    minutes = 1000.0
+    calls = minutes / a.call_minutes
+    turns = minutes * a.turns_per_minute
+    others = minutes * a.other_frames_per_minute
+    frames_out = turns * u.frames_per_reply
+    gb = {k: v / MB_PER_GB for k, v in (("msg", a.message_memory_mb), ("con", a.connect_memory_mb))}
+    gb["dis"], gb["web"] = a.disconnect_memory_mb / MB_PER_GB, a.webhook_memory_mb / MB_PER_GB
+    message_gbs = (turns * a.message_seconds_per_turn + others * a.message_seconds_per_other_frame) * gb["msg"]
+    other_gbs = calls * (
+        a.connect_seconds * gb["con"]
+        + a.disconnect_seconds * gb["dis"]
+        + a.webhook_requests_per_call * a.webhook_seconds_per_request * gb["web"]
+    )
+    init_gbs = (
+        calls
+        * a.cold_starts_per_call
+        * (a.message_init_seconds * gb["msg"] + a.other_init_seconds * (gb["con"] + gb["web"]))
+    )
+    lambda_requests = turns + others + calls * (2 + a.webhook_requests_per_call)
+    wru = turns * (u.dynamodb_writes_per_turn + u.dynamodb_claims_per_frame * u.frames_per_reply)
+    wru += calls * u.dynamodb_writes_per_call
+    rru = turns * u.dynamodb_reads_per_turn * a.read_units_per_history_query
+    log_bytes = (
+        turns * u.log_bytes_per_turn
+        + others * u.log_bytes_per_other_frame
+        + lambda_requests * a.platform_log_bytes_per_invocation
+        + calls * (2 + a.webhook_requests_per_call) * a.other_function_log_bytes_per_invocation
+    )
+    secrets = calls * a.secrets_reads_per_call
+    return [
+        Line(
+            "WebSocket messages",
+            f"{turns + others:,.0f} in + {frames_out:,.0f} out ({u.frames_per_reply:g} frames a reply)",
+            (turns + others + frames_out) * p.websocket_message_per_million / 1e6,
+        ),
+        Line(
+            "WebSocket connection minutes", f"{minutes:,.0f}", minutes * p.websocket_connection_minute_per_million / 1e6
+        ),
+        Line(
+            "HTTP API requests (webhook)",
+            f"{calls * a.webhook_requests_per_call:,.0f}",
+            calls * a.webhook_requests_per_call * p.http_api_request_per_million / 1e6,
+        ),
+        Line("Lambda requests", f"{lambda_requests:,.0f}", lambda_requests * p.lambda_request_per_million / 1e6),
+        Line(
+            "Lambda duration, message function",
+            f"{message_gbs:,.0f} GB-s ({a.message_seconds_per_turn:g} s a turn at {a.message_memory_mb} MB)",
+            message_gbs * p.lambda_arm64_per_gb_second,
+        ),
+        Line("Lambda duration, other functions", f"{other_gbs:,.0f} GB-s", other_gbs * p.lambda_arm64_per_gb_second),
+        Line("Lambda cold starts (init)", f"{init_gbs:,.0f} GB-s", init_gbs * p.lambda_arm64_per_gb_second),
+        Line(
+            "DynamoDB writes",
+            f"{wru:,.0f} WRU ({u.dynamodb_writes_per_turn:g} + {u.dynamodb_claims_per_frame:g} a frame, per turn)",
+            wru * p.dynamodb_write_unit_per_million / 1e6,
+        ),
+        Line("DynamoDB reads", f"{rru:,.0f} RRU", rru * p.dynamodb_read_unit_per_million / 1e6),
+        Line("CloudWatch Logs ingestion", f"{log_bytes / 1e6:,.1f} MB", log_bytes / 1e9 * p.logs_ingestion_per_gb),
+        Line("Secrets Manager reads", f"{secrets:,.0f}", secrets * p.secrets_manager_per_10k_calls / 1e4),
+    ]
+
+
+def outside_lines(a: Assumptions, p: Prices = PRICES) -> list[Line]:
+    minutes = 1000.0
+    tin, tout = a.llm_input_tokens_per_turn * a.turns_per_minute, a.llm_output_tokens_per_turn * a.turns_per_minute
+    tokens = f"{tin:,.0f} input + {tout:,.0f} output tokens a minute"
+    return [
+        Line(
+            "Twilio ConversationRelay",
+            f"${p.twilio_conversation_relay_per_minute:g} a minute (community-cited; confirm on twilio.com)",
+            minutes * p.twilio_conversation_relay_per_minute,
+        ),
+        Line(
+            "Twilio inbound voice, US local number",
+            f"${p.twilio_inbound_voice_per_minute:g} a minute (toll-free and outbound cost more)",
+            minutes * p.twilio_inbound_voice_per_minute,
+        ),
+        Line(
+            "LLM, small model",
+            f"{tokens} at ${p.llm_small_input_per_million:.2f} / ${p.llm_small_output_per_million:.2f} per million",
+            minutes * (tin * p.llm_small_input_per_million + tout * p.llm_small_output_per_million) / 1e6,
+        ),
+        Line(
+            "LLM, large model",
+            f"{tokens} at ${p.llm_large_input_per_million:.2f} / ${p.llm_large_output_per_million:.2f} per million",
+            minutes * (tin * p.llm_large_input_per_million + tout * p.llm_large_output_per_million) / 1e6,
+        ),
+    ]
+
+
+def model(u: Usage, a: Assumptions, p: Prices = PRICES) -> dict[str, Any]:
+    aws = aws_lines(u, a, p)
+    outside = outside_lines(a, p)
+    return {
+        "usage": asdict(u),
+        "assumptions": asdict(a),
+        "aws_lines": [asdict(line) for line in aws],
+        "aws_per_1000_minutes_usd": round(sum(line.usd for line in aws), 4),
+        "outside_lines": [asdict(line) for line in outside],
+    }
+
+
+def _usd(value: float) -> str:
+    if value >= 1:
+        return f"${value:,.2f}"
+    if value >= 0.01:
+        return f"${value:.3f}"
+    return f"${value:.4f}"
+
+
+def render(result: dict[str, Any], *, markdown: bool) -> str:
+    aws = [Line(**line) for line in result["aws_lines"]]
+    outside = [Line(**line) for line in result["outside_lines"]]
+    total = result["aws_per_1000_minutes_usd"]
+    if markdown:
+        rows = ["| Item | Count per 1,000 call-minutes | Cost |", "|---|---|---|"]
+        rows += [f"| {line.item} | {line.count} | {_usd(line.usd)} |" for line in aws]
+        rows += [f"| **AWS total** | | **{_usd(total)}** (about ${total / 1000:.5f} a call-minute) |", ""]
+        rows += ["| Per 1,000 call-minutes | Cost | Basis |", "|---|---|---|"]
+        rows += [f"| AWS (above) | {_usd(total)} | the counts and assumptions above |"]
+        rows += [f"| {line.item} | {_usd(line.usd)} | {line.count} |" for line in outside]
+        return "\n".join(rows)
+    width = max(len(line.item) for line in aws + outside) + 2
+    out = ["AWS, per 1,000 call-minutes (us-east-1 list prices, infra/bench/prices.py):"]
+    out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in aws]
+    out += [f"  {'AWS total':<{width}}{_usd(total):>10}   (${total / 1000:.5f} a call-minute)", ""]
+    out += ["Next to what else a call-minute costs (per 1,000 call-minutes):"]
+    out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in outside]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="make cost", description=__doc__.split("\n\n")[0] if __doc__ else "")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="counts from this bench run (if it exists)")
+    parser.add_argument("--markdown", action="store_true", help="the tables for docs/deploy.md")
+    args = parser.parse_args(argv)
+    assumptions = Assumptions()
+    usage = Usage()
+    source = "the defaults in infra/bench/cost.py (what make bench counted on this version)"
+    if args.results.is_file():
+        usage = usage_from_results(json.loads(args.results.read_text(encoding="utf-8")), assumptions.reply_tokens)
+        source = f"{args.results} (make bench)"
+    result = model(usage, assumptions)
+    if not args.markdown:
+        print(f"Counts from {source}.")
+    print(render(result, markdown=args.markdown))
+
+
+if __name__ == "__main__":
+    main()

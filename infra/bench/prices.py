@@ -1,0 +1,45 @@
+"""Every price the cost model uses, in one place: update them here (a fork in another region, or
+when AWS, Twilio or your model provider changes a price) and run ``make cost``.
+
+AWS list prices for us-east-1 in USD, as gathered in the project's research notes
+(``shared/reference/aws-websocket-lambda.md`` section 2, November 2026): re-check them on the
+pricing pages before quoting a figure. Free tiers are ignored (they end, and a busy number leaves
+them quickly). Twilio's and the models' prices are examples for scale, not quotes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    # API Gateway WebSocket: messages both ways, metered in 32 KB units; connection minutes.
+    websocket_message_per_million: float = 1.00
+    websocket_connection_minute_per_million: float = 0.25
+    # API Gateway HTTP API (the webhook): per request.
+    http_api_request_per_million: float = 1.00
+    # Lambda on arm64: per request and per GB-second (init phase included, 1 ms granularity).
+    lambda_request_per_million: float = 0.20
+    lambda_arm64_per_gb_second: float = 0.0000133334
+    # DynamoDB on-demand: per write unit (1 KB) and read unit (4 KB, strongly consistent).
+    dynamodb_write_unit_per_million: float = 0.625
+    dynamodb_read_unit_per_million: float = 0.125
+    # CloudWatch Logs ingestion, Standard class (the first tier of Lambda's tiered logs price).
+    logs_ingestion_per_gb: float = 0.50
+    # Secrets Manager API calls (each function reads its secret once per cold start).
+    secrets_manager_per_10k_calls: float = 0.05
+
+    # -- outside AWS, per call-minute, for scale ------------------------------------------------
+    # ConversationRelay: about $0.07/min, community-cited; confirm on twilio.com/voice/pricing.
+    twilio_conversation_relay_per_minute: float = 0.07
+    # Inbound voice on a US local number (toll-free and outbound cost more).
+    twilio_inbound_voice_per_minute: float = 0.0085
+    # Example model prices per million tokens (check your provider's page).
+    llm_small_input_per_million: float = 0.15
+    llm_small_output_per_million: float = 0.60
+    llm_large_input_per_million: float = 2.50
+    llm_large_output_per_million: float = 10.00
+
+
+PRICES = Prices()

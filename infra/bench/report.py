@@ -1,0 +1,225 @@
+"""The benchmark's table: figure, value, target, met? (and the rows built from ``results.json``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    figure: str
+    value: str
+    target: str
+    met: bool | None  # None: reported, no target
+
+    @property
+    def verdict(self) -> str:
+        return "-" if self.met is None else ("yes" if self.met else "NO")
+
+
+def _ms(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.0f} ms" if abs(v) >= 10 else f"{v:.1f} ms"
+
+
+def rows(r: dict[str, Any]) -> list[Row]:  # noqa: PLR0915 (one row per figure, in order)
+    out: list[Row] = []
+    ttft_ms = r["options"]["ttft_s"] * 1000
+    lat = r.get("latency")
+    if lat:
+        p, b = lat["project"], lat["baseline"]
+        ok = lat.get("added_median_ms") is not None and lat["added_median_ms"] < 0.1 * ttft_ms
+        out.append(
+            Row(
+                f"1. Added latency, median ({p['n']} + {b['n']} turns, interleaved)",
+                f"+{_ms(lat.get('added_median_ms'))}: {_ms(p['median_ms'])} vs baseline {_ms(b['median_ms'])}"
+                f" (x{lat.get('ratio_median')})",
+                f"< {0.1 * ttft_ms:.0f} ms (10% of {ttft_ms:.0f} ms TTFT)",
+                ok and not lat["failed_turns"],
+            )
+        )
+        out.append(
+            Row(
+                "   Added latency, p95",
+                f"+{_ms(lat.get('added_p95_ms'))}: {_ms(p['p95_ms'])} vs baseline {_ms(b['p95_ms'])}"
+                f" (x{lat.get('ratio_p95')})",
+                "reported",
+                None,
+            )
+        )
+    miss = r.get("latency_unseen_connection")
+    if miss:
+        p, b = miss["project"], miss["baseline"]
+        out.append(
+            Row(
+                "   ... on a connection this environment has not seen",
+                f"+{_ms(miss.get('added_median_ms'))} median, +{_ms(miss.get('added_p95_ms'))} p95 ({p['n']} turns)",
+                "reported",
+                None,
+            )
+        )
+    net = r.get("latency_with_network")
+    if net:
+        seen, unseen = net["seen"], net["unseen"]
+        out.append(
+            Row(
+                f"   With {net['network_ms']:g} ms per AWS request (in-region network), median",
+                f"+{_ms(seen.get('added_median_ms'))} (p95 +{_ms(seen.get('added_p95_ms'))});"
+                f" connection not seen: +{_ms(unseen.get('added_median_ms'))}"
+                f" (p95 +{_ms(unseen.get('added_p95_ms'))})",
+                "reported",
+                None,
+            )
+        )
+    first = r.get("first_turn")
+    if first:
+        for run in first:
+            out.append(
+                Row(
+                    f"   First turn of a fresh process, caller speaks after {run['greeting_s']:g} s",
+                    f"{_ms(run.get('first_text_ms'))} (its second turn {_ms(run.get('second_text_ms'))})",
+                    "reported",
+                    None if run.get("replies_ok") else False,
+                )
+            )
+    frames = r.get("frames")
+    if frames:
+        tokens = frames["reply_tokens"]
+        posts = frames["project_posts"]["median"]
+        base = frames["baseline_frames"][len(frames["baseline_frames"]) // 2] if frames["baseline_frames"] else None
+        ft = frames["first_text"]
+        not_delayed = frames["first_frame_is_first_token"] and (ft.get("added_median_ms") or 0) < 0.1 * ttft_ms
+        out.append(
+            Row(
+                f"2. Frames (PostToConnection) per {tokens}-token reply",
+                f"{posts} (baseline {base}, one a token): {frames['posts_per_token']} a token",
+                f"<= {tokens // 5} (1/5)",
+                posts is not None and posts <= tokens / 5 and not frames["failed_turns"],
+            )
+        )
+        out.append(
+            Row(
+                "   First phrase not delayed",
+                f"first frame = first token: {'yes' if frames['first_frame_is_first_token'] else 'no'};"
+                f" +{_ms(ft.get('added_median_ms'))} vs baseline",
+                "first token at once",
+                not_delayed,
+            )
+        )
+    ddb = r.get("dynamodb")
+    if ddb:
+        plain, long_ = ddb["plain_turn"], ddb["long_reply_turn"]
+        fixed = plain["fixed_per_turn"]
+        purposes = plain["mean_by_purpose"]
+        parts = (("start_turn", "generation"), ("history", "history query"), ("turn_write", "turn writes"))
+        detail = " + ".join(f"{purposes.get(k, 0):g} {label}" for k, label in parts)
+        out.append(
+            Row(
+                "3. DynamoDB requests, plain turn: fixed",
+                f"{fixed['max']} ({detail})",
+                "<= 4",
+                fixed["max"] is not None and fixed["max"] <= 4,
+            )
+        )
+        one_each = plain["one_claim_per_post"] and long_["one_claim_per_post"]
+        per_frame = "one per posted frame" if one_each else "NOT one per frame"
+        out.append(
+            Row(
+                "   ... plus interrupt checks (conditional writes)",
+                f"{plain['claims_per_turn']['max']} a {r['options']['short_tokens']}-token reply,"
+                f" {long_['claims_per_turn']['max']} a {r['options']['long_tokens']}-token reply ({per_frame})",
+                "per phrase, not per token",
+                plain["one_claim_per_post"]
+                and long_["one_claim_per_post"]
+                and (long_["claims_per_turn"]["max"] or 0) < r["options"]["long_tokens"],
+            )
+        )
+    cold = r.get("cold_start")
+    if cold:
+        for mode, data in cold.items():
+            eps = data["entry_points"]
+            label = "as Lambda runs the bundle, no .pyc" if mode == "source" else "with bytecode cached"
+            out.append(
+                Row(
+                    f"4. Cold start ({label}): import boto3",
+                    f"{_ms(data['boto3_import_ms'])}; + client + 1 request: {_ms(data['first_call_floor_ms'])}",
+                    "reference",
+                    None,
+                )
+            )
+            for name, label2 in (("ws_connect", "$connect"), ("ws_disconnect", "$disconnect")):
+                e = eps[name]
+                out.append(
+                    Row(
+                        f"   {label2} import / boto3",
+                        f"x{e['import_ratio']} ({_ms(e['import_ms'])}); import + first call"
+                        f" x{e.get('first_call_ratio')} of the floor ({_ms(e.get('import_and_first_call_ms'))})",
+                        "< 1.5x (module import)",
+                        e["import_ratio"] is not None and e["import_ratio"] < 1.5,
+                    )
+                )
+            msg = eps["ws_message"]
+            loaded = msg.get("modules_after_non_prompt_frames") or {}
+            out.append(
+                Row(
+                    "   $default import / boto3; non-prompt frames",
+                    f"x{msg['import_ratio']} ({_ms(msg['import_ms'])}); openai loaded: "
+                    f"{'yes' if loaded.get('openai') else 'no'}, fastapi: {'yes' if loaded.get('fastapi') else 'no'}"
+                    f"; setup (warms the model on purpose): {_ms(msg.get('setup_ms'))}",
+                    "no openai, no fastapi",
+                    not loaded.get("openai") and not loaded.get("fastapi"),
+                )
+            )
+            web = eps["webhook"]
+            out.append(
+                Row("   webhook import / boto3", f"x{web['import_ratio']} ({_ms(web['import_ms'])})", "reported", None)
+            )
+    conc = r.get("concurrency")
+    if conc:
+        p = conc["project"]
+        b = conc.get("baseline") or {}
+        healthy = (
+            p["delivered"] == p["turns"]
+            and not p.get("history_problems")
+            and not p.get("model_history_problems")
+            and not p.get("error_frames")
+            and not p.get("failed_invocations")
+        )
+        out.append(
+            Row(
+                f"5. {p['calls']} concurrent calls x {p['turns'] // max(p['calls'], 1)} turns",
+                f"{p['delivered']}/{p['turns']} delivered, histories "
+                f"{'correct' if not p.get('history_problems') and not p.get('model_history_problems') else 'WRONG'};"
+                f" added over TTFT p50 {_ms(p['added_over_ttft']['median_ms'])},"
+                f" p95 {_ms(p['added_over_ttft']['p95_ms'])}"
+                + (f" (baseline p95 {_ms(b['added_over_ttft']['p95_ms'])})" if b else ""),
+                "all delivered, all correct; p95 reported",
+                healthy,
+            )
+        )
+    cost = r.get("cost")
+    if cost:
+        out.append(
+            Row(
+                "Cost: AWS per 1,000 call-minutes",
+                f"${cost['aws_per_1000_minutes_usd']:.3f} (make cost shows the lines)",
+                "reported",
+                None,
+            )
+        )
+    return out
+
+
+def table(rs: list[Row]) -> str:
+    headers = ("figure", "value", "target", "met?")
+    cols = [[h] for h in headers]
+    for row in rs:
+        for i, v in enumerate((row.figure, row.value, row.target, row.verdict)):
+            cols[i].append(v)
+    widths = [max(len(v) for v in col) for col in cols]
+    lines = []
+    for n in range(len(cols[0])):
+        lines.append("  ".join(cols[i][n].ljust(widths[i]) for i in range(len(cols))).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,14 @@
+"""The cost model prices the functions the stack deploys (memory sizes cannot drift apart)."""
+
+from __future__ import annotations
+
+from infra import stack
+from infra.bench.cost import Assumptions
+
+
+def test_the_cost_model_uses_the_stacks_function_memory() -> None:
+    a = Assumptions()
+    assert a.message_memory_mb == stack.MESSAGE.memory_mb
+    assert a.connect_memory_mb == stack.CONNECT.memory_mb
+    assert a.disconnect_memory_mb == stack.DISCONNECT.memory_mb
+    assert a.webhook_memory_mb == stack.WEBHOOK.memory_mb
