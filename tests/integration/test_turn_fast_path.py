@@ -208,7 +208,7 @@ def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: R
 
     model = ScriptedModel()
     engine = Spy(store=store, sender=sender, model=lambda: model, agent=AGENT, tools=tool_registry())
-    relay = Relay(store=store, engine=engine, agent=AGENT, warm_model=model.warm)
+    relay = Relay(store=store, engine=engine, sender=sender, agent=AGENT, warm_model=model.warm)
     prompt = '{"type": "prompt", "voicePrompt": "Hi", "last": true}'
     relay.handle("fresh", prompt, budget())
     relay.handle(CONN, json.dumps({"type": "setup", "sessionId": "VX1", "callSid": CALL}), budget())
