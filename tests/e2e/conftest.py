@@ -85,19 +85,13 @@ def explain(result: scenario.ScenarioResult) -> str:
 
 
 def turn_items(db: DynamoDBClient, table: str, call_sid: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": f"{PARTITION_KEY} = :pk AND begins_with({SORT_KEY}, :turn)",
-        "ExpressionAttributeValues": {":pk": {"S": f"CALL#{call_sid}"}, ":turn": {"S": "TURN#"}},
-        "ConsistentRead": True,
-    }
-    while True:
-        page = db.query(**kwargs)
-        items += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    pages = db.get_paginator("query").paginate(
+        TableName=table,
+        KeyConditionExpression=f"{PARTITION_KEY} = :pk AND begins_with({SORT_KEY}, :turn)",
+        ExpressionAttributeValues={":pk": {"S": f"CALL#{call_sid}"}, ":turn": {"S": "TURN#"}},
+        ConsistentRead=True,
+    )
+    return [item for page in pages for item in page["Items"]]
 
 
 def texts_by_role(items: list[dict[str, Any]], role: str) -> list[str]:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tests.support.events import FakeLambdaContext, message_event, relay_frame
 from tests.support.fakes import RecordingSender, ScriptedModel
+from tests.support.frame_strategies import FIELDS, KNOWN_TYPES, json_values
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT
 from voice_agent.core.relay import Relay
@@ -20,31 +21,8 @@ from voice_agent.core.turn_engine import TurnEngine
 from voice_agent.entry import ws_message
 from voice_agent.wiring import tool_registry
 
-KNOWN = ["setup", "prompt", "dtmf", "interrupt", "error", "info"]
-FIELDS = [
-    "sessionId",
-    "callSid",
-    "voicePrompt",
-    "last",
-    "lang",
-    "digit",
-    "utteranceUntilInterrupt",
-    "durationUntilInterruptMs",
-    "description",
-    "name",
-    "value",
-    "customParameters",
-    "from",
-    "direction",
-]
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=12,
-)
 messages = st.fixed_dictionaries(
-    {"type": st.sampled_from(KNOWN) | st.text(max_size=12) | json_values},
+    {"type": st.sampled_from(KNOWN_TYPES) | st.text(max_size=12) | json_values},
     optional=dict.fromkeys(FIELDS, json_values),
 )
 huge = st.integers(min_value=1, max_value=200_000).map(

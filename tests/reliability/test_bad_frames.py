@@ -31,6 +31,7 @@ from infra.local.demo_model import HOURS
 from infra.local.stack import LocalStack
 from tests.e2e.conftest import texts_by_role, turn_items
 from tests.reliability.conftest import AUTH_TOKEN, FULL
+from tests.support.frame_strategies import FIELDS, KNOWN_TYPES, json_values
 from voice_agent.adapters.dynamo_store import conn_key
 from voice_agent.agent.config import AGENT
 from voice_agent.signatures import sign
@@ -40,29 +41,6 @@ if TYPE_CHECKING:
 
 EXAMPLES = 2000 if FULL else 300
 REPORT = Path(".local/reliability/bad-frames.json")
-KNOWN = ["setup", "prompt", "dtmf", "interrupt", "error", "info"]
-FIELDS = [
-    "sessionId",
-    "callSid",
-    "voicePrompt",
-    "last",
-    "lang",
-    "digit",
-    "utteranceUntilInterrupt",
-    "durationUntilInterruptMs",
-    "description",
-    "name",
-    "value",
-    "customParameters",
-    "from",
-    "direction",
-]
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=10,
-)
 
 
 def not_the_human_key(message: dict[str, Any]) -> bool:
@@ -72,7 +50,7 @@ def not_the_human_key(message: dict[str, Any]) -> bool:
 
 
 known_type_anything = st.fixed_dictionaries(
-    {"type": st.sampled_from(KNOWN)}, optional=dict.fromkeys(FIELDS, json_values)
+    {"type": st.sampled_from(KNOWN_TYPES)}, optional=dict.fromkeys(FIELDS, json_values)
 ).filter(not_the_human_key)
 text = st.text(max_size=80)
 well_formed = st.one_of(  # the right shapes with odd values: these reach the store and the model
@@ -98,7 +76,7 @@ huge_field = st.tuples(
     st.integers(min_value=10_000, max_value=MAX_MESSAGE_BYTES - 2048),
 ).map(lambda t: json.dumps({"type": t[0], t[1]: "b" * t[2], "last": True}))
 other_type = st.fixed_dictionaries(
-    {"type": st.text(max_size=12).filter(lambda t: t not in KNOWN) | json_values},
+    {"type": st.text(max_size=12).filter(lambda t: t not in KNOWN_TYPES) | json_values},
     optional=dict.fromkeys(FIELDS, json_values),
 )
 near_the_limit = st.integers(min_value=1, max_value=MAX_MESSAGE_BYTES - 1024).map(
@@ -131,7 +109,7 @@ def kind(frame: str | bytes) -> str:
     t = data.get("type")
     if not isinstance(t, str):
         return "no string type"
-    return f"type {t}" if t in KNOWN else "unknown type"
+    return f"type {t}" if t in KNOWN_TYPES else "unknown type"
 
 
 @dataclass

@@ -34,18 +34,10 @@ if TYPE_CHECKING:
 
 
 def connection_items(db: DynamoDBClient, table: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "FilterExpression": "sk = :conn",
-        "ExpressionAttributeValues": {":conn": {"S": "CONN"}},
-    }
-    while True:
-        page = db.scan(**kwargs)
-        items += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    pages = db.get_paginator("scan").paginate(
+        TableName=table, FilterExpression="sk = :conn", ExpressionAttributeValues={":conn": {"S": "CONN"}}
+    )
+    return [item for page in pages for item in page["Items"]]
 
 
 def call_item(db: DynamoDBClient, table: str, sid: str) -> dict[str, Any]:

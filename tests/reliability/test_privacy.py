@@ -215,14 +215,7 @@ def test_logs_hold_no_transcripts_numbers_or_secrets_and_every_item_expires(  # 
 
 
 def scan(db: DynamoDBClient, table: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table}
-    while True:
-        page = db.scan(**kwargs)
-        items += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return [item for page in db.get_paginator("scan").paginate(TableName=table) for item in page["Items"]]
 
 
 def kind(item: dict[str, Any]) -> str:
