@@ -120,19 +120,33 @@ def test_the_demo_scenario_covers_what_the_issue_asks_for() -> None:
     assert demo.steps[-1].expect_end
     assert demo.expect.outcome == "transferred"
     assert demo.expect.reconnects == 1
+    # As on a phone, the caller hears the greeting out before speaking: setup warms the agent
+    # meanwhile, so the demo's first turn shows what a real call's first turn costs.
+    assert demo.greeting_s > 0
 
 
 def test_scenario_files_are_validated_with_every_problem_listed() -> None:
     data = {
         "name": "bad",
         "colour": "red",
+        "caller": {"greeting_s": -1, "think_s": "slow"},
         "step": [{"say": "hi", "dtmf": "1"}, {"dtmf": "12"}, {"wait": 100}, {"drop": "yes"}, {"say": "x", "volume": 3}],
         "expect": {"outcome": "happy"},
     }
     with pytest.raises(scenario.ScenarioError) as caught:
         scenario.parse(data)
     message = str(caught.value)
-    for expected in ("colour", "exactly one of", "one key", "0..60", "drop = true", "'volume'", "outcome must be"):
+    for expected in (
+        "colour",
+        "exactly one of",
+        "one key",
+        "0..60",
+        "drop = true",
+        "'volume'",
+        "outcome must be",
+        "greeting_s must be",
+        "think_s must be",
+    ):
         assert expected in message
 
 
@@ -143,5 +157,6 @@ def test_a_minimal_scenario_and_find_by_path(tmp_path: Path) -> None:
     assert loaded.name == "mine"
     assert loaded.steps[0].expect == ("Hi",)
     assert loaded.steps[1].kind == "hangup"
+    assert loaded.greeting_s == 0.0  # tests and quick scenarios speak at once
     with pytest.raises(scenario.ScenarioError, match=r"known: .*demo"):
         scenario.find("no-such-scenario")

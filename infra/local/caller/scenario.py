@@ -10,6 +10,7 @@ new dependency)::
     from = "+15555550123"
     to = "+15555550199"
     think_s = 0.3       # pause before each caller input
+    greeting_s = 0.0    # time the caller listens to each session's greeting before its first step
 
     [[step]]
     say = "When are you open on Sunday?"
@@ -63,7 +64,7 @@ _STEP_KEYS: Final = frozenset(
     }
 )
 _EXPECT_KEYS: Final = frozenset({"outcome", "dial", "reconnects", "min_turns"})
-_CALLER_KEYS: Final = frozenset({"from", "to", "think_s"})
+_CALLER_KEYS: Final = frozenset({"from", "to", "think_s", "greeting_s"})
 _OUTCOMES: Final = ("transferred", "hung_up", "ended", "rejected", "connect_failed", "webhook_failed")
 
 
@@ -108,6 +109,7 @@ class Scenario:
     from_number: str = "+15555550123"
     to_number: str = "+15555550199"
     think_s: float = 0.3
+    greeting_s: float = 0.0
     expect: Expectations = field(default_factory=Expectations)
     path: Path | None = None
 
@@ -139,6 +141,10 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None) -> Scenario:
         problems.append(f"unknown top-level keys: {', '.join(unknown)}")
     caller = data.get("caller") or {}
     problems += [f"[caller] unknown key {k!r}" for k in sorted(set(caller) - _CALLER_KEYS)]
+    for key in ("think_s", "greeting_s"):
+        value = caller.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 30:
+            problems.append(f"[caller] {key} must be a number of seconds in 0..30")
     raw_steps = data.get("step") or []
     if not isinstance(raw_steps, list) or not raw_steps:
         problems.append("no [[step]] entries")
@@ -164,6 +170,7 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None) -> Scenario:
         from_number=str(caller.get("from", "+15555550123")),
         to_number=str(caller.get("to", "+15555550199")),
         think_s=float(caller.get("think_s", 0.3)),
+        greeting_s=float(caller.get("greeting_s", 0.0)),
         expect=Expectations(
             outcome=outcome,
             dial=expect_raw.get("dial"),
@@ -245,6 +252,9 @@ class ScriptDriver:
 
     async def on_session(self, session: RelaySession) -> None:
         steps = self.scenario.steps
+        if self.scenario.greeting_s > 0 and session.relay.welcome_greeting:
+            # Twilio speaks the greeting before the caller can answer; setup warms the agent meanwhile.
+            await asyncio.sleep(self.scenario.greeting_s)
         while not session.ended.is_set() and self.next_step < len(steps):
             step = steps[self.next_step]
             self.next_step += 1
