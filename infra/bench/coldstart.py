@@ -4,10 +4,11 @@ relative to ``import boto3`` measured in the same run, interleaved, medians.
 Two ways to load code, both reported:
 
 - ``source``: no bytecode cache, so every module is compiled as it is imported. This is what Lambda
-  does with this project's bundle, which ships no ``.pyc`` files (``/var/task`` is read-only, so
-  nothing is cached between cold starts either).
+  does with a bundle built where no Python of the runtime's version was found (``/var/task`` is
+  read-only, so nothing is cached between cold starts either).
 - ``bytecode``: a warm ``__pycache__`` (kept under a temporary ``PYTHONPYCACHEPREFIX``), as on a
-  laptop after the first run, or a bundle built with compiled bytecode.
+  laptop after the first run, and as Lambda runs a bundle that ships its ``.pyc`` files (built
+  where Python 3.13 is found: ``infra/bundling.py``).
 
 The probes reach the benchmark's running stack: DynamoDB Local, the management API, the fake
 model, and a stand-in for Secrets Manager that serves the Twilio auth token (a deployed

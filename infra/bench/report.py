@@ -138,7 +138,7 @@ def rows(r: dict[str, Any]) -> list[Row]:  # noqa: PLR0915 (one row per figure, 
     if cold:
         for mode, data in cold.items():
             eps = data["entry_points"]
-            label = "as Lambda runs the bundle, no .pyc" if mode == "source" else "with bytecode cached"
+            label = "from source: a bundle without .pyc" if mode == "source" else "bytecode: the bundle's .pyc"
             out.append(
                 Row(
                     f"4. Cold start ({label}): import boto3",

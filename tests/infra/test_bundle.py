@@ -7,11 +7,23 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from infra.bundling import FUNCTIONS_DIR, MACHINE, PACKAGE, PYTHON_VERSION, REQUIREMENTS, find_installer
+from infra.bundling import (
+    FUNCTIONS_DIR,
+    LAMBDA_CODE_ROOT,
+    MACHINE,
+    PACKAGE,
+    PYTHON_VERSION,
+    REQUIREMENTS,
+    RUNTIME_PYTHON_ENV,
+    docker_command,
+    find_installer,
+    find_runtime_python,
+)
 from infra.cli.bundle_size import code_assets
 from infra.package_size import LAMBDA_UNZIPPED_LIMIT_BYTES, directory_size
 from tests.infra.conftest import Synthesized, synthesize
@@ -49,8 +61,75 @@ def test_bundle_holds_the_package_and_its_entry_points(bundled: tuple[Synthesize
     for module in ("entry/ws_connect.py", "entry/ws_message.py", "entry/ws_disconnect.py", "env_names.py"):
         assert (asset / PACKAGE / module).is_file(), module
     assert (asset / PACKAGE / "agent" / "system_prompt.md").is_file()  # data files travel too
-    assert not list((asset / PACKAGE).rglob("__pycache__"))
     assert not (asset / "bin").exists()
+
+
+PYC_TAG = f"cpython-{PYTHON_VERSION.replace('.', '')}"
+HASH_BASED_UNCHECKED = 0b01  # PEP 552 flags: hash-based, source not checked
+
+
+def _run(python: str, code: str, *args: str) -> str:
+    return subprocess.run(  # noqa: S603 - an interpreter of the runtime's version, fixed code
+        [python, "-c", code, *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_bytecode_is_the_runtimes_or_absent(bundled: tuple[Synthesized, Path]) -> None:
+    """Lambda cannot write a bytecode cache into /var/task: the bundle ships one compiled by the
+    runtime's Python when the build machine has it, and never one from another Python."""
+    _, asset = bundled
+    pycs = list(asset.rglob("*.pyc"))
+    assert all(PYC_TAG in p.name for p in pycs), {p.name for p in pycs if PYC_TAG not in p.name}
+    python = find_runtime_python()
+    if python is None:
+        assert not pycs  # the synth said so; each cold start compiles what it imports
+        return
+    cache = asset / PACKAGE / "entry" / "__pycache__"
+    for module in ("ws_connect", "ws_message", "ws_disconnect", "webhook"):
+        data = (cache / f"{module}.{PYC_TAG}.pyc").read_bytes()
+        assert int.from_bytes(data[4:8], "little") == HASH_BASED_UNCHECKED, module
+    assert (asset / "boto3" / "__pycache__" / f"__init__.{PYC_TAG}.pyc").is_file()
+    magic = _run(python, "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())")
+    assert (cache / f"ws_connect.{PYC_TAG}.pyc").read_bytes()[:4].hex() == magic
+    # Tracebacks in Lambda name the files where Lambda unpacks them.
+    filename = _run(
+        python, "import marshal, sys; print(marshal.loads(open(sys.argv[1], 'rb').read()[16:]).co_filename)",
+        str(cache / f"ws_connect.{PYC_TAG}.pyc"),
+    )  # fmt: skip
+    assert filename == f"{LAMBDA_CODE_ROOT}/{PACKAGE}/entry/ws_connect.py"
+
+
+def test_the_runtime_loads_the_shipped_bytecode_without_compiling(
+    bundled: tuple[Synthesized, Path], tmp_path: Path
+) -> None:
+    """Unchecked hash-based .pyc files are used as they are: proven by changing a source after
+    compiling and importing the module under the runtime's Python with no cache writes."""
+    python = find_runtime_python()
+    if python is None:
+        pytest.skip(f"no Python {PYTHON_VERSION} on this machine: the bundle ships no bytecode")
+    _, asset = bundled
+    copy = tmp_path / PACKAGE
+    (copy / "__pycache__").mkdir(parents=True)
+    for name in ("__init__.py", "env_names.py"):
+        (copy / name).write_bytes((asset / PACKAGE / name).read_bytes())
+    for name in (f"__init__.{PYC_TAG}.pyc", f"env_names.{PYC_TAG}.pyc"):
+        (copy / "__pycache__" / name).write_bytes((asset / PACKAGE / "__pycache__" / name).read_bytes())
+    (copy / "env_names.py").write_text("raise SystemExit('compiled from source')\n", encoding="utf-8")
+    loaded = subprocess.run(  # noqa: S603 - fixed argv
+        [python, "-B", "-c", f"import {PACKAGE}.env_names as m; print(m.__name__)"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == f"{PACKAGE}.env_names"
+
+
+def test_only_an_interpreter_of_the_runtimes_version_compiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RUNTIME_PYTHON_ENV, sys.executable)  # this machine's Python, not 3.13
+    found = find_runtime_python()
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != PYTHON_VERSION:
+        assert found != sys.executable
+    if found is not None:
+        assert _run(found, "import sys; print('%d.%d' % sys.version_info[:2])") == PYTHON_VERSION
 
 
 def test_bundle_holds_exactly_the_locked_runtime_dependencies(bundled: tuple[Synthesized, Path]) -> None:
@@ -113,3 +192,14 @@ def test_requirements_file_matches_the_lock() -> None:
 
     committed = (FUNCTIONS_DIR / REQUIREMENTS).read_text(encoding="utf-8")
     assert body(committed) == body(exported), "functions/requirements.txt is stale: run `make requirements`"
+
+
+def test_the_docker_fallback_installs_copies_and_compiles_in_that_order() -> None:
+    """Machines with neither uv nor pip bundle in the SAM image, whose Python is the runtime's."""
+    shell, flag, script = docker_command()
+    assert (shell, flag) == ("bash", "-c")
+    install, copy, compile_ = script.split(" && ")
+    assert install.startswith("python -m pip install") and "--target /asset-output" in install
+    assert copy == f"cp -r /asset-input/{PACKAGE} /asset-output/"
+    assert "compileall" in compile_ and "--invalidation-mode unchecked-hash" in compile_
+    assert f"-p {LAMBDA_CODE_ROOT}" in compile_ and compile_.endswith("|| true )")
