@@ -20,7 +20,9 @@ from voice_agent import env_names as names
 logger = Logger(service=os.environ.get(names.POWERTOOLS_SERVICE_NAME, names.SERVICE_NAME))
 
 _DIGITS = re.compile(r"\d")
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+# A quoted value, with backslash escapes (Python's repr of a string holding both quote kinds) and
+# an unterminated quote masked to the end.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*(?:'|$)|\"(?:[^\"\\]|\\.)*(?:\"|$)", re.DOTALL)
 
 
 def bind(**keys: object) -> None:
