@@ -41,7 +41,9 @@ def test_a_connection_belongs_to_the_call_of_its_first_setup(store: DynamoSessio
     first = store.start_turn("c1")
     assert first is not None
     store.put_turns("CA1", [TurnRecord(key=TurnKey(first.conn_seq, first.generation, 0), role="user", text="one")])
-    for again in (SETUP, Setup(session_id="VX9", call_sid="CA-another-call")):
+    # The same setup again (or botocore retrying its put) is the same binding, not a restart.
+    assert store.bind_connection("c1", SETUP).conn_seq == first.conn_seq
+    for again in (Setup(session_id="VX9", call_sid="CA1"), Setup(session_id="VX9", call_sid="CA-another-call")):
         with pytest.raises(ConnectionAlreadyBoundError):
             store.bind_connection("c1", again)
     second = store.start_turn("c1")
@@ -50,6 +52,31 @@ def test_a_connection_belongs_to_the_call_of_its_first_setup(store: DynamoSessio
     store.put_turns("CA1", [TurnRecord(key=TurnKey(second.conn_seq, second.generation, 0), role="user", text="two")])
     assert [r.text for r in store.load_history("CA1", 10)] == ["one", "two"]
     assert store.load_history("CA-another-call", 10) == []
+
+
+class LostPutResponse:
+    """The first conditional put lands but its answer is lost; botocore's retry meets the condition."""
+
+    def __init__(self, inner: DynamoDBClient) -> None:
+        self.inner = inner
+
+    def put_item(self, **kwargs: Any) -> Any:
+        if kwargs.get("ConditionExpression"):
+            self.inner.put_item(**kwargs)
+        return self.inner.put_item(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_retried_put_of_the_only_setup_still_binds_it(dynamodb: DynamoDBClient) -> None:
+    store = DynamoSessionStore(client=LostPutResponse(dynamodb), table_name=TABLE, retention_days=7)  # type: ignore[arg-type]
+    session = store.bind_connection("c1", Setup(session_id="VX1", call_sid="CA1"))
+    assert (session.call_sid, session.conn_seq, session.resumed) == ("CA1", 1, False)
+    assert store.start_turn("c1") is not None
+    # A setup of another session on that socket is still a second setup, and refused.
+    with pytest.raises(ConnectionAlreadyBoundError):
+        store.bind_connection("c1", Setup(session_id="VX2", call_sid="CA1"))
 
 
 def test_generations_are_taken_atomically_per_connection(store: DynamoSessionStore) -> None:

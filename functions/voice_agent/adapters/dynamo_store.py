@@ -100,8 +100,24 @@ class DynamoSessionStore:
         try:
             conn_seq, language = self._bind(connection_id, setup, now)
         except ClientError as exc:  # only the connection's put has a condition
-            raise ConnectionAlreadyBoundError(connection_id) from exc
+            bound = self._bound_by_this_setup(connection_id, setup, exc)
+            if bound is None:
+                raise ConnectionAlreadyBoundError(connection_id) from exc
+            # botocore retried a put that had landed (its answer was lost): this setup's own item.
+            conn_seq, language = _get_n(bound, "connSeq", 1), _get_s(bound, "language") or None
         return CallSession(call_sid=setup.call_sid, conn_seq=conn_seq, resumed=conn_seq > 1, language=language)
+
+    def _bound_by_this_setup(self, connection_id: str, setup: Setup, exc: ClientError) -> dict[str, Any] | None:
+        """The connection item that failed the put's condition, if this very setup wrote it."""
+        item = cast("dict[str, Any] | None", exc.response.get("Item"))  # ReturnValuesOnConditionCheckFailure
+        if item is None:
+            with _store_errors("bind_connection"):
+                item = self._db.get_item(TableName=self._table, Key=conn_key(connection_id), ConsistentRead=True).get(
+                    "Item"
+                )
+        if item and _get_s(item, "callSid") == setup.call_sid and _get_s(item, "sessionId") == setup.session_id:
+            return item
+        return None
 
     def _bind(self, connection_id: str, setup: Setup, now: int) -> tuple[int, str | None]:
         with _store_errors("bind_connection", passthrough=_CONDITION_FAILED):
@@ -144,6 +160,7 @@ class DynamoSessionStore:
                     TTL_ATTRIBUTE: _n(now + CONNECTION_TTL_S),
                 },
                 ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         return conn_seq, language
 
