@@ -1,9 +1,10 @@
 """The turn's fast path (issue 6): what runs beside what, and the orderings the caller relies on.
 
 - A turn on a connection this environment knows reads the history while it takes the generation.
-- The first phrase is posted while its claim is in flight; the claim still lands before an
-  interrupt for that phrase can exist (one needs the caller to have heard it).
-- The reply is stored before ``last`` goes out, so the next prompt's history always holds it.
+- Every phrase, the first included, is posted only once its claim has landed: a claim beside the
+  post (tried for speed) let a slow claim pass an interrupt by, and a superseded turn speak.
+- The reply is stored before ``last`` goes out, so the next prompt's history always holds it; if
+  the claim or the send fails, the stored reply is what the caller heard.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply, w
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT
 from voice_agent.core.history import assemble_history
-from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord, TurnTicket
+from voice_agent.core.model import GREETING_GENERATION, ToolCall, TurnKey, TurnRecord, TurnTicket
 from voice_agent.core.relay import Relay
 from voice_agent.core.turn_engine import Budget, TurnEngine, TurnOutcome
-from voice_agent.protocol.outbound import Text
+from voice_agent.errors import ConnectionGoneError, SendError
+from voice_agent.protocol.outbound import OutboundMessage, Text
 from voice_agent.wiring import tool_registry
 
 CALL = SETUP.call_sid
@@ -131,29 +133,132 @@ def test_a_hint_that_beat_its_setup_is_read_again_after_it(
     ]
 
 
-def test_the_first_phrase_is_posted_while_its_claim_is_in_flight(
+def test_every_phrase_waits_for_its_claim(
     bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
 ) -> None:
     model.say(LONG)
     probe = Overlap(bound, sender)
     outcome = engine_for(probe.as_store, sender, model).run_prompt(CONN, "Hours?", budget())
-    assert probe.send_during_first_claim is True
+    assert probe.send_during_first_claim is False  # nothing was sent while the first claim ran
     assert outcome.status == "completed"
     assert sender.spoken(CONN) == LONG
 
 
-def test_the_first_phrase_can_wait_for_its_claim(
+class SlowFirstClaim:
+    """The first claim takes ``delay_s`` (a DynamoDB attempt that timed out and was retried)."""
+
+    def __init__(self, inner: DynamoSessionStore, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+        self.first = True
+
+    def claim_phrase(self, ticket: TurnTicket) -> bool:
+        if self.first:
+            self.first = False
+            time.sleep(self.delay_s)
+        return self.inner.claim_phrase(ticket)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_barge_in_on_a_phrase_whose_claim_was_slow_stops_the_reply(
     bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
 ) -> None:
-    model.say(LONG)
-    probe = Overlap(bound, sender)
-    agent = dataclasses.replace(AGENT, first_phrase_waits_for_claim=True)
-    engine = TurnEngine(store=probe.as_store, sender=sender, model=lambda: model, agent=agent, tools=tool_registry())
-    started = time.monotonic()
-    outcome = engine.run_prompt(CONN, "Hours?", budget())
-    assert probe.send_during_first_claim is False
-    assert time.monotonic() - started >= WAIT_S  # the claim waited for a send that never came first
-    assert outcome.status == "completed"
+    model.replies.append(ScriptedReply(tokens=words(LONG * 2), token_delay_s=0.02))
+
+    def barge_in(connection_id: str, message: object) -> None:
+        if len(sender.messages) == 1:  # the caller heard the first phrase and talks over the reply
+            threading.Timer(0.2, bound.record_interrupt, args=(CONN, "Our", 50)).start()
+
+    sender.on_send = barge_in
+    slow = cast(DynamoSessionStore, SlowFirstClaim(bound, 0.5))
+    outcome = engine_for(slow, sender, model).run_prompt(CONN, "Tell me everything", budget())
+    assert outcome.status == "interrupted"
+    assert not any(t.last for t in sender.texts(CONN))
+    history = assemble_history(bound.load_history(CALL, 50))
+    assert [(m.role, m.content) for m in history][-2:] == [("user", "Tell me everything"), ("assistant", "Our")]
+
+
+def superseded_while_thinking(
+    store: DynamoSessionStore, sender: RecordingSender, reply: ScriptedReply, **changes: Any
+) -> TurnOutcome:
+    """Run a turn whose generation a newer prompt takes while the model is still thinking."""
+    model = ScriptedModel()
+    model.replies.append(reply)
+    threading.Timer(0.1, store.start_turn, args=(CONN,)).start()
+    agent = dataclasses.replace(AGENT, **changes)
+    engine = TurnEngine(store=store, sender=sender, model=lambda: model, agent=agent, tools=tool_registry())
+    return engine.run_prompt(CONN, "Well", budget())
+
+
+def test_a_superseded_turn_speaks_no_apology(bound: DynamoSessionStore, sender: RecordingSender) -> None:
+    reply = ScriptedReply(tokens=words("Too late."), first_delay_s=1.0)
+    superseded_while_thinking(bound, sender, reply, llm_first_token_timeout_s=0.4)
+    assert sender.messages == []
+
+
+def test_a_superseded_turn_neither_says_goodbye_nor_presses_keys(
+    store: DynamoSessionStore, sender: RecordingSender
+) -> None:
+    store.bind_connection(CONN, dataclasses.replace(SETUP, direction="outbound-api"))
+    goodbye = ToolCall(id="t1", name="end_call", arguments="{}")
+    keys = ToolCall(id="t2", name="send_digits", arguments='{"digits": "1"}')
+    for call in (goodbye, keys):
+        superseded_while_thinking(store, sender, ScriptedReply(tokens=(), tool_calls=(call,), first_delay_s=0.4))
+    assert sender.messages == []
+
+
+def failing_last(sender: RecordingSender, error: Exception) -> None:
+    send = sender.send
+
+    def send_or_fail(connection_id: str, message: OutboundMessage) -> None:
+        if isinstance(message, Text) and message.last:
+            raise error
+        send(connection_id, message)
+
+    sender.send = send_or_fail  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("error", [ConnectionGoneError(CONN), SendError("throttled")], ids=["gone", "send-error"])
+def test_a_last_frame_that_was_not_delivered_is_not_in_the_history(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel, error: Exception
+) -> None:
+    model.say("Your order ships on Monday. It should arrive by Thursday, and the tracking number is in your email.")
+    failing_last(sender, error)
+    engine_for(bound, sender, model).run_prompt(CONN, "Where is my order?", budget())
+    heard = sender.spoken(CONN)
+    stored = [m.content for m in assemble_history(bound.load_history(CALL, 50)) if m.role == "assistant"]
+    assert heard and "tracking" not in heard
+    assert stored == [heard]
+
+
+class InterruptWhileStoring:
+    """The caller barges in while the reply is being stored, just before ``last``."""
+
+    def __init__(self, inner: DynamoSessionStore) -> None:
+        self.inner = inner
+        self.cancelled: list[bool] = []
+
+    def put_turns(self, call_sid: str, records: list[TurnRecord]) -> None:
+        if not self.cancelled and any(r.role == "assistant" for r in records):
+            outcome = self.inner.record_interrupt(CONN, "Your order ships", 900)
+            self.cancelled.append(bool(outcome and outcome.cancelled))
+        self.inner.put_turns(call_sid, records)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_no_last_after_an_interrupt_recorded_while_the_reply_was_stored(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    model.say("Your order ships on Monday. It should arrive by Thursday.")
+    probe = InterruptWhileStoring(bound)
+    outcome = engine_for(cast(DynamoSessionStore, probe), sender, model).run_prompt(CONN, "Where is it?", budget())
+    assert probe.cancelled == [True]
+    assert outcome.status == "interrupted"
+    assert not any(t.last for t in sender.texts(CONN))
 
 
 def test_a_barge_in_on_the_first_phrase_stops_the_reply(

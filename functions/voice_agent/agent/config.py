@@ -119,12 +119,6 @@ class AgentConfig:
     max_reply_chars: int = 900
     turn_budget_s: float = 25.0  # API Gateway gives a route 29 s; stop speaking well before that
     phrases: PhrasePolicy = field(default_factory=PhrasePolicy)
-    # The first phrase of a reply goes out while its interrupt check (a DynamoDB round trip) is in
-    # flight, instead of after it: the caller hears it one round trip sooner. The cost: when a newer
-    # prompt arrived before this reply's first token (ConversationRelay can finalise one utterance
-    # as two prompts), the superseded reply's first phrase (one word) is spoken before the newer
-    # reply; with True it stays silent. Interrupts are unaffected (see turn_engine).
-    first_phrase_waits_for_claim: bool = False
 
     @cached_property
     def system_prompt(self) -> str:

@@ -10,16 +10,14 @@ A turn (see ``shared/docs/design.md``, "A turn, and an interruption"):
 3. Coalesce tokens into phrases (``phrases.py``), pass each through the output guard
    (``guard.py``), and post it, in order. Every post is covered by a claim of the generation: if
    an interrupt or a newer prompt (another, concurrent Lambda) took it, stop, cancel the model
-   request, and send nothing more (in particular no ``last``). A phrase's claim completes before
-   the next phrase is posted. The first phrase's claim runs while that phrase is being posted
-   (``AgentConfig.first_phrase_waits_for_claim`` restores claim-then-post): it still records the
-   generation on the air long before an interrupt for it can exist, since Twilio sends one only
-   after the caller has heard audio; what changes is that a reply superseded by a newer prompt
-   before its first token speaks that first phrase before it stops.
+   request, and send nothing more (in particular no ``last``). Every claim completes before its
+   post: a claim beside the post (tried for speed) let a slow claim land after the interrupt it
+   should have met, and let a superseded turn send a closing line or a key press.
 4. Tool calls are executed with a time limit (a short filler line if one is slow), stored, and fed
    back for another round. A tool may end the session (transfer to a person, end the call).
-5. Store the agent's message, then finish with ``last: true``: once ``last`` is out, the next
-   prompt's history holds the reply.
+5. Store the agent's message, claim, then finish with ``last: true``: once ``last`` is out, the
+   next prompt's history holds the reply. If the claim or the send fails, the stored message is
+   rewritten to what the caller heard.
 
 Failures become speech, never exceptions: a model error or timeout is a short apology, a turn that
 would outlive the API Gateway integration (29 s) is cut short with a spoken line.
@@ -172,7 +170,7 @@ class _Turn:
     words_spoken: int = 0
     tool_calls: int = 0
     waited_for_setup: bool = False  # the connection was bound only after this turn arrived
-    reply_stored: bool = False  # the final assistant message is stored (before ``last``)
+    reply_stored: bool = False  # the final assistant message is stored (before its ``last``)
 
     def take_key(self) -> TurnKey:
         key = TurnKey(self.ticket.conn_seq, self.ticket.generation, self.next_part)
@@ -224,9 +222,9 @@ class _Pump(threading.Thread):
 
 
 _TOOL_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
-# Store requests run beside the turn's own thread (history next to the generation, the first claim
-# next to the first post). A Lambda runs one turn at a time, so it starts a thread or two; the local
-# stand-in runs many invocations in one process.
+# Store requests run beside the turn's own thread (the history next to the generation). A Lambda
+# runs one turn at a time, so it starts a thread or two; the local stand-in runs many invocations
+# in one process.
 _STORE_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="store")
 
 
@@ -444,34 +442,39 @@ class TurnEngine:
         return "limit" if verdict.stop else "ok"
 
     def _post(self, turn: _Turn, message: OutboundMessage, *, claim: bool = True, store_reply: bool = False) -> _Step:
-        """Claim the generation and send one message. ``store_reply``: store the reply, this
-        message's text included, between the claim and the send (the final ``last`` frame)."""
-        in_flight: Future[bool] | None = None
-        if claim and turn.posts == 0 and not store_reply and not self._agent.first_phrase_waits_for_claim:
-            in_flight = self._beside(self._store.claim_phrase, turn.ticket)
-        elif claim and not _claimed(lambda: self._store.claim_phrase(turn.ticket)):
-            return "stale"
+        """Claim the generation, then send one message. ``store_reply`` (the final ``last`` frame):
+        store the reply, this message's text included, before the claim, so the next prompt's
+        history holds it once ``last`` is out; if the claim or the send fails, the stored reply is
+        rewritten to what the caller heard."""
+        stored: TurnRecord | None = None
         if store_reply and isinstance(message, Text):
-            said = turn.spoken_this_round() + message.token
-            if said.strip():
-                self._persist(turn, [TurnRecord(key=turn.take_key(), role="assistant", text=said)])
+            stored = TurnRecord(key=turn.take_key(), role="assistant", text=turn.spoken_this_round() + message.token)
+            if stored.text.strip():
+                self._persist(turn, [stored])
             turn.reply_stored = True
-        try:
-            self._sender.send(turn.ticket.connection_id, message)
-        except ConnectionGoneError:
-            self._mark_gone(turn.ticket.connection_id)
-            return "gone"
-        except SendError:
-            return "send_error"
-        finally:
-            claimed = in_flight is None or _claimed(in_flight.result)
+        step: _Step = "ok"
+        if claim and not _claimed(lambda: self._store.claim_phrase(turn.ticket)):
+            step = "stale"
+        else:
+            try:
+                self._sender.send(turn.ticket.connection_id, message)
+            except ConnectionGoneError:
+                self._mark_gone(turn.ticket.connection_id)
+                step = "gone"
+            except SendError:
+                step = "send_error"
+        if step != "ok":
+            if stored is not None and stored.text.strip():
+                heard = turn.spoken_this_round()
+                self._persist(turn, [TurnRecord(key=stored.key, role="assistant", text=heard)])
+            return step
         turn.posts += 1
         if turn.first_post_at is None:
             turn.first_post_at = self._clock.monotonic()
         if isinstance(message, Text):
             turn.round_text.append(message.token)
             turn.words_spoken += len(message.token.split())
-        return "ok" if claimed else "stale"
+        return "ok"
 
     def _beside(self, fn: Callable[..., _R], *args: object) -> Future[_R]:
         """Run a store request on a helper thread, with this invocation's log keys."""
