@@ -5,9 +5,8 @@ reads the whole history and writes it back, because several Lambdas of one call 
 
 - ``start_turn``: ``ADD gen 1`` on the connection item returns the call and the new generation in
   one round trip (the connection item is the only key a WebSocket event carries).
-- ``claim_phrase``: ``SET spokenGen = :g IF gen = :g`` for each phrase (before its post; the first
-  phrase's runs beside its post, see the turn engine): fails once an interrupt or a newer prompt
-  took the generation, and records which generation is on the air.
+- ``claim_phrase``: ``SET spokenGen = :g IF gen = :g`` before each phrase: fails once an interrupt
+  or a newer prompt took the generation, and records which generation is on the air.
 - ``record_interrupt``: ``ADD gen 1 IF gen = spokenGen`` cancels the speaking reply only if no
   newer prompt has started; either way a marker item stores what the caller heard.
 """
