@@ -12,14 +12,11 @@ Twilio runs answering-machine detection before fetching the webhook and posts it
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from infra import outputs
-from infra.cli.stack_outputs import DEFAULT_FILE, CliError, load_outputs, require
-from infra.cli.twilio_client import client_from_env, describe_twilio_error, e164
+from infra.cli.stack_outputs import CliError
+from infra.cli.twilio_client import add_webhook_arguments, client_from_env, e164, exit_code, webhook_voice_url
 
 MACHINE_DETECTION = ("Enable", "DetectMessageEnd")
 
@@ -55,16 +52,12 @@ def main(argv: Sequence[str] | None = None, *, http_client: Any = None) -> int:
         help="answering-machine detection: Enable (decide fast) or DetectMessageEnd (wait for the beep)",
     )
     parser.add_argument("--machine-detection-timeout", type=int, metavar="SECONDS", help="Twilio's default is 30")
-    parser.add_argument("--stack-outputs", type=Path, default=DEFAULT_FILE, help="cdk-outputs.json from make deploy")
-    parser.add_argument("--stack", help="stack name, when the outputs file holds several")
-    parser.add_argument("--voice-url", help="use this webhook URL instead of the stack's WebhookVoiceUrl")
+    add_webhook_arguments(parser)
     args = parser.parse_args(argv)
 
-    from twilio.base.exceptions import TwilioException
-
-    try:
+    def call() -> int:
         to, from_ = e164(args.to), e164(args.from_)
-        voice_url = args.voice_url or require(load_outputs(args.stack_outputs, args.stack), outputs.WEBHOOK_VOICE_URL)
+        voice_url = webhook_voice_url(args)
         sid = place_call(
             client_from_env(http_client=http_client),
             to=to,
@@ -73,15 +66,11 @@ def main(argv: Sequence[str] | None = None, *, http_client: Any = None) -> int:
             machine_detection=args.machine_detection,
             machine_detection_timeout_s=args.machine_detection_timeout,
         )
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except TwilioException as exc:
-        print(f"error: {describe_twilio_error(exc)}", file=sys.stderr)
-        return 1
-    amd = f" with answering-machine detection ({args.machine_detection})" if args.machine_detection else ""
-    print(f"calling {to} from {from_}{amd}: call {sid}; the agent answers via {voice_url}")
-    return 0
+        amd = f" with answering-machine detection ({args.machine_detection})" if args.machine_detection else ""
+        print(f"calling {to} from {from_}{amd}: call {sid}; the agent answers via {voice_url}")
+        return 0
+
+    return exit_code(call)
 
 
 if __name__ == "__main__":

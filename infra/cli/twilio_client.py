@@ -6,13 +6,17 @@ echoes them (or the request URLs, which carry the account SID).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from infra.cli.stack_outputs import CliError
+from infra import outputs
+from infra.cli.stack_outputs import DEFAULT_FILE, CliError, load_outputs, require
 
 ACCOUNT_SID = "TWILIO_ACCOUNT_SID"
 AUTH_TOKEN = "TWILIO_AUTH_TOKEN"  # noqa: S105 - the variable's name
@@ -61,3 +65,29 @@ def describe_twilio_error(exc: Exception) -> str:
     if code:
         text += f", error {code}"
     return f"{text}: {message or type(exc).__name__}"
+
+
+def add_webhook_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the stack's /voice webhook URL comes from: cdk-outputs.json, or given outright."""
+    parser.add_argument("--stack-outputs", type=Path, default=DEFAULT_FILE, help="cdk-outputs.json from make deploy")
+    parser.add_argument("--stack", help="stack name, when the outputs file holds several")
+    parser.add_argument("--voice-url", help="use this webhook URL instead of the stack's WebhookVoiceUrl")
+
+
+def webhook_voice_url(args: argparse.Namespace) -> str:
+    return str(args.voice_url or require(load_outputs(args.stack_outputs, args.stack), outputs.WEBHOOK_VOICE_URL))
+
+
+def exit_code(command: Callable[[], int]) -> int:
+    """Run a command's body: 2 for a usage or set-up problem, 1 for a refusal from Twilio, each
+    said in one line on stderr (never the credentials or a request URL)."""
+    from twilio.base.exceptions import TwilioException
+
+    try:
+        return command()
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TwilioException as exc:
+        print(f"error: {describe_twilio_error(exc)}", file=sys.stderr)
+        return 1

@@ -9,15 +9,12 @@ Sets "A call comes in" to Webhook, HTTP POST, the stack's WebhookVoiceUrl (or --
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from infra import outputs
-from infra.cli.stack_outputs import DEFAULT_FILE, CliError, load_outputs, require
-from infra.cli.twilio_client import client_from_env, describe_twilio_error, e164
+from infra.cli.stack_outputs import CliError
+from infra.cli.twilio_client import add_webhook_arguments, client_from_env, e164, exit_code, webhook_voice_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,29 +52,20 @@ def point_number(client: Any, *, number: str, voice_url: str) -> Wired:
 def main(argv: Sequence[str] | None = None, *, http_client: Any = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--number", required=True, help="the Twilio number, E.164 (+15551234567)")
-    parser.add_argument("--stack-outputs", type=Path, default=DEFAULT_FILE, help="cdk-outputs.json from make deploy")
-    parser.add_argument("--stack", help="stack name, when the outputs file holds several")
-    parser.add_argument("--voice-url", help="use this webhook URL instead of the stack's WebhookVoiceUrl")
+    add_webhook_arguments(parser)
     args = parser.parse_args(argv)
 
-    from twilio.base.exceptions import TwilioException
-
-    try:
+    def wire() -> int:
         number = e164(args.number)
-        voice_url = args.voice_url or require(load_outputs(args.stack_outputs, args.stack), outputs.WEBHOOK_VOICE_URL)
-        wired = point_number(client_from_env(http_client=http_client), number=number, voice_url=voice_url)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except TwilioException as exc:
-        print(f"error: {describe_twilio_error(exc)}", file=sys.stderr)
-        return 1
-    print(f"{wired.number} ({wired.sid}): incoming calls now POST to {wired.voice_url}")
-    if wired.previous_voice_url and wired.previous_voice_url != wired.voice_url:
-        print(f"  (it was {wired.previous_voice_url})")
-    if wired.cleared_application:
-        print("  (it was tied to a TwiML App; that link was removed so the webhook applies)")
-    return 0
+        wired = point_number(client_from_env(http_client=http_client), number=number, voice_url=webhook_voice_url(args))
+        print(f"{wired.number} ({wired.sid}): incoming calls now POST to {wired.voice_url}")
+        if wired.previous_voice_url and wired.previous_voice_url != wired.voice_url:
+            print(f"  (it was {wired.previous_voice_url})")
+        if wired.cleared_application:
+            print("  (it was tied to a TwiML App; that link was removed so the webhook applies)")
+        return 0
+
+    return exit_code(wire)
 
 
 if __name__ == "__main__":
