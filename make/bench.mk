@@ -6,10 +6,10 @@ BENCH_ARGS ?=
 .PHONY: bench bench-quick cost
 
 bench: local-deps ## the five latency/cost figures vs a minimal baseline: a table and .bench/results.json (a few minutes)
-	$(RUN) python -m infra.bench $(BENCH_ARGS)
+	$(RUN) python -m bench $(BENCH_ARGS)
 
 bench-quick: local-deps ## a smoke run of the benchmark (seconds per figure; the numbers mean nothing)
-	$(RUN) python -m infra.bench --quick --out .bench/quick.json $(BENCH_ARGS)
+	$(RUN) python -m bench --quick --out .bench/quick.json $(BENCH_ARGS)
 
-cost: setup ## AWS dollars per 1,000 call-minutes from the counted requests (prices: infra/bench/prices.py)
-	$(RUN) python -m infra.bench.cost $(if $(MARKDOWN),--markdown)
+cost: setup ## AWS dollars per 1,000 call-minutes from the counted requests (prices: bench/prices.py)
+	$(RUN) python -m bench.cost $(if $(MARKDOWN),--markdown)

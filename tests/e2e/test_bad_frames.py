@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.local.caller import scenario
-from infra.local.demo_model import HOURS
-from infra.local.stack import LocalStack
+from local.caller import scenario
+from local.demo_model import HOURS
+from local.stack import LocalStack
 from tests.e2e.conftest import AUTH_TOKEN, explain, run, scripted
 
 

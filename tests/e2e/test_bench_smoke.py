@@ -22,7 +22,7 @@ def test_a_quick_bench_run_produces_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     env = {k: v for k, v in os.environ.items() if k in INHERITED}
     done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "infra.bench", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,

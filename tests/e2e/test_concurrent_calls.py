@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from infra.local.caller import scenario
-from infra.local.demo_model import DemoBrain
-from infra.local.stack import LocalStack
+from local.caller import scenario
+from local.demo_model import DemoBrain
+from local.stack import LocalStack
 from tests.e2e.conftest import AUTH_TOKEN, explain, run, scripted, texts_by_role, turn_items
 
 if TYPE_CHECKING:

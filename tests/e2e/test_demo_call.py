@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from infra.local.caller import scenario
-from infra.local.demo_model import DemoBrain
-from infra.local.dynamodb import find_jar, find_java
-from infra.local.stack import LocalStack
+from local.caller import scenario
+from local.demo_model import DemoBrain
+from local.dynamodb import find_jar, find_java
+from local.stack import LocalStack
 from tests.e2e.conftest import AUTH_TOKEN, explain, run, texts_by_role, turn_items
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from infra.local.caller import scenario
-from infra.local.stack import LocalStack
+from local.caller import scenario
+from local.stack import LocalStack
 from tests.e2e.conftest import AUTH_TOKEN, run, scripted
 from voice_agent.entry import ws_message
 

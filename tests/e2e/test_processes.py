@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from infra.local.dynamodb import find_jar, find_java
+from local.dynamodb import find_jar, find_java
 
 pytestmark = pytest.mark.timeout(300)  # processes start their own stack; make demo takes ~20 s
 
@@ -55,7 +55,7 @@ def start_dev(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dic
             [
                 sys.executable,
                 "-m",
-                "infra.local.dev",
+                "local.dev",
                 "--http-port",
                 "0",
                 "--ws-port",
@@ -117,7 +117,7 @@ def test_make_dev_falls_back_to_moto_and_says_so(tmp_path: Path) -> None:
 def test_make_demo_places_the_call_and_exits_zero() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     completed = subprocess.run(
-        [sys.executable, "-m", "infra.local.demo"], cwd=ROOT, env=env, capture_output=True, timeout=240, check=False
+        [sys.executable, "-m", "local.demo"], cwd=ROOT, env=env, capture_output=True, timeout=240, check=False
     )
     output = completed.stdout.decode(errors="replace")
     assert completed.returncode == 0, output[-4000:] + completed.stderr.decode(errors="replace")[-2000:]

@@ -7,8 +7,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from infra.local.caller import scenario
-from infra.local.stack import LocalStack
+from local.caller import scenario
+from local.stack import LocalStack
 from tests.e2e.conftest import AUTH_TOKEN, explain, run, scripted
 from voice_agent.signatures import sign
 

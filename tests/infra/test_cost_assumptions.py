@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bench.cost import Assumptions
 from infra import stack
-from infra.bench.cost import Assumptions
 
 
 def test_the_cost_model_uses_the_stacks_function_memory() -> None:

@@ -17,7 +17,7 @@ from botocore.config import Config
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from infra.local.apigw_ws import ApiGatewayWebSocketStandIn, Handler, Routes
+from local.apigw_ws import ApiGatewayWebSocketStandIn, Handler, Routes
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient

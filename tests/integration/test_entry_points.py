@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from infra.local.openai_server import OpenAICompatibleServer, Reply, ScriptedBrain, split_tokens
+from local.openai_server import OpenAICompatibleServer, Reply, ScriptedBrain, split_tokens
 from tests.conftest import TEST_ENV
 from tests.support.aws import create_table, posted_frames
 from tests.support.events import (

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from infra.local.openai_server import OpenAICompatibleServer, ScriptedBrain
+from local.openai_server import OpenAICompatibleServer, ScriptedBrain
 from tests.conftest import TEST_ENV
 from tests.support.aws import create_table
 from tests.support.events import FakeLambdaContext, connect_event, message_event, relay_frame

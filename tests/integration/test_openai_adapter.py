@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.local.openai_server import OpenAICompatibleServer, Reply, ScriptedBrain, ToolCallReply, split_tokens
+from local.openai_server import OpenAICompatibleServer, Reply, ScriptedBrain, ToolCallReply, split_tokens
 from voice_agent.adapters.openai_chat import OpenAIChatModel
 from voice_agent.core.model import ChatMessage, ChatRequest, StreamFinished, TextDelta, ToolCall, ToolSpec
 from voice_agent.errors import LLMError

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from infra.local.dynamodb import client
-from infra.local.stack import LocalStack, StackOptions
+from local.dynamodb import client
+from local.stack import LocalStack, StackOptions
 from tests.support.local_calls import RoutingBrain
 from voice_agent import env_names as names
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from infra.local.caller.phone import RelaySession, Reply
-from infra.local.demo_model import ADDRESS, HOURS
-from infra.local.stack import LocalStack
+from local.caller.phone import RelaySession, Reply
+from local.demo_model import ADDRESS, HOURS
+from local.stack import LocalStack
 from tests.e2e.conftest import run
 from tests.reliability.conftest import AUTH_TOKEN, ErrorFrames
 from tests.support.faults import FaultInjector, dynamodb_error, rest_json_error

@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from infra.local.apigw_ws import MAX_MESSAGE_BYTES, Invocation
-from infra.local.caller.frames import ProtocolError, validate
-from infra.local.demo_model import HOURS
-from infra.local.stack import LocalStack
+from local.apigw_ws import MAX_MESSAGE_BYTES, Invocation
+from local.caller.frames import ProtocolError, validate
+from local.demo_model import HOURS
+from local.stack import LocalStack
 from tests.e2e.conftest import texts_by_role, turn_items
 from tests.reliability.conftest import AUTH_TOKEN, FULL
 from tests.support.frame_strategies import FIELDS, KNOWN_TYPES, json_values

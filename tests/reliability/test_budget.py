@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from infra.local.apigw_ws import INTEGRATION_TIMEOUT_S
-from infra.local.caller.phone import RelaySession, Reply
-from infra.local.demo_model import ABOUT, HOURS
-from infra.local.openai_server import Reply as ModelReply
-from infra.local.openai_server import split_tokens
-from infra.local.stack import LocalStack
+from local.apigw_ws import INTEGRATION_TIMEOUT_S
+from local.caller.phone import RelaySession, Reply
+from local.demo_model import ABOUT, HOURS
+from local.openai_server import Reply as ModelReply
+from local.openai_server import split_tokens
+from local.stack import LocalStack
 from tests.e2e.conftest import run
 from tests.reliability.conftest import AUTH_TOKEN, FULL, ErrorFrames
 from tests.support.local_calls import RoutingBrain, place_call, say

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from infra.local.caller.phone import CallerIdentity, RelaySession, Reply
-from infra.local.stack import LocalStack
+from local.caller.phone import CallerIdentity, RelaySession, Reply
+from local.stack import LocalStack
 from tests.e2e.conftest import run, texts_by_role, turn_items
 from tests.reliability.conftest import AUTH_TOKEN, ErrorFrames
 from tests.support.local_calls import RoutingBrain, messages, place_call, say

@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.local.caller.phone import RelaySession, Reply
-from infra.local.demo_model import HOURS
-from infra.local.openai_server import Reply as ModelReply
-from infra.local.openai_server import ToolCallReply, split_tokens
-from infra.local.stack import LocalStack
+from local.caller.phone import RelaySession, Reply
+from local.demo_model import HOURS
+from local.openai_server import Reply as ModelReply
+from local.openai_server import ToolCallReply, split_tokens
+from local.stack import LocalStack
 from tests.e2e.conftest import run
 from tests.reliability.conftest import AUTH_TOKEN, ErrorFrames
 from tests.support.local_calls import RoutingBrain, place_call, say

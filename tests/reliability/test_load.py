@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from infra.local.caller.phone import CallerIdentity, RelaySession, Reply
-from infra.local.demo_model import ABOUT, ADDRESS, HOURS, order_status
-from infra.local.stack import LocalStack
+from local.caller.phone import CallerIdentity, RelaySession, Reply
+from local.demo_model import ABOUT, ADDRESS, HOURS, order_status
+from local.stack import LocalStack
 from tests.e2e.conftest import run, turn_items
 from tests.reliability.conftest import AUTH_TOKEN, FULL, ErrorFrames
 from tests.support.local_calls import PlacedCall, RoutingBrain, captured_logs, messages, place_call, say

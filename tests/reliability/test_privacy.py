@@ -23,11 +23,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from infra.local.caller.phone import CallerIdentity, RelaySession, Reply
-from infra.local.demo_model import ABOUT, HOURS
-from infra.local.openai_server import Reply as ModelReply
-from infra.local.openai_server import ToolCallReply, split_tokens
-from infra.local.stack import LocalStack
+from local.caller.phone import CallerIdentity, RelaySession, Reply
+from local.demo_model import ABOUT, HOURS
+from local.openai_server import Reply as ModelReply
+from local.openai_server import ToolCallReply, split_tokens
+from local.stack import LocalStack
 from tests.e2e.conftest import run
 from tests.reliability.conftest import AUTH_TOKEN, OPENAI_KEY, ErrorFrames
 from tests.support.local_calls import RoutingBrain, captured_logs, place_call, say, say_until

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from infra.local.caller.phone import RelaySession, Reply, speech_seconds
-from infra.local.demo_model import ABOUT, HOURS
-from infra.local.stack import LocalStack
+from local.caller.phone import RelaySession, Reply, speech_seconds
+from local.demo_model import ABOUT, HOURS
+from local.stack import LocalStack
 from tests.e2e.conftest import run, texts_by_role, turn_items
 from tests.reliability.conftest import AUTH_TOKEN, ErrorFrames
 from tests.support.local_calls import RoutingBrain, messages, place_call, say, say_until

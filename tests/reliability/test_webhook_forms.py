@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infra.local.caller import twiml
-from infra.local.stack import LocalStack
+from local.caller import twiml
+from local.stack import LocalStack
 from tests.reliability.conftest import AUTH_TOKEN, FULL
 from tests.support.local_calls import JsonLogCapture, captured_logs
 from voice_agent.signatures import sign

@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.local.caller.phone import Call, CallerIdentity, CallResult, RelaySession, Reply
-from infra.local.caller.transcript import PrintedTranscript
-from infra.local.demo_model import DemoBrain
-from infra.local.openai_server import Reply as ModelReply
-from infra.local.openai_server import split_tokens
+from local.caller.phone import Call, CallerIdentity, CallResult, RelaySession, Reply
+from local.caller.transcript import PrintedTranscript
+from local.demo_model import DemoBrain
+from local.openai_server import Reply as ModelReply
+from local.openai_server import split_tokens
 from voice_agent.log import logger
 
 # -- the model ------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.caller import scenario, twiml
-from infra.local.caller.frames import ProtocolError, validate
+from local.caller import scenario, twiml
+from local.caller.frames import ProtocolError, validate
 
 RELAY_TWIML = """<?xml version="1.0" encoding="UTF-8"?>
 <Response><Connect action="/action"><ConversationRelay url="ws://127.0.0.1:8765/local"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.bench.cost import Assumptions, Usage, aws_lines, model, render, usage_from_results
-from infra.bench.prices import PRICES
+from bench.cost import Assumptions, Usage, aws_lines, model, render, usage_from_results
+from bench.prices import PRICES
 
 DEPLOY_DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra.local.demo_model import ABOUT, HOURS, DemoBrain, demo_reply, spoken_number
+from local.demo_model import ABOUT, HOURS, DemoBrain, demo_reply, spoken_number
 from voice_agent.agent.config import AGENT
 
 TOOLS = [{"type": "function", "function": {"name": n, "parameters": {}}} for n in AGENT.tools]

@@ -9,7 +9,7 @@ when the session ends (``end`` from the app, a dropped socket, a hang-up) posts 
 - ``twiml``: the TwiML documents it understands.
 - ``frames``: what the app may send (anything else is a protocol error, as Twilio's 64107).
 - ``phone``: one call and its relay sessions.
-- ``scenario``: scripted calls from TOML files (``infra/local/scenarios``) and their expectations.
+- ``scenario``: scripted calls from TOML files (``local/scenarios``) and their expectations.
 - ``interactive``: a call typed in a terminal.
-- ``__main__``: the command line (``python -m infra.local.caller --help``).
+- ``__main__``: the command line (``python -m local.caller --help``).
 """

@@ -7,7 +7,7 @@ request must say. Each request the brain answers is checked: the user messages a
 call's turns 1..k in order, and each is followed by the reply it got (a greeting may come first).
 Anything else (another call's words, a lost or duplicated turn) is recorded as a problem.
 
-It is served by ``infra.local.openai_server`` (the real OpenAI wire protocol, so the project's
+It is served by ``local.openai_server`` (the real OpenAI wire protocol, so the project's
 ``openai`` client path runs) with the benchmark's time to first token and token interval.
 """
 
@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from infra.local.openai_server import Reply, split_tokens
+from local.openai_server import Reply, split_tokens
 
 # Speakable prose with clause and sentence boundaries where a model would put them.
 PASSAGE: Final = (

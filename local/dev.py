@@ -1,6 +1,6 @@
 """``make dev``: the whole system on this machine, in the foreground, until Ctrl-C.
 
-    python -m infra.local.dev [--http-port N] [--ws-port N] [--dynamodb auto|dynamodb-local|moto]
+    python -m local.dev [--http-port N] [--ws-port N] [--dynamodb auto|dynamodb-local|moto]
                               [--llm auto|demo] [--ready-file PATH]
 
 Ports default to ``LOCAL_HTTP_PORT`` (webhook, 8080) and ``LOCAL_WS_PORT`` (WebSocket and
@@ -21,8 +21,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from infra.local.dynamodb import EngineUnavailableError
-from infra.local.stack import (
+from local.dynamodb import EngineUnavailableError
+from local.stack import (
     DEFAULT_HTTP_PORT,
     DEFAULT_WS_PORT,
     HTTP_PORT_VARIABLE,

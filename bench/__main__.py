@@ -1,4 +1,4 @@
-"""``make bench`` (``python -m infra.bench``): the five figures, a table, and ``.bench/results.json``.
+"""``make bench`` (``python -m bench``): the five figures, a table, and ``.bench/results.json``.
 
 The handlers' JSON logs (what CloudWatch would get) go to ``.bench/bench.log``; the benchmark
 measures their size for the cost model. Timing on a shared machine is noisy: look at the load
@@ -22,7 +22,7 @@ from pathlib import Path
 from statistics import median
 from typing import IO, Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / ".bench"
 
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             results = run(args, report, log_path)
         finally:
             sys.stdout = report
-    from infra.bench.report import rows, table
+    from bench.report import rows, table
 
     results_rows = rows(results)
     print("", file=report)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, report: IO[str], log_path: Path) -> dict[str, Any]:
-    from infra.bench.live import LiveOptions
+    from bench.live import LiveOptions
 
     o = LiveOptions(
         ttft_s=args.ttft_ms / 1000,
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace, report: IO[str], log_path: Path) -> dict[str, 
         greetings = [o.greeting_s] if args.quick else [0.0, o.greeting_s]
         results["first_turn"] = [_first_turn(g, o, log_path) for g in greetings]
     results["counts_for_cost"] = _counts_for_cost(results)
-    from infra.bench.cost import Assumptions, model, usage_from_results
+    from bench.cost import Assumptions, model, usage_from_results
 
     assumptions = Assumptions()
     results["cost"] = model(usage_from_results(results, assumptions.reply_tokens), assumptions)
@@ -137,7 +137,7 @@ async def _live(
     cold_repeats: int,
     bytecode_repeats: int,
 ) -> None:
-    from infra.bench.live import Live, dynamodb_figure
+    from bench.live import Live, dynamodb_figure
 
     with Live(o) as live:
         results["meta"]["dynamodb"] = live.engine
@@ -165,7 +165,7 @@ async def _live(
 
 
 async def _latency(live: Any, o: Any, results: dict[str, Any], say: Callable[[str], None]) -> list[Any]:
-    from infra.bench.live import latency_figure
+    from bench.live import latency_figure
 
     say(f"1. added latency: {o.turns} interleaved turns a side ...")
     live.counters.reset_round_trips()
@@ -193,7 +193,7 @@ async def _latency(live: Any, o: Any, results: dict[str, Any], say: Callable[[st
 
 
 async def _frames(live: Any, o: Any, results: dict[str, Any], say: Callable[[str], None]) -> list[Any]:
-    from infra.bench.live import frames_figure
+    from bench.live import frames_figure
 
     say(f"2. frames: {o.long_turns} interleaved {o.long_tokens}-token replies a side ...")
     long_: list[Any] = await live.interleaved("long", turns=o.long_turns, tokens=o.long_tokens)
@@ -202,8 +202,8 @@ async def _frames(live: Any, o: Any, results: dict[str, Any], say: Callable[[str
 
 
 async def _typical_turn(live: Any, results: dict[str, Any], say: Callable[[str], None], *, turns: int) -> None:
-    from infra.bench.cost import Assumptions
-    from infra.bench.live import dynamodb_figure
+    from bench.cost import Assumptions
+    from bench.live import dynamodb_figure
 
     tokens = Assumptions().reply_tokens
     say(f"   counting a typical turn for the cost model ({tokens}-token replies) ...")
@@ -218,7 +218,7 @@ async def _typical_turn(live: Any, results: dict[str, Any], say: Callable[[str],
 
 
 async def _cold_start(live: Any, *, cold_repeats: int, bytecode_repeats: int) -> dict[str, Any]:
-    from infra.bench import coldstart
+    from bench import coldstart
     from voice_agent import wiring
     from voice_agent.protocol.inbound import Setup
     from voice_agent.signatures import sign
@@ -238,14 +238,14 @@ async def _cold_start(live: Any, *, cold_repeats: int, bytecode_repeats: int) ->
 
 
 def _round_trips(live: Any) -> dict[str, Any]:
-    from infra.bench.stats import summary
+    from bench.stats import summary
 
     return {k: summary(v) for k, v in sorted(live.counters.round_trip_ms().items())}
 
 
 def _first_turn(greeting_s: float, o: Any, log_path: Path) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out, log_path.open("a", encoding="utf-8") as log:
-        command = [sys.executable, "-m", "infra.bench.first_turn", "--greeting-s", str(greeting_s)]
+        command = [sys.executable, "-m", "bench.first_turn", "--greeting-s", str(greeting_s)]
         command += ["--ttft-s", str(o.ttft_s), "--token-interval-s", str(o.token_interval_s)]
         command += ["--tokens", str(o.short_tokens), "--out", out.name]
         subprocess.run(command, cwd=ROOT, stdout=log, stderr=log, check=True, timeout=180)  # noqa: S603

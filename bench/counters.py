@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from infra.local.apigw_ws import Invocation
+from local.apigw_ws import Invocation
 
 # DynamoDB requests by what they are for (see voice_agent.adapters.dynamo_store).
 START_TURN = "start_turn"  # UpdateItem ADD gen (the turn's generation)

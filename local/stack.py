@@ -22,11 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from infra.local.apigw_ws import INTEGRATION_TIMEOUT_S, ApiGatewayWebSocketStandIn, Invocation, Routes
-from infra.local.demo_model import TIME_TO_FIRST_TOKEN_S, TOKEN_INTERVAL_S, DemoBrain
-from infra.local.dynamodb import LOCAL_CREDENTIALS, DynamoEngine, create_sessions_table, start_engine
-from infra.local.openai_server import Brain, OpenAICompatibleServer
-from infra.local.servers import LOOPBACK, BackgroundServer
+from local.apigw_ws import INTEGRATION_TIMEOUT_S, ApiGatewayWebSocketStandIn, Invocation, Routes
+from local.demo_model import TIME_TO_FIRST_TOKEN_S, TOKEN_INTERVAL_S, DemoBrain
+from local.dynamodb import LOCAL_CREDENTIALS, DynamoEngine, create_sessions_table, start_engine
+from local.openai_server import Brain, OpenAICompatibleServer
+from local.servers import LOOPBACK, BackgroundServer
 from voice_agent import env_names as names
 
 log = logging.getLogger("local.stack")

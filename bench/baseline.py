@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from infra.local.servers import LOOPBACK, BackgroundServer
+from local.servers import LOOPBACK, BackgroundServer
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI

@@ -1,6 +1,6 @@
 """Scripted calls: a TOML file of caller steps and the expectations the call must meet.
 
-A scenario file (``infra/local/scenarios/*.toml``; stdlib ``tomllib``, so a fork adds one without a
+A scenario file (``local/scenarios/*.toml``; stdlib ``tomllib``, so a fork adds one without a
 new dependency)::
 
     name = "hours"
@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from infra.local.caller import twiml
-from infra.local.caller.phone import DIRECT_RELAY_ATTRIBUTES, Call, CallerIdentity, CallResult, RelaySession, Reply
-from infra.local.caller.transcript import PrintedTranscript, latency_table
+from local.caller import twiml
+from local.caller.phone import DIRECT_RELAY_ATTRIBUTES, Call, CallerIdentity, CallResult, RelaySession, Reply
+from local.caller.transcript import PrintedTranscript, latency_table
 
 SCENARIO_DIR: Final = Path(__file__).resolve().parent.parent / "scenarios"
 StepKind = Literal["say", "dtmf", "drop", "hangup", "wait", "send"]
@@ -115,7 +115,7 @@ class Scenario:
 
 
 def find(name_or_path: str) -> Path:
-    """A scenario by name (``demo`` -> ``infra/local/scenarios/demo.toml``) or by path."""
+    """A scenario by name (``demo`` -> ``local/scenarios/demo.toml``) or by path."""
     path = Path(name_or_path)
     if path.suffix == ".toml" and path.is_file():
         return path

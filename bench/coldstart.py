@@ -30,9 +30,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from infra.local.servers import LOOPBACK
+from local.servers import LOOPBACK
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).with_name("probe.py")
 SCENARIOS = ("boto3", "ws_connect", "ws_disconnect", "ws_message", "webhook")
 MODES = ("source", "bytecode")

@@ -1,4 +1,4 @@
-"""One cold start, in this fresh interpreter: ``python infra/bench/probe.py <scenario> <result.json>``.
+"""One cold start, in this fresh interpreter: ``python bench/probe.py <scenario> <result.json>``.
 
 Run by ``coldstart.py`` as a script (not ``-m``), so nothing but the standard library is imported
 before the clock starts. The parent sets the environment a Lambda would have (table, endpoints, the

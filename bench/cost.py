@@ -1,4 +1,4 @@
-"""What 1,000 call-minutes cost on AWS, from counted requests: ``make cost`` (or ``python -m infra.bench.cost``).
+"""What 1,000 call-minutes cost on AWS, from counted requests: ``make cost`` (or ``python -m bench.cost``).
 
 The counts per turn and per call (frames per reply, DynamoDB requests, log bytes) are what
 ``make bench`` measured; with a ``.bench/results.json`` present they are read from it, otherwise the
@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from infra.bench.prices import PRICES, Prices
+from bench.prices import PRICES, Prices
 
-RESULTS = Path(__file__).resolve().parents[2] / ".bench" / "results.json"
+RESULTS = Path(__file__).resolve().parents[1] / ".bench" / "results.json"
 MB_PER_GB = 1024
 
 
@@ -208,7 +208,7 @@ def render(result: dict[str, Any], *, markdown: bool) -> str:
         rows += [f"| {line.item} | {_usd(line.usd)} | {line.count} |" for line in outside]
         return "\n".join(rows)
     width = max(len(line.item) for line in aws + outside) + 2
-    out = ["AWS, per 1,000 call-minutes (us-east-1 list prices, infra/bench/prices.py):"]
+    out = ["AWS, per 1,000 call-minutes (us-east-1 list prices, bench/prices.py):"]
     out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in aws]
     out += [f"  {'AWS total':<{width}}{_usd(total):>10}   (${total / 1000:.5f} a call-minute)", ""]
     out += ["Next to what else a call-minute costs (per 1,000 call-minutes):"]
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     assumptions = Assumptions()
     usage = Usage()
-    source = "the defaults in infra/bench/cost.py (what make bench counted on this version)"
+    source = "the defaults in bench/cost.py (what make bench counted on this version)"
     if args.results.is_file():
         usage = usage_from_results(json.loads(args.results.read_text(encoding="utf-8")), assumptions.reply_tokens)
         source = f"{args.results} (make bench)"

@@ -9,8 +9,8 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from infra.local.caller.frames import Frame, ProtocolError
-from infra.local.caller.phone import CallResult, RelaySession, Reply
+from local.caller.frames import Frame, ProtocolError
+from local.caller.phone import CallResult, RelaySession, Reply
 
 WIDTH = 100
 

@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from infra.local.caller.phone import RelaySession
+from local.caller.phone import RelaySession
 
 HELP = __doc__.split("Commands:", 1)[1].rstrip() if __doc__ else ""
 

@@ -53,7 +53,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from infra.local.servers import LOOPBACK, BackgroundServer
+from local.servers import LOOPBACK, BackgroundServer
 
 log = logging.getLogger("local.apigw")
 

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from infra.local.openai_server import Reply, ToolCallReply, split_tokens
+from local.openai_server import Reply, ToolCallReply, split_tokens
 
 # Typical hosted-model timing: ~300 ms to the first token, then 25-40 ms per token.
 TIME_TO_FIRST_TOKEN_S: Final = 0.3

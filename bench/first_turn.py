@@ -1,4 +1,4 @@
-"""The first turn of a fresh process: ``python -m infra.bench.first_turn --greeting-s 3 --out r.json``.
+"""The first turn of a fresh process: ``python -m bench.first_turn --greeting-s 3 --out r.json``.
 
 A cold Lambda's first turn pays for imports (``openai`` above all) and new connections. Here the
 whole local stack starts in a new interpreter, a call is placed, and the caller speaks after
@@ -6,7 +6,7 @@ whole local stack starts in a new interpreter, a call is placed, and the caller 
 warm-up), about 3 s is a caller who listens to the welcome greeting first, which gives ``setup``
 time to import the SDK and open the model connection. The second turn is the warm reference.
 
-Run by ``python -m infra.bench`` in a child process, so that nothing it imported itself (the
+Run by ``python -m bench`` in a child process, so that nothing it imported itself (the
 baseline's ``openai``, above all) is already loaded. Caveat: the local stack's own modules
 (boto3, starlette) are loaded before the handlers run, unlike in a Lambda. DynamoDB Local, a
 fresh JVM here, is warmed up first with a client of its own: its just-in-time compiler made the
@@ -21,11 +21,11 @@ import json
 import secrets
 from pathlib import Path
 
-from infra.bench.client import RelayClient
-from infra.bench.llm import BenchBrain, prompt, reply_text
-from infra.bench.stats import ms
-from infra.local.dynamodb import client as dynamodb_client
-from infra.local.stack import LocalStack, StackOptions
+from bench.client import RelayClient
+from bench.llm import BenchBrain, prompt, reply_text
+from bench.stats import ms
+from local.dynamodb import client as dynamodb_client
+from local.stack import LocalStack, StackOptions
 
 
 async def first_turns(greeting_s: float, ttft_s: float, token_interval_s: float, tokens: int) -> dict[str, object]:
@@ -86,7 +86,7 @@ def warm_engine(endpoint: str, table: str, rounds: int = 200) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m infra.bench.first_turn")
+    parser = argparse.ArgumentParser(prog="python -m bench.first_turn")
     parser.add_argument("--greeting-s", type=float, default=3.0)
     parser.add_argument("--ttft-s", type=float, default=0.2)
     parser.add_argument("--token-interval-s", type=float, default=0.02)

@@ -1,10 +1,10 @@
 """The simulated Twilio caller's command line.
 
-    python -m infra.local.caller                       # interactive call to a running `make dev`
-    python -m infra.local.caller --scenario demo       # scripted (infra/local/scenarios/demo.toml)
-    python -m infra.local.caller --scenario my.toml --webhook http://127.0.0.1:8080
-    python -m infra.local.caller --direct ws://127.0.0.1:8765/local   # no webhook: straight to the socket
-    python -m infra.local.caller --list
+    python -m local.caller                       # interactive call to a running `make dev`
+    python -m local.caller --scenario demo       # scripted (local/scenarios/demo.toml)
+    python -m local.caller --scenario my.toml --webhook http://127.0.0.1:8080
+    python -m local.caller --direct ws://127.0.0.1:8765/local   # no webhook: straight to the socket
+    python -m local.caller --list
 
 The webhook defaults to ``http://127.0.0.1:$LOCAL_HTTP_PORT`` (8080) and the relay socket (for
 ``--direct``) to ``ws://127.0.0.1:$LOCAL_WS_PORT/local``. Requests are signed with
@@ -19,12 +19,12 @@ import asyncio
 import os
 import sys
 
-from infra.local.caller import scenario as scenarios
-from infra.local.caller.interactive import InteractiveDriver, LineReader
-from infra.local.caller.phone import DIRECT_RELAY_ATTRIBUTES, Call, CallerIdentity, CallResult
-from infra.local.caller.transcript import StreamingTranscript, latency_table
-from infra.local.caller.twiml import ConversationRelay
-from infra.local.stack import (
+from local.caller import scenario as scenarios
+from local.caller.interactive import InteractiveDriver, LineReader
+from local.caller.phone import DIRECT_RELAY_ATTRIBUTES, Call, CallerIdentity, CallResult
+from local.caller.transcript import StreamingTranscript, latency_table
+from local.caller.twiml import ConversationRelay
+from local.stack import (
     DEFAULT_HTTP_PORT,
     DEFAULT_STAGE,
     DEFAULT_WS_PORT,
@@ -37,7 +37,7 @@ from voice_agent import env_names as names
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m infra.local.caller", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m local.caller", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", action="append", default=[], help="scenario name or .toml path (repeatable)")
     parser.add_argument(
         "--interactive", action="store_true", help="type as the caller (the default without --scenario)"

@@ -35,8 +35,8 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from infra.local.caller import twiml
-from infra.local.caller.frames import Frame, ProtocolError, validate
+from local.caller import twiml
+from local.caller.frames import Frame, ProtocolError, validate
 from voice_agent.signatures import sign
 
 TWILIO_USER_AGENT = "Jetty/11.0.24"  # what ConversationRelay's client sends on the upgrade

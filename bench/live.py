@@ -25,14 +25,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from infra.bench import counters as c
-from infra.bench.baseline import BaselineServer
-from infra.bench.client import RelayClient, TurnTiming
-from infra.bench.counters import AwsCounters, InvocationTracker
-from infra.bench.llm import BenchBrain, prompt, reply_text, reply_tokens
-from infra.bench.stats import ms, summary
-from infra.local.caller.phone import SPEECH_WORDS_PER_S
-from infra.local.stack import LocalStack, StackOptions
+from bench import counters as c
+from bench.baseline import BaselineServer
+from bench.client import RelayClient, TurnTiming
+from bench.counters import AwsCounters, InvocationTracker
+from bench.llm import BenchBrain, prompt, reply_text, reply_tokens
+from bench.stats import ms, summary
+from local.caller.phone import SPEECH_WORDS_PER_S
+from local.stack import LocalStack, StackOptions
 
 Side = Literal["project", "baseline"]
 SIDES: tuple[Side, Side] = ("project", "baseline")
@@ -107,7 +107,7 @@ class Live:
         self._disconnects = 0
 
     def __enter__(self) -> Live:
-        from infra.bench.first_turn import warm_engine
+        from bench.first_turn import warm_engine
 
         self.stack.start()
         warm_engine(self.stack.urls.dynamodb, self.stack.options.table_name)  # a fresh JVM: see first_turn
@@ -275,7 +275,7 @@ class Live:
         self, results: list[tuple[RelayClient, list[TurnRecord]]], turns: int, tokens: int
     ) -> list[str]:
         """Each call's turn items in DynamoDB: the greeting, then its own prompts and replies."""
-        from infra.local.dynamodb import client as dynamodb_client
+        from local.dynamodb import client as dynamodb_client
         from voice_agent.agent.config import AGENT
 
         db = dynamodb_client(self.stack.urls.dynamodb)

@@ -1,7 +1,7 @@
 """``make demo``: start the local stack with the offline model, place the scripted demo call, print
 the transcript and the latencies, stop everything; exit 0 only if the call met its expectations.
 
-The stack runs as a child process (``python -m infra.local.dev``, exactly what ``make dev`` runs)
+The stack runs as a child process (``python -m local.dev``, exactly what ``make dev`` runs)
 on free ports, with its logs in ``.local/demo-stack.log``, so the transcript stays readable and a
 ``make dev`` already running is left alone. Signatures are checked: the demo makes up an auth
 token and both the stack and the simulated caller use it.
@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from infra.local.caller import scenario as scenarios
-from infra.local.processes import die_with_parent, terminate
-from infra.local.stack import HTTP_PORT_VARIABLE, WS_PORT_VARIABLE
+from local.caller import scenario as scenarios
+from local.processes import die_with_parent, terminate
+from local.stack import HTTP_PORT_VARIABLE, WS_PORT_VARIABLE
 from voice_agent import env_names as names
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
 
 
@@ -46,7 +46,7 @@ def start_stack(log_file: Path, ready_file: Path, token: str, dynamodb: str) -> 
     env.setdefault("PYTHONUNBUFFERED", "1")
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("wb") as log:
-        command = [sys.executable, "-m", "infra.local.dev", "--llm", "demo", "--dynamodb", dynamodb]
+        command = [sys.executable, "-m", "local.dev", "--llm", "demo", "--dynamodb", dynamodb]
         command += ["--ready-file", str(ready_file)]
         return subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
             command,
