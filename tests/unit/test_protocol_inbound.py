@@ -120,3 +120,16 @@ def test_oversized_frames_are_refused() -> None:
         parse_inbound(big)
     with pytest.raises(MalformedMessageError):
         parse_inbound(big.encode())
+
+
+def test_lone_surrogates_and_control_characters_are_removed_at_the_boundary() -> None:
+    prompt = parse_inbound('{"type":"prompt","voicePrompt":"Hi \\ud800there\\u0000!","last":true}').message
+    assert prompt == Prompt(voice_prompt="Hi there!", last=True)
+    interrupt = parse_inbound('{"type":"interrupt","utteranceUntilInterrupt":"So \\udfff far"}').message
+    assert interrupt == Interrupt(utterance_until_interrupt="So  far")
+    setup = parse_inbound(
+        '{"type":"setup","sessionId":"VX1","callSid":"CA1","customParameters":{"k\\ud800":"v\\udc00"}}'
+    )
+    assert isinstance(setup.message, Setup) and setup.message.custom_parameters == {"k": "v"}
+    valid_pair = parse_inbound('{"type":"prompt","voicePrompt":"\\ud83d\\ude00 ok","last":true}').message
+    assert isinstance(valid_pair, Prompt) and valid_pair.voice_prompt == "\U0001f600 ok"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from voice_agent.errors import MalformedMessageError
+from voice_agent.protocol.text import clean_text
 
 MAX_FRAME_BYTES: Final = 128 * 1024  # API Gateway's message limit; larger frames never arrive
 
@@ -135,6 +136,10 @@ def parse_inbound(frame: str | bytes | None) -> Parsed:
         raise MalformedMessageError("frame is not JSON") from exc
     if not isinstance(data, dict):
         raise MalformedMessageError("frame is not a JSON object")
+    try:
+        data = _cleaned(data)
+    except RecursionError as exc:
+        raise MalformedMessageError("frame is nested too deeply") from exc
     kind = data.get("type")
     if not isinstance(kind, str) or not kind:
         raise MalformedMessageError("frame has no string 'type'")
@@ -214,6 +219,17 @@ _PARSERS: Final[Mapping[str, Callable[[Mapping[str, Any]], InboundMessage]]] = {
     "error": _parse_error,
     "info": _parse_info,
 }
+
+
+def _cleaned(value: Any) -> Any:
+    """Every string in the frame without what cannot be stored or sent on (``protocol/text.py``)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _cleaned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(v) for v in value]
+    return value
 
 
 def _required_str(d: Mapping[str, Any], key: str) -> str:
