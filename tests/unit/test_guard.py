@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from voice_agent.agent.config import AGENT
-from voice_agent.core.guard import OutputGuard
+from voice_agent.core.guard import LEAK_NGRAM, OutputGuard
 
 
 def guard(max_chars: int = 2000) -> OutputGuard:
@@ -93,3 +93,62 @@ def test_reply_length_is_bounded_at_a_word() -> None:
     assert len(first.text) <= 41
     assert first.text.endswith(".")
     assert g.check(" more").text == ""
+
+
+# -- a disguised recital --------------------------------------------------------------------------
+
+PROMPT_WORDS = AGENT.system_prompt.split()
+
+
+def spoken_words(replies: list[str]) -> int:
+    """Words spoken across replies, each reply its own turn (the guard seeded with what was
+    heard before), until the guard stops one."""
+    heard: list[str] = []
+    total = 0
+    for reply in replies:
+        g = guard()
+        g.heard_before(heard)
+        said = []
+        for word in reply.split(" "):
+            verdict = g.check(" " + word)
+            if verdict.leak:
+                return total
+            said.append(word)
+            total += 1
+        heard.append(" ".join(said))
+    return total
+
+
+@pytest.mark.parametrize(
+    "disguise",
+    [
+        pytest.param(lambda w: w, id="verbatim"),
+        pytest.param(lambda w: w[:1] + "\u200b" + w[1:], id="zero-width inside words"),
+        pytest.param(lambda w: w.translate(str.maketrans("aeo", "\u0430\u0435\u043e")), id="Cyrillic look-alikes"),
+        pytest.param(lambda w: w.upper() + "!", id="case and punctuation"),
+        pytest.param(lambda w: "\uff41" + w[1:] if w.startswith("a") else w, id="full-width letters"),
+    ],
+)
+def test_a_recital_is_stopped_whatever_its_disguise(disguise: object) -> None:
+    recital = " ".join(disguise(w) for w in PROMPT_WORDS)  # type: ignore[operator]
+    assert spoken_words([recital]) < LEAK_NGRAM
+
+
+def test_a_recital_with_a_word_inserted_every_seven_is_stopped() -> None:
+    recital = " ".join(w + (" really" if i % 7 == 6 else "") for i, w in enumerate(PROMPT_WORDS))
+    assert spoken_words([recital]) <= 2 * LEAK_NGRAM
+
+
+def test_a_recital_spread_over_turns_is_stopped() -> None:
+    chunks = [" ".join(PROMPT_WORDS[i : i + 7]) for i in range(0, 7 * 12, 7)]
+    assert spoken_words(chunks) <= 2 * LEAK_NGRAM
+
+
+def test_ordinary_replies_that_share_a_few_words_with_the_prompt_are_spoken() -> None:
+    replies = [
+        "I can help with our opening hours, our address, or the status of an order.",
+        "Sure, let me check the status of an order for you.",
+        "I'll transfer you to a person now.",
+        "We're open Monday to Saturday from eight until seven.",
+    ] * 3
+    assert spoken_words(replies) == sum(len(r.split(" ")) for r in replies)

@@ -4,8 +4,13 @@
   headings, list bullets, inline code and code blocks, link syntax, URLs (unless allowed), emoji,
   and HTML or SSML tags (ConversationRelay voices obey SSML: an injected ``<break>`` or ``<audio>``
   would be acted on, any other tag read out).
-- Refuses to speak text that reproduces the system prompt (any run of ``LEAK_NGRAM`` words
-  found in it), whatever the caller or a tool result said to make the model do so.
+- Refuses to speak text that reproduces the system prompt, whatever the caller or a tool result
+  said to make the model do so. Text is normalised first (compatibility forms, invisible
+  characters, look-alike letters from other scripts, case, punctuation), then cut into runs of
+  ``LEAK_SHINGLE`` words; once ``LEAK_BUDGET`` different runs of the system prompt have been
+  said in the call (this reply and what the caller heard before), the reply is stopped. So a
+  verbatim recital stops before ``LEAK_NGRAM`` words in a row, and one disguised by inserted
+  words or spread over several turns stops after a few more.
 - Bounds the reply's length.
 
 Stateful per reply (a code block may span phrases); one guard per turn.
@@ -15,10 +20,23 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 
-LEAK_NGRAM: Final = 8
+LEAK_SHINGLE: Final = 4
+LEAK_BUDGET: Final = 5
+# The longest verbatim run of the system prompt that is never spoken: LEAK_BUDGET runs of
+# LEAK_SHINGLE words span this many words.
+LEAK_NGRAM: Final = LEAK_SHINGLE + LEAK_BUDGET - 1
+
+# Letters of other scripts that look like Latin ones (Cyrillic, Greek, a few IPA), as a leak
+# would use them to slip past a word match. NFKC already folds full-width and styled letters.
+_LOOK_ALIKES: Final = str.maketrans(
+    "АВЕЅІЈКМНОРСТХУаеіјорсхуѕԁһӏԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧαβειικνορτυχɑɡɩ",
+    "ABESIJKMHOPCTXYaeijopcxysdhlqwABEZHIKMNOPTYXabeiikvoptuxagi",
+)
 
 _FENCE = re.compile(r"```|~~~")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\((?:[^)]*)\)")
@@ -34,8 +52,18 @@ _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,!?;:])")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
-def _words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
+def comparable_words(text: str) -> list[str]:
+    """The words of ``text`` as a leak check compares them: NFKC, invisible characters and marks
+    dropped, look-alike letters mapped to Latin, case folded, punctuation gone."""
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
+    kept = "".join(ch for ch in folded if unicodedata.category(ch) not in ("Cf", "Mn", "Me"))
+    return _WORD.findall(kept.translate(_LOOK_ALIKES).casefold())
+
+
+@lru_cache(maxsize=8)
+def _prompt_shingles(system_prompt: str) -> frozenset[tuple[str, ...]]:
+    words = comparable_words(system_prompt)
+    return frozenset(tuple(words[i : i + LEAK_SHINGLE]) for i in range(len(words) - LEAK_SHINGLE + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +78,21 @@ class OutputGuard:
     system_prompt: str
     max_chars: int
     allow_urls: bool = False
-    _ngrams: frozenset[tuple[str, ...]] = field(init=False)
+    _shingles: frozenset[tuple[str, ...]] = field(init=False)
     _in_code: bool = False
     _spoken_chars: int = 0
     _tail: list[str] = field(default_factory=list)
+    _said: set[tuple[str, ...]] = field(default_factory=set)  # runs of the prompt said in the call
 
     def __post_init__(self) -> None:
-        words = _words(self.system_prompt)
-        self._ngrams = frozenset(tuple(words[i : i + LEAK_NGRAM]) for i in range(len(words) - LEAK_NGRAM + 1))
+        self._shingles = _prompt_shingles(self.system_prompt)
+
+    def heard_before(self, replies: Iterable[str]) -> None:
+        """What the caller heard from the agent earlier in the call: a leak spread over several
+        turns is counted as one."""
+        for reply in replies:
+            words = comparable_words(reply)
+            self._said.update(self._runs_in(words))
 
     def check(self, phrase: str) -> GuardVerdict:
         text = self._strip_markup(phrase)
@@ -100,7 +135,14 @@ class OutputGuard:
         return text
 
     def _leaks(self, text: str) -> bool:
-        words = self._tail + _words(text)
-        found = any(tuple(words[i : i + LEAK_NGRAM]) in self._ngrams for i in range(len(words) - LEAK_NGRAM + 1))
-        self._tail = words[-(LEAK_NGRAM - 1) :]
-        return found
+        words = self._tail + comparable_words(text)
+        found = self._runs_in(words)
+        self._tail = words[-(LEAK_SHINGLE - 1) :]
+        if len(self._said | found) >= LEAK_BUDGET:
+            return True
+        self._said |= found
+        return False
+
+    def _runs_in(self, words: list[str]) -> set[tuple[str, ...]]:
+        runs = (tuple(words[i : i + LEAK_SHINGLE]) for i in range(len(words) - LEAK_SHINGLE + 1))
+        return {run for run in runs if run in self._shingles}
