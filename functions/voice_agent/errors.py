@@ -30,6 +30,10 @@ class ConnectionAlreadyBoundError(VoiceAgentError):
     """A connection belongs to the call of its first ``setup``; a later setup on it is refused."""
 
 
+class CallTokenMismatchError(VoiceAgentError):
+    """A ``setup`` names a call without that call's token: not the socket Twilio opened for it."""
+
+
 class StoreUnavailableError(VoiceAgentError):
     """DynamoDB could not serve a request within the retry budget."""
 

@@ -27,3 +27,5 @@ RECONNECTS: Final = "Reconnects"
 TRANSFERS: Final = "Transfers"
 TRANSFERS_FAILED: Final = "TransfersFailed"
 REFUSED_SIGNATURES: Final = "RefusedSignatures"
+# Per socket (the message function): a setup naming a call without that call's token.
+REFUSED_SETUPS: Final = "RefusedSetups"

@@ -56,6 +56,8 @@ def record_frame(handled: HandledFrame) -> None:
         record_turn(handled.outcome)
     elif handled.kind == "interrupt" and not handled.ignored:
         record_count(metric.INTERRUPTS)
+    elif handled.refused:
+        record_count(metric.REFUSED_SETUPS)
 
 
 def record_count(name: str, value: int = 1) -> None:

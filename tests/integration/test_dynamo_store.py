@@ -8,7 +8,7 @@ from botocore.stub import Stubber
 from tests.support.aws import TABLE
 from voice_agent.adapters.dynamo_store import DynamoSessionStore, call_key, conn_key
 from voice_agent.core.model import INTERRUPTION_PART, TurnKey, TurnRecord
-from voice_agent.errors import ConnectionAlreadyBoundError, StoreUnavailableError
+from voice_agent.errors import CallTokenMismatchError, ConnectionAlreadyBoundError, StoreUnavailableError
 from voice_agent.protocol.inbound import Setup
 from voice_agent.table_schema import TTL_ATTRIBUTE
 
@@ -216,3 +216,107 @@ def test_dynamodb_failures_become_store_unavailable(dynamodb: DynamoDBClient, co
 def test_keys_are_the_documented_ones() -> None:
     assert conn_key("c1") == {"pk": {"S": "CONN#c1"}, "sk": {"S": "CONN"}}
     assert call_key("CA1") == {"pk": {"S": "CALL#CA1"}, "sk": {"S": "CALL"}}
+
+
+# -- what a turn's ticket carries, setups, tokens, ending ------------------------------------------
+
+
+def test_a_ticket_carries_the_reply_on_the_air_and_the_unanswered_caller_messages(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    speaking = store.start_turn("c1", "Tell me everything")
+    assert speaking is not None and speaking.unanswered == ("Tell me everything",)
+    assert store.claim_phrase(speaking, "Well, it all")
+    assert store.claim_phrase(speaking, "Well, it all began")
+    first = store.start_turn("c1", "Stop.")  # supersedes the reply; it has not spoken yet
+    second = store.start_turn("c1", "Actually, go on.")
+    assert first is not None and second is not None
+    assert (second.on_air.generation, second.on_air.text, second.on_air.done) == (
+        speaking.generation,
+        "Well, it all began",
+        False,
+    )
+    assert second.unanswered == ("Stop.", "Actually, go on.")  # the claims cleared the first
+    assert store.claim_phrase(second, "Sure.", final=True)
+    third = store.start_turn("c1", "Thanks.")
+    assert third is not None and third.on_air.done and third.unanswered == ("Thanks.",)
+
+
+def test_a_storm_of_unanswered_prompts_keeps_only_the_newest(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    tickets = [store.start_turn("c1", f"prompt {n}") for n in range(12)]
+    last = tickets[-1]
+    assert last is not None and last.unanswered[-1] == "prompt 11" and len(last.unanswered) <= 8
+
+
+def test_the_same_setup_twice_is_one_connection_of_the_call(
+    store: DynamoSessionStore, dynamodb: DynamoDBClient
+) -> None:
+    first = store.bind_connection("c1", SETUP)
+    with pytest.raises(ConnectionAlreadyBoundError):
+        store.bind_connection("c1", Setup(session_id="VX9", call_sid="CA1"))
+    again = store.bind_connection("c1", SETUP)  # the same setup, as a retried or duplicated frame
+    assert (first.conn_seq, again.conn_seq, again.resumed) == (1, 1, False)
+    call = dynamodb.get_item(TableName=TABLE, Key=call_key("CA1"))["Item"]
+    assert call["connections"] == {"N": "1"}
+
+
+def test_a_setup_without_the_calls_token_is_refused_and_changes_nothing(
+    store: DynamoSessionStore, dynamodb: DynamoDBClient
+) -> None:
+    token = store.issue_call_token("CA1", "secret-token-1")
+    assert store.issue_call_token("CA1", "another") == token == "secret-token-1"  # a retried /voice
+    genuine = Setup(session_id="VX1", call_sid="CA1", custom_parameters={"callToken": token, "lang": "en"})
+    store.bind_connection("c1", genuine)
+    before = dynamodb.get_item(TableName=TABLE, Key=call_key("CA1"))["Item"]
+    for forged in ({}, {"callToken": "guessed"}):
+        with pytest.raises(CallTokenMismatchError):
+            store.bind_connection("c2", Setup(session_id="VX2", call_sid="CA1", custom_parameters=forged))
+    assert dynamodb.get_item(TableName=TABLE, Key=call_key("CA1"))["Item"] == before
+    assert store.start_turn("c2") is None  # the refused socket is bound to nothing
+    resumed = store.bind_connection(
+        "c3", Setup(session_id="VX3", call_sid="CA1", custom_parameters={"callToken": token})
+    )
+    assert resumed.resumed
+    call = store.get_call("CA1")
+    assert call is not None and call.call_token == token
+    assert call.custom_parameters == {"lang": "en"}  # the token is not one of the parameters
+
+
+def test_setup_parameters_are_bounded_before_they_are_stored(store: DynamoSessionStore) -> None:
+    params = {f"p{i}": "x" * 5000 for i in range(40)} | {"bad name": "y"}
+    store.bind_connection("c1", Setup(session_id="VX1", call_sid="CA1", custom_parameters=params))
+    call = store.get_call("CA1")
+    assert call is not None
+    assert len(call.custom_parameters) == 8 and all(len(v) == 256 for v in call.custom_parameters.values())
+
+
+def test_an_empty_interrupt_after_a_newer_prompt_erases_nothing(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    spoken = store.start_turn("c1", "When do you open?")
+    assert spoken is not None and store.claim_phrase(spoken, "At nine.", final=True)
+    store.put_turns("CA1", [TurnRecord(key=TurnKey(1, spoken.generation, 1), role="assistant", text="At nine.")])
+    assert store.start_turn("c1", "Where are you?") is not None
+    outcome = store.record_interrupt("c1", "", 0)
+    assert outcome is not None and not outcome.cancelled
+    assert not [r for r in store.load_history("CA1", 10) if r.role == "interruption"]
+
+
+def test_only_the_newest_turn_can_end_the_session_and_then_no_turn_starts(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    old = store.start_turn("c1")
+    new = store.start_turn("c1")
+    assert old is not None and new is not None
+    assert not store.mark_ending(old)
+    assert store.mark_ending(new)
+    assert store.start_turn("c1", "one more thing") is None
+    assert store.record_interrupt("c1", "One mo", 200) is not None  # what was heard is still stored
+    assert store.close_connection("c1", gone=False) == "CA1"
+
+
+def test_a_new_socket_marks_what_the_old_one_was_still_sending(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    cut = store.start_turn("c1", "Tell me about the store")
+    assert cut is not None and store.claim_phrase(cut, "We have been here for")
+    store.bind_connection("c2", Setup(session_id="VX2", call_sid="CA1"))
+    [marker] = [r for r in store.load_history("CA1", 10) if r.role == "interruption"]
+    assert (marker.key, marker.heard) == (TurnKey(1, cut.generation, INTERRUPTION_PART), "We have been here for")

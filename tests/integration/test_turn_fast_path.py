@@ -55,18 +55,18 @@ class Overlap:
     def _on_send(self, connection_id: str, message: object) -> None:
         self.sent.set()
 
-    def start_turn(self, connection_id: str) -> TurnTicket | None:
+    def start_turn(self, connection_id: str, text: str = "") -> TurnTicket | None:
         self.history_during_start_turn = self.history_started.wait(WAIT_S)
-        return self.inner.start_turn(connection_id)
+        return self.inner.start_turn(connection_id, text)
 
     def load_history(self, call_sid: str, max_items: int) -> list[TurnRecord]:
         self.history_started.set()
         return self.inner.load_history(call_sid, max_items)
 
-    def claim_phrase(self, ticket: TurnTicket) -> bool:
+    def claim_phrase(self, ticket: TurnTicket, spoken: str | None = None, *, final: bool = False) -> bool:
         if self.send_during_first_claim is None:
             self.send_during_first_claim = self.sent.wait(WAIT_S)
-        return self.inner.claim_phrase(ticket)
+        return self.inner.claim_phrase(ticket, spoken, final=final)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -152,11 +152,11 @@ class SlowFirstClaim:
         self.delay_s = delay_s
         self.first = True
 
-    def claim_phrase(self, ticket: TurnTicket) -> bool:
+    def claim_phrase(self, ticket: TurnTicket, spoken: str | None = None, *, final: bool = False) -> bool:
         if self.first:
             self.first = False
             time.sleep(self.delay_s)
-        return self.inner.claim_phrase(ticket)
+        return self.inner.claim_phrase(ticket, spoken, final=final)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -77,8 +77,8 @@ def action_form(status: str, call_status: str = "in-progress", **extra: str) -> 
 # -- /voice ---------------------------------------------------------------------------------------
 
 
-def test_voice_connects_the_call_to_the_relay(twilio: Twilio) -> None:
-    doc = parse(twilio.post("/voice", VOICE_FORM, query="purpose=support&bad-name=x"))
+def test_voice_connects_the_call_to_the_relay(twilio: Twilio, store: DynamoSessionStore) -> None:
+    doc = parse(twilio.post("/voice", VOICE_FORM, query="purpose=support&bad-name=x&callToken=forged"))
     connect = doc.find("Connect")
     assert connect is not None
     assert connect.get("action") == f"{BASE}/action"
@@ -99,8 +99,22 @@ def test_voice_connects_the_call_to_the_relay(twilio: Twilio) -> None:
     assert relay.get("applicationReconnect") is None  # off by default
     assert [lang.get("code") for lang in relay.findall("Language")] == [o.code for o in AGENT.languages]
     params = {p.get("name"): p.get("value") for p in relay.findall("Parameter")}
-    assert params == {"purpose": "support"}  # name-checked: "bad-name" dropped
+    call = store.get_call(CALL)
+    assert call is not None and call.call_token and len(call.call_token) >= 32
+    # name-checked: "bad-name" dropped; the call's token is the webhook's own, never the query's
+    assert params == {"purpose": "support", "callToken": call.call_token}
     assert doc.find("Start") is None  # no recording unless configured
+
+
+def test_a_retried_voice_webhook_repeats_the_calls_token_and_a_resume_carries_it(twilio: Twilio) -> None:
+    def token(doc: ET.Element) -> str | None:
+        return next((p.get("value") for p in doc.iter("Parameter") if p.get("name") == "callToken"), None)
+
+    first = token(parse(twilio.post("/voice", VOICE_FORM)))
+    assert first is not None
+    assert token(parse(twilio.post("/voice", VOICE_FORM))) == first
+    resumed = parse(twilio.post("/action", action_form("failed", ErrorCode="64105")))
+    assert token(resumed) == first
 
 
 def test_outbound_calls_get_the_same_agent_and_machines_get_a_message(twilio: Twilio) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from voice_agent.core.history import assemble_history
-from voice_agent.core.model import INTERRUPTION_PART, ChatMessage, ToolCall, TurnKey, TurnRecord
+from voice_agent.core.history import assemble_history, unanswered_missing, with_reply_on_air
+from voice_agent.core.model import INTERRUPTION_PART, ChatMessage, OnAir, ToolCall, TurnKey, TurnRecord
 
 
 def rec(gen: int, part: int, role: str, text: str = "", conn: int = 1, **kw: object) -> TurnRecord:
@@ -104,3 +104,54 @@ def test_turns_of_a_reconnected_session_follow_the_first_connection() -> None:
         "Sorry, we were cut off.",
         "second connection",
     ]
+
+
+# -- the order things happened, the reply on the air, unanswered caller messages, repairs ----------
+
+
+def test_turns_of_two_sockets_are_ordered_by_when_they_happened() -> None:
+    records = [
+        rec(0, 1, "assistant", "Hi.", conn=1, at_ms=1_000),
+        rec(1, 0, "user", "first on the old socket", conn=1, at_ms=2_000),
+        rec(0, 1, "assistant", "Welcome back.", conn=2, at_ms=3_000),
+        rec(1, 0, "user", "on the new socket", conn=2, at_ms=4_000),
+        rec(1, 1, "assistant", "Noted.", conn=2, at_ms=4_500),
+        rec(2, 0, "user", "later on the old socket", conn=1, at_ms=5_000),
+        rec(2, 1, "assistant", "Done.", conn=1, at_ms=5_500),
+    ]
+    assert [m.content for m in assemble_history(records) if m.role == "user"] == [
+        "first on the old socket",
+        "on the new socket",
+        "later on the old socket",
+    ]
+
+
+def test_items_without_a_time_keep_their_key_order() -> None:
+    records = [rec(0, 1, "assistant", "Hi.", at_ms=1_000), rec(1, 0, "user", "one"), rec(2, 0, "user", "two")]
+    assert roles(assemble_history(records)) == [("assistant", "Hi."), ("user", "one two")]
+
+
+def test_the_reply_on_the_air_shows_as_what_was_sent_unless_twilio_said_what_was_heard() -> None:
+    records = [rec(1, 0, "user", "Tell me everything"), rec(2, 0, "user", "Stop")]
+    on_air = OnAir(generation=1, text="Well, it all began")
+    marked = with_reply_on_air(records, 1, on_air)
+    assert roles(assemble_history(marked)) == [
+        ("user", "Tell me everything"),
+        ("assistant", "Well, it all began"),
+        ("user", "Stop"),
+    ]
+    twilio = [*records, rec(1, INTERRUPTION_PART, "interruption", heard="Well,")]
+    assert with_reply_on_air(twilio, 1, on_air) == twilio
+    assert with_reply_on_air(records, 1, OnAir(generation=1, text="Well, it all began", done=True)) == records
+
+
+def test_unanswered_caller_messages_not_stored_yet_are_found_in_order() -> None:
+    stored = [rec(3, 0, "user", "yes"), rec(1, 0, "user", "old, answered")]
+    earlier = ("no", "yes", "maybe")
+    assert unanswered_missing(stored, 1, 2, earlier) == ["no", "maybe"]
+    assert unanswered_missing(stored, 2, 2, earlier) == ["no", "yes", "maybe"]  # another socket's items
+
+
+def test_lone_surrogates_stored_before_cleaning_are_repaired() -> None:
+    records = [rec(1, 0, "user", "Hello \ud800 there"), rec(1, 1, "assistant", "Hi\udfff.")]
+    assert roles(assemble_history(records)) == [("user", "Hello  there"), ("assistant", "Hi.")]

@@ -28,14 +28,16 @@ from voice_agent.core.model import (
     CallRecord,
     CallSession,
     InterruptOutcome,
+    OnAir,
     ToolCall,
     TurnKey,
     TurnRecord,
     TurnTicket,
 )
-from voice_agent.errors import ConnectionAlreadyBoundError, StoreUnavailableError
+from voice_agent.errors import CallTokenMismatchError, ConnectionAlreadyBoundError, StoreUnavailableError
 from voice_agent.log import logger
 from voice_agent.protocol.inbound import Setup
+from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER, bounded_parameters
 from voice_agent.table_schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 
 if TYPE_CHECKING:
@@ -45,6 +47,11 @@ CONNECTION_TTL_S = 24 * 3600  # a connection lives at most 2 h; keep its item a 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 _BATCH_LIMIT = 25
 _BATCH_ATTEMPTS = 3
+# The connection item carries the caller's unanswered messages and the reply on the air, bounded so
+# it stays one or two write units: speech is short, and a storm of prompts keeps only the newest.
+MAX_PENDING = 8
+MAX_PENDING_CHARS = 1000
+MAX_SPOKEN_CHARS = 4000
 
 Item = dict[str, Any]
 
@@ -94,55 +101,90 @@ class DynamoSessionStore:
     def bind_connection(self, connection_id: str, setup: Setup) -> CallSession:
         """The call (new, or resumed on a new socket), then the connection, bound for its lifetime:
         a later setup on the same connection is refused (``ConnectionAlreadyBoundError``) and
-        leaves the conversation it names untouched (only that call's counters have moved)."""
+        leaves the conversation it names untouched (only that call's counters have moved). A setup
+        without the call's token (when ``/voice`` issued one) is refused (``CallTokenMismatchError``)
+        and touches nothing."""
         now = int(self._now())
+        call, counted = self._bind_call(connection_id, setup, now)
+        conn_seq = _get_n(call, "connections") + (1 if counted else 0)
+        language = _get_s(call, "language") or None
         try:
-            conn_seq, language = self._bind(connection_id, setup, now)
+            self._put_connection(connection_id, setup, conn_seq or 1, language, now)
         except ClientError as exc:  # only the connection's put has a condition
             bound = self._bound_by_this_setup(connection_id, setup, exc)
             if bound is None:
                 raise ConnectionAlreadyBoundError(connection_id) from exc
             # botocore retried a put that had landed (its answer was lost): this setup's own item.
             conn_seq, language = _get_n(bound, "connSeq", 1), _get_s(bound, "language") or None
-        return CallSession(call_sid=setup.call_sid, conn_seq=conn_seq, resumed=conn_seq > 1, language=language)
+        previous = _get_s(call, "lastConnection")
+        if counted and previous and previous != connection_id:
+            self._keep_what_was_sent(setup.call_sid, previous)
+        return CallSession(call_sid=setup.call_sid, conn_seq=conn_seq or 1, resumed=conn_seq > 1, language=language)
 
-    def _bound_by_this_setup(self, connection_id: str, setup: Setup, exc: ClientError) -> dict[str, Any] | None:
-        """The connection item that failed the put's condition, if this very setup wrote it."""
-        item = cast("dict[str, Any] | None", exc.response.get("Item"))  # ReturnValuesOnConditionCheckFailure
-        if item is None:
-            with _store_errors("bind_connection"):
-                item = self._db.get_item(TableName=self._table, Key=conn_key(connection_id), ConsistentRead=True).get(
-                    "Item"
-                )
-        if item and _get_s(item, "callSid") == setup.call_sid and _get_s(item, "sessionId") == setup.session_id:
-            return item
-        return None
-
-    def _bind(self, connection_id: str, setup: Setup, now: int) -> tuple[int, str | None]:
-        with _store_errors("bind_connection", passthrough=_CONDITION_FAILED):
-            call = self._db.update_item(
+    def issue_call_token(self, call_sid: str, token: str) -> str:
+        """Create the call item with ``token`` at ``/voice``; a retried webhook gets the first one."""
+        now = int(self._now())
+        with _store_errors("issue_call_token"):
+            item = self._db.update_item(
                 TableName=self._table,
-                Key=call_key(setup.call_sid),
+                Key=call_key(call_sid),
                 UpdateExpression=(
-                    "SET #status = :active, updatedAt = :now, #ttl = :ttl,"
-                    " createdAt = if_not_exists(createdAt, :now),"
-                    " direction = if_not_exists(direction, :direction),"
-                    " customParameters = if_not_exists(customParameters, :params)"
-                    " ADD connections :one"
+                    "SET callToken = if_not_exists(callToken, :token), createdAt = if_not_exists(createdAt, :now),"
+                    " #ttl = if_not_exists(#ttl, :ttl)"
                 ),
-                ExpressionAttributeNames={"#status": "status", "#ttl": TTL_ATTRIBUTE},
-                ExpressionAttributeValues={
-                    ":active": _s("active"),
-                    ":now": _n(now),
-                    ":ttl": _n(now + self._retention_s),
-                    ":direction": _s(setup.direction),
-                    ":params": {"M": {k: _s(v) for k, v in setup.custom_parameters.items()}},
-                    ":one": _n(1),
-                },
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={":token": _s(token), ":now": _n(now), ":ttl": _n(now + self._retention_s)},
                 ReturnValues="ALL_NEW",
             )["Attributes"]
-            conn_seq = _get_n(call, "connections", 1)
-            language = _get_s(call, "language") or None
+        return _get_s(item, "callToken", token)
+
+    def _bind_call(self, connection_id: str, setup: Setup, now: int) -> tuple[Item, bool]:
+        """The call item as it was before this setup, and whether this setup counted a connection:
+        a socket is counted once (two setups on one socket, or a retried write, are one binding)."""
+        params, dropped = bounded_parameters(setup.custom_parameters)
+        if dropped:
+            logger.warning("setup parameters left out", extra={"dropped": dropped})
+        token = setup.custom_parameters.get(CALL_TOKEN_PARAMETER, "")
+        try:
+            with _store_errors("bind_connection", passthrough=_CONDITION_FAILED):
+                old = self._db.update_item(
+                    TableName=self._table,
+                    Key=call_key(setup.call_sid),
+                    UpdateExpression=(
+                        "SET #status = :active, updatedAt = :now, #ttl = :ttl, lastConnection = :cid,"
+                        " createdAt = if_not_exists(createdAt, :now),"
+                        " direction = if_not_exists(direction, :direction),"
+                        " customParameters = if_not_exists(customParameters, :params)"
+                        " ADD connections :one, boundConnections :cids"
+                    ),
+                    ConditionExpression=(
+                        "(attribute_not_exists(callToken) OR callToken = :token)"
+                        " AND NOT contains(boundConnections, :cid)"
+                    ),
+                    ExpressionAttributeNames={"#status": "status", "#ttl": TTL_ATTRIBUTE},
+                    ExpressionAttributeValues={
+                        ":active": _s("active"),
+                        ":now": _n(now),
+                        ":ttl": _n(now + self._retention_s),
+                        ":direction": _s(setup.direction),
+                        ":params": {"M": {k: _s(v) for k, v in params.items()}},
+                        ":one": _n(1),
+                        ":cid": _s(connection_id),
+                        ":cids": {"SS": [connection_id]},
+                        ":token": _s(token or "-"),
+                    },
+                    ReturnValues="ALL_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ).get("Attributes", {})
+        except ClientError as exc:
+            current = cast(Item, exc.response.get("Item") or {})
+            if _get_s(current, "callToken") not in ("", token):
+                raise CallTokenMismatchError(setup.call_sid) from exc
+            return current, False  # this socket was counted already
+        return old, True
+
+    def _put_connection(self, connection_id: str, setup: Setup, conn_seq: int, language: str | None, now: int) -> None:
+        with _store_errors("bind_connection", passthrough=_CONDITION_FAILED):
             self._db.put_item(
                 TableName=self._table,
                 Item={
@@ -161,33 +203,141 @@ class DynamoSessionStore:
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        return conn_seq, language
 
-    def start_turn(self, connection_id: str) -> TurnTicket | None:
+    def _keep_what_was_sent(self, call_sid: str, previous_connection: str) -> None:
+        """The call resumes on a new socket: a reply the old socket was still speaking stores its
+        text only when it notices, perhaps after this call's next turn read the history. Mark what
+        it had sent now (best effort; an ``interrupt`` marker already there wins)."""
+        try:
+            with _store_errors("bind_connection.previous"):
+                old = self._db.get_item(
+                    TableName=self._table, Key=conn_key(previous_connection), ConsistentRead=True
+                ).get("Item", {})
+            on_air = _on_air(old)
+            if on_air.done or on_air.generation <= GREETING_GENERATION or not on_air.text.strip():
+                return
+            key = TurnKey(_get_n(old, "connSeq"), on_air.generation, INTERRUPTION_PART)
+            now = self._now()
+            with _store_errors("bind_connection.previous", passthrough=_CONDITION_FAILED):
+                self._db.put_item(
+                    TableName=self._table,
+                    Item={
+                        PARTITION_KEY: _s(f"CALL#{call_sid}"),
+                        SORT_KEY: _s(key.sort_key),
+                        "role": _s("interruption"),
+                        "heard": _s(on_air.text),
+                        "at": _n(int(now)),
+                        "atMs": _n(int(now * 1000)),
+                        TTL_ATTRIBUTE: _n(int(now) + self._retention_s),
+                    },
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+        except (ClientError, StoreUnavailableError):
+            logger.info("what the previous socket sent was not marked")
+
+    def _bound_by_this_setup(self, connection_id: str, setup: Setup, exc: ClientError) -> dict[str, Any] | None:
+        """The connection item that failed the put's condition, if this very setup wrote it."""
+        item = cast("dict[str, Any] | None", exc.response.get("Item"))  # ReturnValuesOnConditionCheckFailure
+        if item is None:
+            with _store_errors("bind_connection"):
+                item = self._db.get_item(TableName=self._table, Key=conn_key(connection_id), ConsistentRead=True).get(
+                    "Item"
+                )
+        if item and _get_s(item, "callSid") == setup.call_sid and _get_s(item, "sessionId") == setup.session_id:
+            return item
+        return None
+
+    def start_turn(self, connection_id: str, text: str = "") -> TurnTicket | None:
+        """``ADD gen 1``, and append the caller's ``text`` to the connection's unanswered messages
+        (``pending``, cleared by the next claim): the ticket carries them and what the reply on the
+        air has said, so the turn sees both even before their own items are stored."""
+        entry = {"L": [_s(text[:MAX_PENDING_CHARS])]}
         try:
             with _store_errors("start_turn", passthrough=_CONDITION_FAILED):
                 item = self._db.update_item(
                     TableName=self._table,
                     Key=conn_key(connection_id),
-                    UpdateExpression="ADD gen :one",
-                    ConditionExpression="attribute_exists(pk) AND #status = :open",
+                    UpdateExpression="ADD gen :one SET pending = list_append(if_not_exists(pending, :none), :mine)",
+                    ConditionExpression=(
+                        "attribute_exists(pk) AND #status = :open"
+                        " AND (attribute_not_exists(pending) OR size(pending) < :cap)"
+                    ),
                     ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={":one": _n(1), ":open": _s("open")},
+                    ExpressionAttributeValues={
+                        ":one": _n(1),
+                        ":open": _s("open"),
+                        ":none": {"L": []},
+                        ":mine": entry,
+                        ":cap": _n(MAX_PENDING),
+                    },
                     ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )["Attributes"]
-        except ClientError:
-            return None  # unknown or closed connection (no setup yet, or after disconnect)
+        except ClientError as exc:
+            old = cast(dict[str, Any], exc.response.get("Item") or {})
+            if _get_s(old, "status") != "open":
+                return None  # unknown or not open (no setup yet, ending, or after disconnect)
+            item = self._restart_pending(connection_id, entry)  # a storm of unanswered prompts
         return _ticket(connection_id, item)
 
-    def claim_phrase(self, ticket: TurnTicket) -> bool:
+    def _restart_pending(self, connection_id: str, entry: dict[str, Any]) -> Item:
+        """``pending`` is full (callers who speak again and again before any reply is heard): keep
+        only the newest message."""
+        logger.info("unanswered caller messages past the cap; keeping the newest")
+        with _store_errors("start_turn", passthrough=_CONDITION_FAILED):
+            return cast(
+                Item,
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=conn_key(connection_id),
+                    UpdateExpression="ADD gen :one SET pending = :mine",
+                    ConditionExpression="attribute_exists(pk) AND #status = :open",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":one": _n(1), ":open": _s("open"), ":mine": entry},
+                    ReturnValues="ALL_NEW",
+                )["Attributes"],
+            )
+
+    def claim_phrase(self, ticket: TurnTicket, spoken: str | None = None, *, final: bool = False) -> bool:
+        """``spoken``: everything this turn will have sent once the claimed message is out; ``final``:
+        the reply is stored and this is its closing frame. A newer turn reads both from its own
+        ``start_turn`` (the reply it supersedes, as sent so far)."""
+        update = "SET spokenGen = :g REMOVE pending"
+        values: dict[str, Any] = {":g": _n(ticket.generation)}
+        if spoken is not None:
+            update = "SET spokenGen = :g, spokenText = :spoken REMOVE pending"
+            values[":spoken"] = _s(spoken[:MAX_SPOKEN_CHARS])
+        if final:
+            update = update.replace(" REMOVE", ", spokenDone = :g REMOVE")
         try:
             with _store_errors("claim_phrase", passthrough=_CONDITION_FAILED):
                 self._db.update_item(
                     TableName=self._table,
                     Key=conn_key(ticket.connection_id),
-                    UpdateExpression="SET spokenGen = :g",
+                    UpdateExpression=update,
                     ConditionExpression="gen = :g",
-                    ExpressionAttributeValues={":g": _n(ticket.generation)},
+                    ExpressionAttributeValues=values,
+                )
+        except ClientError:
+            return False
+        return True
+
+    def mark_ending(self, ticket: TurnTicket) -> bool:
+        """The turn decided to end the session (transfer or goodbye): if it is still the newest, the
+        connection starts no new turn from now on (True); if a newer one took over, nothing (False)."""
+        try:
+            with _store_errors("mark_ending", passthrough=_CONDITION_FAILED):
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=conn_key(ticket.connection_id),
+                    UpdateExpression="SET #status = :ending",
+                    ConditionExpression="#status = :open AND gen = :g",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":ending": _s("ending"),
+                        ":open": _s("open"),
+                        ":g": _n(ticket.generation),
+                    },
                 )
         except ClientError:
             return False
@@ -216,14 +366,19 @@ class DynamoSessionStore:
             return None
         call_sid = _get_s(old, "callSid")
         key = TurnKey(_get_n(old, "connSeq"), _get_n(old, "spokenGen"), INTERRUPTION_PART)
-        now = int(self._now())
+        if not heard.strip() and (not cancelled or _on_air(old).done):
+            # Nothing heard, said of a reply that was sent in full or that a newer prompt already
+            # took over from: it cannot tell what the caller missed, so it must not erase the reply.
+            return InterruptOutcome(call_sid=call_sid, interrupted=key, cancelled=cancelled)
+        now = self._now()
         item: Item = {
             PARTITION_KEY: _s(f"CALL#{call_sid}"),
             SORT_KEY: _s(key.sort_key),
             "role": _s("interruption"),
             "heard": _s(heard),
-            "at": _n(now),
-            TTL_ATTRIBUTE: _n(now + self._retention_s),
+            "at": _n(int(now)),
+            "atMs": _n(int(now * 1000)),
+            TTL_ATTRIBUTE: _n(int(now) + self._retention_s),
         }
         if duration_ms is not None:
             item["durationMs"] = _n(duration_ms)
@@ -272,6 +427,7 @@ class DynamoSessionStore:
             reconnects=_get_n(item, "reconnects"),
             farewell_spoken=item.get("farewellSpoken", {}).get("BOOL", False),
             custom_parameters={k: v.get("S", "") for k, v in params.items()},
+            call_token=_get_s(item, "callToken") or None,
         )
 
     def count_reconnect(self, call_sid: str, session_id: str | None = None) -> int:
@@ -349,8 +505,8 @@ class DynamoSessionStore:
     def put_turns(self, call_sid: str, records: Sequence[TurnRecord]) -> None:
         if not records:
             return
-        now = int(self._now())
-        items = [_item(call_sid, r, now, now + self._retention_s) for r in records]
+        now = self._now()
+        items = [_item(call_sid, r, now, int(now) + self._retention_s) for r in records]
         with _store_errors("put_turns"):
             if len(items) == 1:
                 self._db.put_item(TableName=self._table, Item=items[0])
@@ -369,6 +525,7 @@ class DynamoSessionStore:
 
 
 def _ticket(connection_id: str, item: Mapping[str, Any]) -> TurnTicket:
+    pending = item.get("pending", {}).get("L", [])
     return TurnTicket(
         connection_id=connection_id,
         call_sid=_get_s(item, "callSid"),
@@ -376,16 +533,28 @@ def _ticket(connection_id: str, item: Mapping[str, Any]) -> TurnTicket:
         generation=_get_n(item, "gen"),
         language=_get_s(item, "language") or None,
         direction=_get_s(item, "direction"),
+        on_air=_on_air(item),
+        unanswered=tuple(v["S"] for v in pending if "S" in v),
     )
 
 
-def _item(call_sid: str, r: TurnRecord, now: int, expires: int) -> Item:
+def _on_air(item: Mapping[str, Any]) -> OnAir:
+    generation = _get_n(item, "spokenGen")
+    return OnAir(
+        generation=generation,
+        text=_get_s(item, "spokenText"),
+        done=generation > GREETING_GENERATION and _get_n(item, "spokenDone", -1) == generation,
+    )
+
+
+def _item(call_sid: str, r: TurnRecord, now: float, expires: int) -> Item:
     item: Item = {
         PARTITION_KEY: _s(f"CALL#{call_sid}"),
         SORT_KEY: _s(r.key.sort_key),
         "role": _s(r.role),
         "text": _s(r.text),
-        "at": _n(now),
+        "at": _n(int(now)),
+        "atMs": _n(int(now * 1000)),
         TTL_ATTRIBUTE: _n(expires),
     }
     if r.tool_calls:
@@ -413,6 +582,7 @@ def _record(item: Mapping[str, Any]) -> TurnRecord:
         tool_call_id=_get_s(item, "toolCallId") or None,
         tool_name=_get_s(item, "toolName") or None,
         heard=heard,
+        at_ms=_get_n(item, "atMs") or _get_n(item, "at") * 1000 or None,
     )
 
 

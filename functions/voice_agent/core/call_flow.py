@@ -58,6 +58,7 @@ class Transfer:
 class Reconnect:
     attempt: int
     parameters: Mapping[str, str] = field(default_factory=dict)
+    call_token: str | None = None  # the call's token, repeated so the new socket's setup is accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,7 @@ def decide(end: SessionEnd, *, store: SessionStore, agent: AgentConfig) -> Decis
         return Transfer(handoff={"reasonCode": STORE_DOWN_REASON, "reason": "The session store is unavailable"})
     if attempt <= agent.max_reconnect_attempts:
         params = dict(call.custom_parameters) if call is not None else {}
-        return Reconnect(attempt=attempt, parameters=params)
+        return Reconnect(attempt=attempt, parameters=params, call_token=call.call_token if call is not None else None)
     logger.warning("reconnect limit reached", extra={"attempts": attempt - 1})
     if agent.after_reconnect_limit == "transfer":
         _quietly(lambda: store.end_call(end.call_sid, "transferred"))

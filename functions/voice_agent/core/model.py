@@ -52,6 +52,8 @@ class TurnRecord:
     tool_name: str | None = None
     # Interruption markers only: what the caller actually heard of this generation's speech.
     heard: str | None = None
+    # When it was stored (epoch milliseconds); turns are put in the order they happened.
+    at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +106,19 @@ class CallSession:
 
 
 @dataclass(frozen=True, slots=True)
+class OnAir:
+    """The generation that last claimed the connection's speech, and everything it had sent then."""
+
+    generation: int = GREETING_GENERATION
+    text: str = ""
+    done: bool = False  # its closing frame was claimed: the reply is stored in full
+
+
+@dataclass(frozen=True, slots=True)
 class TurnTicket:
-    """A generation number taken atomically for one turn on one connection."""
+    """A generation number taken atomically for one turn on one connection, with what that same
+    request read: the reply on the air, and the caller's messages no reply has answered yet
+    (oldest first, this turn's own last). Another turn's items may not be stored yet; these are."""
 
     connection_id: str
     call_sid: str
@@ -113,6 +126,8 @@ class TurnTicket:
     generation: int
     language: str | None = None
     direction: str = ""
+    on_air: OnAir = field(default_factory=OnAir)
+    unanswered: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,3 +148,4 @@ class CallRecord:
     reconnects: int
     farewell_spoken: bool = False
     custom_parameters: Mapping[str, str] = field(default_factory=dict)
+    call_token: str | None = None  # issued at /voice; every <Connect> of the call repeats it

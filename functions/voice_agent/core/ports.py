@@ -46,13 +46,23 @@ class SessionStore(Protocol):
     def bind_connection(self, connection_id: str, setup: Setup) -> CallSession:
         """Create or resume the call and point the connection at it, for the connection's lifetime.
 
-        Raises ``ConnectionAlreadyBoundError`` if the connection already belongs to a call."""
+        Raises ``ConnectionAlreadyBoundError`` if the connection already belongs to a call, and
+        ``CallTokenMismatchError`` if the setup lacks the token ``/voice`` issued for the call."""
 
-    def start_turn(self, connection_id: str) -> TurnTicket | None:
-        """Take the next generation for this connection; ``None`` if the connection is unknown."""
+    def issue_call_token(self, call_sid: str, token: str) -> str:
+        """Keep ``token`` for the call (``/voice``); returns the call's token (the first one issued)."""
 
-    def claim_phrase(self, ticket: TurnTicket) -> bool:
-        """True if ``ticket`` is still the current generation (and record that it is speaking)."""
+    def start_turn(self, connection_id: str, text: str = "") -> TurnTicket | None:
+        """Take the next generation for this connection, noting the caller's ``text`` as unanswered;
+        ``None`` if the connection is unknown or not open (no setup yet, ending, closed)."""
+
+    def claim_phrase(self, ticket: TurnTicket, spoken: str | None = None, *, final: bool = False) -> bool:
+        """True if ``ticket`` is still the current generation; records that it is speaking and what
+        it will have ``spoken`` once this frame is out (``final``: the closing frame of a stored reply)."""
+
+    def mark_ending(self, ticket: TurnTicket) -> bool:
+        """The turn ends the session: True if it is still the newest (the connection then starts no
+        new turn), False if a newer turn took over before it decided."""
 
     def load_history(self, call_sid: str, max_items: int) -> list[TurnRecord]:
         """The most recent turn items of the call, oldest first, in one query."""

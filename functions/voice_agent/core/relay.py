@@ -33,6 +33,7 @@ from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord
 from voice_agent.core.ports import Sender, SessionStore
 from voice_agent.core.turn_engine import Budget, TurnEngine, TurnOutcome
 from voice_agent.errors import (
+    CallTokenMismatchError,
     ConnectionAlreadyBoundError,
     ConnectionGoneError,
     MalformedMessageError,
@@ -51,6 +52,7 @@ from voice_agent.protocol.inbound import (
     parse_inbound,
 )
 from voice_agent.protocol.outbound import End
+from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER
 
 DTMF_REASON_CODE = "dtmf-transfer"
 _ERROR_CODE = re.compile(r"\b(6\d{4})\b")
@@ -64,6 +66,7 @@ class HandledFrame:
     kind: str
     outcome: TurnOutcome | None = None
     ignored: bool = False
+    refused: bool = False  # a setup that named a call without its token
 
 
 class Relay:
@@ -109,8 +112,7 @@ class Relay:
     def _dispatch(self, connection_id: str, message: object, budget: Budget) -> HandledFrame:
         match message:
             case Setup():
-                self._on_setup(connection_id, message)
-                return HandledFrame(kind="setup")
+                return self._on_setup(connection_id, message)
             case Prompt(last=False):
                 self._warm_model()  # the caller is still talking: get the connection ready
                 return HandledFrame(kind="prompt", ignored=True)
@@ -144,18 +146,23 @@ class Relay:
                 return HandledFrame(kind="unknown", ignored=True)
         return HandledFrame(kind="unknown", ignored=True)  # pragma: no cover (exhaustive above)
 
-    def _on_setup(self, connection_id: str, setup: Setup) -> None:
+    def _on_setup(self, connection_id: str, setup: Setup) -> HandledFrame:
         try:
             session = self._store.bind_connection(connection_id, setup)
         except ConnectionAlreadyBoundError:
             # Twilio sends one setup per socket: a second one (naming this call or another) is
             # not Twilio's to act on. The socket stays with its call; the other call is untouched.
             logger.warning("setup on a connection already bound to a call; ignored")
-            return
+            return HandledFrame(kind="setup", ignored=True)
+        except CallTokenMismatchError:
+            # Not the socket Twilio opened for this call (its <Connect> carries the call's token):
+            # the socket stays unbound, every later frame on it is ignored, the call is untouched.
+            logger.warning("setup without the call's token refused")
+            return HandledFrame(kind="setup", ignored=True, refused=True)
         except StoreUnavailableError:
             bind(call_sid=setup.call_sid)
             self._restart_session(connection_id)
-            return
+            return HandledFrame(kind="setup")
         bind(call_sid=setup.call_sid)
         self._calls.put(connection_id, setup.call_sid)
         logger.info(
@@ -167,7 +174,7 @@ class Relay:
                 "call_type": setup.call_type,
                 "from": mask_phone(setup.from_number),
                 "to": mask_phone(setup.to_number),
-                "parameters": sorted(setup.custom_parameters),
+                "parameters": sorted(set(setup.custom_parameters) - {CALL_TOKEN_PARAMETER}),
             },
         )
         # Twilio speaks the greeting from the TwiML; store it so the model knows it was said.
@@ -179,6 +186,7 @@ class Relay:
         except StoreUnavailableError:
             logger.error("greeting not stored")
         self._warm_model()
+        return HandledFrame(kind="setup")
 
     def _restart_session(self, connection_id: str) -> None:
         """The socket could not be bound to its call, so every later frame on it would be ignored:

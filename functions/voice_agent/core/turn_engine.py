@@ -42,7 +42,7 @@ from typing import Literal, Protocol, TypeVar
 
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core.guard import OutputGuard
-from voice_agent.core.history import assemble_history
+from voice_agent.core.history import assemble_history, merge_caller_messages, unanswered_missing, with_reply_on_air
 from voice_agent.core.model import (
     FIRST_AGENT_PART,
     USER_PART,
@@ -57,6 +57,7 @@ from voice_agent.core.model import (
 )
 from voice_agent.core.phrases import PhraseCoalescer
 from voice_agent.core.ports import ChatModel, ChatStream, Sender, SessionStore
+from voice_agent.core.speech import SpokenSoFar
 from voice_agent.core.tools import (
     EndSession,
     SendDigitsEffect,
@@ -162,12 +163,11 @@ class _Turn:
     next_part: int = FIRST_AGENT_PART
     posts: int = 0
     first_post_at: float | None = None
-    round_text: list[str] = field(default_factory=list)
+    spoken: SpokenSoFar = field(default_factory=SpokenSoFar)
     # What the round that called the tools said (a tool that ends the call then adds no line).
     tool_round_text: str = ""
     # The next round starts afresh ("It shipped."): it needs a space after the last round's text.
     needs_space: bool = False
-    words_spoken: int = 0
     tool_calls: int = 0
     waited_for_setup: bool = False  # the connection was bound only after this turn arrived
     reply_stored: bool = False  # the final assistant message is stored (before its ``last``)
@@ -178,7 +178,7 @@ class _Turn:
         return key
 
     def spoken_this_round(self) -> str:
-        return "".join(self.round_text)
+        return self.spoken.this_round
 
 
 class _Pump(threading.Thread):
@@ -262,7 +262,7 @@ class TurnEngine:
         early: Future[list[TurnRecord]] | None = None
         if call_sid:
             early = self._beside(self._store.load_history, call_sid, self._agent.max_history_items)
-        turn = self._begin(connection_id, started, budget)
+        turn = self._begin(connection_id, started, budget, text)
         if isinstance(turn, TurnOutcome):
             if early is not None:
                 early.cancel()
@@ -279,9 +279,9 @@ class TurnEngine:
             return self._outcome(turn, "store_error", "history")
         messages = [
             ChatMessage(role="system", content=self._agent.system_prompt),
-            *assemble_history(history),
-            ChatMessage(role="user", content=text),
+            *_conversation(turn.ticket, history, text),
         ]
+        turn.guard.heard_before(m.content for m in messages if m.role == "assistant")
         user = TurnRecord(key=TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART), role="user", text=text)
         return self._converse(turn, messages, user)
 
@@ -291,7 +291,7 @@ class TurnEngine:
         """Transfer to a person without asking the model (the human key was pressed)."""
         from voice_agent.core.builtin_tools import handoff_data
 
-        turn = self._begin(connection_id, self._clock.monotonic(), budget)
+        turn = self._begin(connection_id, self._clock.monotonic(), budget, note)
         if isinstance(turn, TurnOutcome):
             return turn
         user = TurnRecord(key=TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART), role="user", text=note)
@@ -301,10 +301,10 @@ class TurnEngine:
 
     # -- the conversation loop ------------------------------------------------------------------
 
-    def _begin(self, connection_id: str, started: float, budget: Budget) -> _Turn | TurnOutcome:
+    def _begin(self, connection_id: str, started: float, budget: Budget, text: str) -> _Turn | TurnOutcome:
         waited = False
         try:
-            ticket = self._store.start_turn(connection_id)
+            ticket = self._store.start_turn(connection_id, text)
             # Frames are concurrent invocations: a prompt can overtake the setup that binds its
             # connection (a cold setup Lambda, a caller who speaks at once). Wait for it, briefly.
             for delay in _SETUP_RACE_WAITS_S:
@@ -312,7 +312,7 @@ class TurnEngine:
                     break
                 self._clock.sleep(delay)
                 waited = True
-                ticket = self._store.start_turn(connection_id)
+                ticket = self._store.start_turn(connection_id, text)
                 if ticket is not None:
                     logger.info("prompt arrived before its setup was stored; waited for it")
         except StoreUnavailableError:
@@ -320,7 +320,7 @@ class TurnEngine:
             self._send_quietly(connection_id, Text(self._agent.lines.apology, last=True))
             return TurnOutcome(status="store_error", detail="start_turn", duration_s=self._since(started))
         if ticket is None:
-            logger.warning("prompt on a connection without setup; ignored")
+            logger.warning("prompt on a connection that is not open (no setup yet, or ending); ignored")
             return TurnOutcome(status="unknown_connection", duration_s=self._since(started))
         bind(call_sid=ticket.call_sid)
         return _Turn(
@@ -355,10 +355,9 @@ class TurnEngine:
                 step = self._speak(turn, pending)
                 if step != "ok":
                     return self._stop(turn, _RoundResult(step))
-            said = turn.spoken_this_round()
+            said = turn.spoken.close_round()
             turn.tool_round_text = said
             turn.needs_space = bool(said.strip()) and not said[-1].isspace()
-            turn.round_text.clear()
             call_record = TurnRecord(key=turn.take_key(), role="assistant", text=said, tool_calls=result.tool_calls)
             results = self._run_tools(turn, result.tool_calls, said_something=bool(said.strip()))
             tool_records = [
@@ -453,7 +452,8 @@ class TurnEngine:
                 self._persist(turn, [stored])
             turn.reply_stored = True
         step: _Step = "ok"
-        if claim and not _claimed(lambda: self._store.claim_phrase(turn.ticket)):
+        after = turn.spoken.whole + (message.token if isinstance(message, Text) else "")
+        if claim and not _claimed(lambda: self._store.claim_phrase(turn.ticket, after, final=store_reply)):
             step = "stale"
         else:
             try:
@@ -472,8 +472,7 @@ class TurnEngine:
         if turn.first_post_at is None:
             turn.first_post_at = self._clock.monotonic()
         if isinstance(message, Text):
-            turn.round_text.append(message.token)
-            turn.words_spoken += len(message.token.split())
+            turn.spoken.add(message.token)
         return "ok"
 
     def _beside(self, fn: Callable[..., _R], *args: object) -> Future[_R]:
@@ -597,17 +596,28 @@ class TurnEngine:
         self._quietly(lambda: self._store.set_language(turn.ticket.connection_id, code))
 
     def _end_session(self, turn: _Turn, end: EndSession) -> TurnOutcome:
-        """Say the line (unless the model just said something), let it play, then ``end``."""
+        """Say the line (unless the model just said something), let it play, then ``end``.
+
+        A decision taken while the turn is the newest stands: from then on the connection starts
+        no new turn, and a caller who talks over the line (an ``interrupt``, a newer prompt) cuts
+        the line, not the transfer or the goodbye: ``end`` goes out unclaimed, and only a socket
+        that is gone stops it. A turn a newer one had already superseded decides nothing."""
+        try:
+            if not self._store.mark_ending(turn.ticket):
+                return self._stop(turn, _RoundResult("stale"))
+        except StoreUnavailableError:
+            logger.error("session store unavailable; ending the session all the same")
         already_said = (turn.spoken_this_round() + turn.tool_round_text).strip()
         line = "" if already_said else end.line
         if line and turn.posts:
             line = " " + line
         step = self._speak(turn, line, last=True)
-        if step not in ("ok", "limit"):
+        if step in ("gone", "send_error"):
             return self._stop(turn, _RoundResult(step))
-        self._wait_for_speech(turn)
+        if step != "stale":  # a line the caller cut off needs no time to play out
+            self._wait_for_speech(turn)
         handoff = json.dumps(end.handoff, separators=(",", ":")) if end.handoff is not None else None
-        step = self._post(turn, End(handoff_data=handoff))
+        step = self._post(turn, End(handoff_data=handoff), claim=False)
         if step != "ok":
             return self._stop(turn, _RoundResult(step))
         if end.farewell:
@@ -620,7 +630,7 @@ class TurnEngine:
         """Twilio may end the session as soon as ``end`` arrives; let the last words play first."""
         if turn.first_post_at is None:
             return
-        playback_ends = turn.first_post_at + turn.words_spoken / _WORDS_PER_SECOND + 0.5
+        playback_ends = turn.first_post_at + turn.spoken.words / _WORDS_PER_SECOND + 0.5
         now = self._clock.monotonic()
         wait = min(playback_ends - now, _MAX_SPEECH_WAIT_S, turn.budget.deadline - now - 1.0)
         if wait > 0:
@@ -663,6 +673,16 @@ class TurnEngine:
             tool_calls=turn.tool_calls,
             detail=detail,
         )
+
+
+def _conversation(ticket: TurnTicket, history: Sequence[TurnRecord], text: str) -> list[ChatMessage]:
+    """The stored history as the caller lived it, this turn's words last. Two things the store may
+    not hold yet come from the ticket: what the reply this turn supersedes had sent, and the
+    caller's earlier messages no reply answered (a prompt superseded a moment after it arrived)."""
+    records = with_reply_on_air(history, ticket.conn_seq, ticket.on_air)
+    earlier = unanswered_missing(history, ticket.conn_seq, ticket.on_air.generation, ticket.unanswered[:-1])
+    said = [ChatMessage(role="user", content=t) for t in (*earlier, text)]
+    return merge_caller_messages([*assemble_history(records), *said])
 
 
 def _claimed(claim: Callable[[], bool]) -> bool:

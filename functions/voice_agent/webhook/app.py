@@ -3,6 +3,7 @@ Twilio used (``WEBHOOK_PUBLIC_URL`` + path + query), refused with a bare 403 oth
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
@@ -17,7 +18,9 @@ from voice_agent import metric_names as metric
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core import call_flow
 from voice_agent.core.ports import SessionStore
+from voice_agent.errors import StoreUnavailableError
 from voice_agent.log import logger, mask_phone
+from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER
 from voice_agent.settings import Settings, load_settings
 from voice_agent.signatures import SIGNATURE_HEADER, valid_webhook
 from voice_agent.webhook import twiml
@@ -104,7 +107,8 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         )
         if call.answered_by and call.answered_by.startswith(("machine", "fax")):
             return _xml(_voicemail(agent))
-        return _relay(agent, settings, agent.lines.welcome_greeting, call.parameters)
+        params = {**call.parameters, **_call_token(deps.store(), call.call_sid)}
+        return _relay(agent, settings, agent.lines.welcome_greeting, params)
 
     @app.post("/action")
     def action(form: Verified) -> Response:
@@ -125,6 +129,8 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
             case call_flow.Reconnect():
                 telemetry.record_count(metric.RECONNECTS)
                 params = {**decision.parameters, "reconnectAttempt": str(decision.attempt)}
+                if decision.call_token:
+                    params[CALL_TOKEN_PARAMETER] = decision.call_token
                 return _relay(agent, settings, agent.lines.reconnect_greeting, params)
             case call_flow.Transfer():
                 telemetry.record_count(metric.TRANSFERS)
@@ -193,6 +199,16 @@ def _relay(agent: AgentConfig, settings: Settings, greeting: str, parameters: Ma
             parameters=parameters,
         )
     )
+
+
+def _call_token(store: SessionStore, call_sid: str) -> dict[str, str]:
+    """A fresh per-call token, kept on the call item: only a socket whose setup repeats it is bound
+    to the call. If the store cannot keep it, the call goes on without one (and without that check)."""
+    try:
+        return {CALL_TOKEN_PARAMETER: store.issue_call_token(call_sid, secrets.token_urlsafe(24))}
+    except StoreUnavailableError:
+        logger.error("call token not stored; the call's sockets are bound without it")
+        return {}
 
 
 def _url(settings: Settings, path: str, query: str = "") -> str:

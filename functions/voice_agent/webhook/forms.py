@@ -5,14 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
 
 from voice_agent.core.call_flow import SessionEnd
+from voice_agent.protocol.parameters import bounded_parameters
 
 _SID = re.compile(r"^CA[0-9a-fA-F]{32}$|^CA[0-9A-Za-z_-]{6,64}$")
-_PARAM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
-MAX_PARAMETERS: Final = 8
-MAX_PARAMETER_VALUE: Final = 256
 
 Form = Mapping[str, Sequence[str]]
 
@@ -59,13 +56,7 @@ class VoiceRequest:
 def custom_parameters(query: Mapping[str, str]) -> dict[str, str]:
     """The webhook URL's query (set on the number or by the outbound-call command) becomes
     ``<Parameter>``s, so ``setup.customParameters`` carries it. Bounded and name-checked."""
-    out: dict[str, str] = {}
-    for name, value in query.items():
-        if len(out) >= MAX_PARAMETERS:
-            break
-        if _PARAM_NAME.match(name):
-            out[name] = value[:MAX_PARAMETER_VALUE]
-    return out
+    return bounded_parameters(query)[0]
 
 
 def session_end(form: Form) -> SessionEnd:
