@@ -1,10 +1,14 @@
 """Every price the cost model uses, in one place: update them here (a fork in another region, or
 when AWS, Twilio or your model provider changes a price) and run ``make cost``.
 
-AWS list prices for us-east-1 in USD, as gathered in the project's research notes
-(``shared/reference/aws-websocket-lambda.md`` section 2, November 2026): re-check them on the
-pricing pages before quoting a figure. Free tiers are ignored (they end, and a busy number leaves
-them quickly). Twilio's and the models' prices are examples for scale, not quotes.
+AWS list prices for us-east-1 in USD as of November 2026, some of them read from secondary
+summaries rather than AWS's own pages: re-check them on the pricing pages before quoting a
+figure. Those pages are https://aws.amazon.com/api-gateway/pricing/,
+https://aws.amazon.com/lambda/pricing/, https://aws.amazon.com/dynamodb/pricing/on-demand/,
+https://aws.amazon.com/cloudwatch/pricing/ and https://aws.amazon.com/secrets-manager/pricing/.
+Free tiers are ignored (they end, and a busy number leaves them quickly). Twilio's and the
+models' prices are examples for scale, not quotes. What these prices add up to per 1,000
+call-minutes: ``docs/deploy.md``, "7. What it costs".
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ handler's context counts ``get_remaining_time_in_millis()`` down from the functi
 Connections idle for 10 minutes, or open for 2 hours, are closed (code 1001), as API Gateway does.
 
 Not emulated: IAM (a SigV4 ``Authorization`` header is required but not verified), authorizers,
-route responses, throttling (429), custom domains. Facts: ``shared/reference/aws-websocket-lambda.md``
-sections 1 and 5.
+route responses, throttling (429), custom domains. The limits reproduced here, with AWS's source:
+``docs/architecture.md``, "API Gateway limits the design depends on".
 """
 
 from __future__ import annotations

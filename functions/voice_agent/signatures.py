@@ -50,9 +50,10 @@ def valid_webhook(auth_token: str, url: str, params: FormParams, signature: str 
 def valid_upgrade(auth_token: str, public_url: str, query: Mapping[str, str] | None, signature: str | None) -> bool:
     """The WebSocket handshake: no body, the ``wss://`` URL with its stage path.
 
-    Twilio's sources disagree on URLs with a query string (reference section 6.1), so both forms
-    are accepted: the full URL with no params, or the bare URL with the query as params. The
-    TwiML this project builds carries no query string (data travels in ``<Parameter>``s).
+    Twilio's sources disagree on URLs with a query string (``docs/protocol.md``, "Signatures"), so
+    both forms are accepted: the full URL with no params, or the bare URL with the query as
+    params. The TwiML this project builds carries no query string (data travels in
+    ``<Parameter>``s).
     """
     if not signature:
         return False

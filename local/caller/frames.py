@@ -1,7 +1,8 @@
 """What an app may send to ConversationRelay, checked the way Twilio checks it.
 
-Written from the protocol reference (``shared/reference/conversation-relay.md`` section 3), not from
-the runtime's own encoder, so it catches what the runtime gets wrong. Anything else (an API
+Written from Twilio's documentation of these messages (``docs/protocol.md``, "Messages the agent
+sends", has the sources), not from the runtime's own encoder, so it catches what the runtime gets
+wrong. Anything else (an API
 Gateway error frame like ``{"message": "Internal server error", ...}``, a binary frame, a typo) is
 a protocol error: Twilio answers it with an ``error`` message (64107), and ten in a row end the
 session.

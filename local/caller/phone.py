@@ -4,17 +4,17 @@
 ConversationRelay on one WebSocket. A *driver* (a script, or a person at a terminal) decides what
 the caller says in each session; the call does everything Twilio would do around it.
 
-Fidelity notes (sources in ``shared/reference/conversation-relay.md``):
+Fidelity notes (Twilio's sources, and which of these are unverified, in ``docs/protocol.md``):
 
 - the upgrade is signed over the exact ``url`` from the TwiML with no parameters; webhooks over
-  the full URL and the form parameters (section 6);
+  the full URL and the form parameters ("Signatures");
 - ``setup`` carries ``callStatus`` ``RINGING`` on the first session and ``IN_PROGRESS`` after a
-  reconnect, with a new ``sessionId`` and the same ``callSid`` (sections 2.1 and 5);
+  reconnect, with a new ``sessionId`` and the same ``callSid`` ("Messages Twilio sends");
 - on ``end`` the socket is closed with 1000 and the action gets ``SessionStatus=ended`` (plus
   ``HandoffData``); a dropped socket gives ``failed`` / 64105; a hang-up ``completed`` with
-  ``CallStatus=completed`` (section 5);
+  ``CallStatus=completed`` ("Webhooks Twilio posts");
 - an invalid frame from the app is answered with an ``error`` message, and ten in a row close the
-  socket with 1007 (section 3);
+  socket with 1007 ("Error codes and socket closes");
 - ``dtmf`` frames are sent only with ``dtmfDetection="true"``; no ``interrupt`` is sent when the
   TwiML makes speech uninterruptible.
 """

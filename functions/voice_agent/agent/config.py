@@ -87,7 +87,8 @@ class AgentConfig:
     # Partial (cumulative, last=false) prompts: off. They only warm the model connection here.
     partial_prompts: bool = False
     # Any other <ConversationRelay> attribute, verbatim (e.g. {"speechTimeout": "1200",
-    # "interruptSensitivity": "medium"}); see the protocol reference for names and values.
+    # "interruptSensitivity": "medium"}); Twilio's <ConversationRelay> page, linked from
+    # docs/protocol.md, lists them.
     extra_relay_attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     # People and policies.

@@ -2,7 +2,8 @@
 
 Parsing is tolerant where the protocol grows (unknown ``type`` values and extra fields are reported,
 not fatal) and strict where a wrong value would mislead the agent (a ``prompt`` without text is
-malformed). See ``shared/reference/conversation-relay.md`` section 2 for the shapes.
+malformed). The shapes, their Twilio sources and what is unverified: ``docs/protocol.md``,
+"Messages Twilio sends".
 """
 
 from __future__ import annotations

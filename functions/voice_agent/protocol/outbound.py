@@ -1,7 +1,8 @@
 """Messages the app sends to Twilio. Each is validated when built, so an invalid frame (one Twilio
 would reject with error 64107) cannot be constructed, let alone sent.
 
-Shapes: ``shared/reference/conversation-relay.md`` section 3.
+The shapes, their Twilio sources and when the agent sends each: ``docs/protocol.md``, "Messages
+the agent sends".
 """
 
 from __future__ import annotations
