@@ -1,20 +1,20 @@
 """The turn engine: one caller utterance in, one streamed, interruptible spoken reply out.
 
-A turn (see ``shared/docs/design.md``, "A turn, and an interruption"):
+A turn (``docs/architecture.md``, "A turn, and an interruption"):
 
-1. Take a new generation for the connection (one atomic DynamoDB update) and load the history
-   (one query). The history shows what the caller heard, not what was generated. When this
-   execution environment already knows the connection's call (it handled the setup, or an earlier
-   frame), both requests run at once and the model request leaves one round trip sooner.
+1. Take a new generation for the connection (one atomic DynamoDB update, which also returns what
+   the reply on the air had sent and the caller's messages no reply has answered yet) and load
+   the history (one query). The history shows what the caller heard, not what was generated.
+   When this execution environment already knows the connection's call (it handled the setup, or
+   an earlier frame), both requests run at once and the model request leaves one round trip sooner.
 2. Start the model request at once; store the caller's message while the model thinks.
 3. Coalesce tokens into phrases (``phrases.py``), pass each through the output guard
-   (``guard.py``), and post it, in order. Every post is covered by a claim of the generation: if
-   an interrupt or a newer prompt (another, concurrent Lambda) took it, stop, cancel the model
-   request, and send nothing more (in particular no ``last``). Every claim completes before its
-   post: a claim beside the post (tried for speed) let a slow claim land after the interrupt it
-   should have met, and let a superseded turn send a closing line or a key press.
+   (``guard.py``), and post it, in order. Every post is covered by a claim of the generation that
+   completes before the post: if an interrupt or a newer prompt (another, concurrent Lambda) took
+   it, stop, cancel the model request, and send nothing more (in particular no ``last``).
 4. Tool calls are executed with a time limit (a short filler line if one is slow), stored, and fed
-   back for another round. A tool may end the session (transfer to a person, end the call).
+   back for another round. A tool may end the session (transfer to a person, end the call): a
+   decision taken while the turn is the newest stands, even if the caller talks over the line.
 5. Store the agent's message, claim, then finish with ``last: true``: once ``last`` is out, the
    next prompt's history holds the reply. If the claim or the send fails, the stored message is
    rewritten to what the caller heard.
