@@ -13,10 +13,11 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from voice_agent import env_names as names
 from voice_agent import metric_names as metric
+from voice_agent.core.turn_states import STATUS_METRICS, TurnStatus
 
 if TYPE_CHECKING:
     from voice_agent.core.relay import HandledFrame
-    from voice_agent.core.turn_engine import TurnOutcome
+    from voice_agent.core.turn_states import TurnOutcome
 
 
 def _metrics() -> EphemeralMetrics:
@@ -38,13 +39,10 @@ def record_turn(outcome: TurnOutcome) -> None:
         )
     if outcome.posts:
         m.add_metric(name=metric.POSTS_PER_REPLY, unit=MetricUnit.Count, value=outcome.posts)
-    if outcome.status == "llm_error":
-        m.add_metric(name=metric.LLM_ERRORS, unit=MetricUnit.Count, value=1)
-    if outcome.status == "store_error":
-        m.add_metric(name=metric.STORE_ERRORS, unit=MetricUnit.Count, value=1)
-    if outcome.status == "budget":
-        m.add_metric(name=metric.TURNS_CUT_SHORT, unit=MetricUnit.Count, value=1)
-    if outcome.status == "ended" and outcome.detail == "handoff":
+    status_metric = STATUS_METRICS.get(outcome.status)
+    if status_metric is not None:
+        m.add_metric(name=status_metric, unit=MetricUnit.Count, value=1)
+    if outcome.status == TurnStatus.ENDED and outcome.detail == "handoff":
         m.add_metric(name=metric.HANDOFFS, unit=MetricUnit.Count, value=1)
     if outcome.tool_calls:
         m.add_metric(name=metric.TOOL_CALLS, unit=MetricUnit.Count, value=outcome.tool_calls)

@@ -18,7 +18,8 @@ from voice_agent.adapters import aws_clients
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.adapters.management_api import ManagementApiSender
 from voice_agent.agent.config import AGENT, AgentConfig
-from voice_agent.core.turn_engine import Budget, SystemClock, TurnEngine
+from voice_agent.core.budget import Budget, SystemClock
+from voice_agent.core.turn_engine import TurnEngine
 from voice_agent.errors import SendError
 from voice_agent.protocol.inbound import Setup
 from voice_agent.protocol.outbound import Text

@@ -14,10 +14,11 @@ from tests.integration.conftest import RequestCounter
 from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply, words
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT, AgentConfig
+from voice_agent.core.budget import Budget, SystemClock
 from voice_agent.core.history import assemble_history
 from voice_agent.core.model import ToolCall
 from voice_agent.core.phrases import PhrasePolicy
-from voice_agent.core.turn_engine import Budget, SystemClock, TurnEngine
+from voice_agent.core.turn_engine import TurnEngine
 from voice_agent.errors import SendError, StoreUnavailableError
 from voice_agent.protocol.inbound import Setup
 from voice_agent.protocol.outbound import End, Language, SendDigits, Text

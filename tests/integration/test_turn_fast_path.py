@@ -22,10 +22,12 @@ from tests.integration.test_turn_engine import CONN, LONG, SETUP, budget, engine
 from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply, words
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT
+from voice_agent.core.budget import Budget
 from voice_agent.core.history import assemble_history
 from voice_agent.core.model import GREETING_GENERATION, ToolCall, TurnKey, TurnRecord, TurnTicket
 from voice_agent.core.relay import Relay
-from voice_agent.core.turn_engine import Budget, TurnEngine, TurnOutcome
+from voice_agent.core.turn_engine import TurnEngine
+from voice_agent.core.turn_states import TurnOutcome, TurnStatus
 from voice_agent.errors import ConnectionGoneError, SendError
 from voice_agent.protocol.outbound import OutboundMessage, Text
 from voice_agent.wiring import tool_registry
@@ -309,7 +311,7 @@ def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: R
             self, connection_id: str, text: str, budget: Budget, *, call_sid: str | None = None
         ) -> TurnOutcome:
             hints.append(call_sid)
-            return TurnOutcome(status="completed")
+            return TurnOutcome(status=TurnStatus.COMPLETED)
 
     model = ScriptedModel()
     engine = Spy(store=store, sender=sender, model=lambda: model, agent=AGENT, tools=tool_registry())

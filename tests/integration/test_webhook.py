@@ -353,8 +353,9 @@ def test_a_session_ended_by_a_tool_is_finished_by_the_action_handler(
 ) -> None:
     """End to end through the turn engine: the tool's `end` frame, then Twilio's callback."""
     from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply
+    from voice_agent.core.budget import Budget, SystemClock
     from voice_agent.core.model import ToolCall
-    from voice_agent.core.turn_engine import Budget, SystemClock, TurnEngine
+    from voice_agent.core.turn_engine import TurnEngine
     from voice_agent.protocol.outbound import End
     from voice_agent.wiring import tool_registry
 

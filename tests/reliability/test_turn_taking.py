@@ -357,6 +357,7 @@ def test_the_same_setup_twice_at_once_is_one_binding(
                 "customParameters": dict(session.relay.parameters),
             }
             await session.send_raw(json.dumps(again))
+            await asyncio.sleep(0.3)  # the caller hears the greeting begin before speaking
             await say(session, f"{mark}: when are you open?")
 
         call = run(place_call(voice_url(stack), AUTH_TOKEN, program), timeout_s=60)

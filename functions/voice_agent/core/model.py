@@ -96,6 +96,13 @@ StreamEvent = TextDelta | StreamFinished
 
 
 @dataclass(frozen=True, slots=True)
+class StreamFailed:
+    """The model request or its stream failed (whatever the adapter raised: it becomes an apology)."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
 class CallSession:
     """The call a connection belongs to, as bound by ``setup``."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from voice_agent.core.model import (
@@ -11,6 +11,7 @@ from voice_agent.core.model import (
     ChatRequest,
     InterruptOutcome,
     StreamEvent,
+    StreamFailed,
     TurnRecord,
     TurnTicket,
 )
@@ -40,6 +41,23 @@ class ChatModel(Protocol):
 
     def warm(self) -> None:
         """Load the client and open a connection ahead of the first turn (best effort)."""
+
+
+class ModelPump(Protocol):
+    """One model request read beside the turn (``adapters/threads.py``), so the turn can keep its
+    deadlines and flush phrases on time whatever the transport does."""
+
+    def wait_opened(self, timeout_s: float) -> None:
+        """Until the request is out (or failed), at most ``timeout_s``."""
+
+    def next_event(self, timeout_s: float) -> StreamEvent | StreamFailed | None:
+        """The next event, or ``None`` if none came within ``timeout_s``."""
+
+    def cancel(self) -> None:
+        """Close the request (stop paying for tokens no one will hear) and let the reader go."""
+
+
+StartPump = Callable[[ChatModel, ChatRequest], ModelPump]
 
 
 class SessionStore(Protocol):

@@ -28,10 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from voice_agent.agent.config import AgentConfig
+from voice_agent.core.budget import Budget
 from voice_agent.core.call_flow import SESSION_RESTART_REASON
 from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord
 from voice_agent.core.ports import Sender, SessionStore
-from voice_agent.core.turn_engine import Budget, TurnEngine, TurnOutcome
+from voice_agent.core.turn_engine import TurnEngine
+from voice_agent.core.turn_states import TurnOutcome
 from voice_agent.errors import (
     CallTokenMismatchError,
     ConnectionAlreadyBoundError,

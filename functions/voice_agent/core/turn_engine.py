@@ -22,25 +22,24 @@ A turn (``docs/architecture.md``, "A turn, and an interruption"):
 Failures become speech, never exceptions: a model error or timeout is a short apology, a turn that
 would outlive the API Gateway integration (29 s) is cut short with a spoken line.
 
-A stream is read on a helper thread into a queue, so the main thread can flush a phrase when its
-time window runs out (a model that pauses mid-sentence) and enforce the first-token, token-gap and
-turn deadlines whatever the transport does.
+A stream is read beside the turn (``ModelPump``; the threads live in ``adapters/threads.py``), so
+the turn's own thread can flush a phrase when its time window runs out (a model that pauses
+mid-sentence) and enforce the first-token, token-gap and turn deadlines whatever the transport
+does. How a turn can end, and what each ending says, is one table: ``turn_states.STOPS``.
 """
 
 from __future__ import annotations
 
 import contextvars
 import json
-import queue
-import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeVar
+from typing import TypeVar
 
 from voice_agent.agent.config import AgentConfig
+from voice_agent.core.budget import Budget, Clock, SystemClock
 from voice_agent.core.guard import OutputGuard
 from voice_agent.core.history import assemble_history, merge_caller_messages, unanswered_missing, with_reply_on_air
 from voice_agent.core.model import (
@@ -48,15 +47,15 @@ from voice_agent.core.model import (
     USER_PART,
     ChatMessage,
     ChatRequest,
+    StreamFailed,
     StreamFinished,
-    TextDelta,
     ToolCall,
     TurnKey,
     TurnRecord,
     TurnTicket,
 )
 from voice_agent.core.phrases import PhraseCoalescer
-from voice_agent.core.ports import ChatModel, ChatStream, Sender, SessionStore
+from voice_agent.core.ports import ChatModel, ModelPump, Sender, SessionStore, StartPump
 from voice_agent.core.speech import SpokenSoFar
 from voice_agent.core.tools import (
     EndSession,
@@ -66,6 +65,7 @@ from voice_agent.core.tools import (
     ToolRegistry,
     ToolResult,
 )
+from voice_agent.core.turn_states import STOPS, Step, TurnOutcome, TurnStatus
 from voice_agent.errors import (
     ConnectionGoneError,
     LLMError,
@@ -77,78 +77,19 @@ from voice_agent.errors import (
 from voice_agent.log import bind, error_summary, logger
 from voice_agent.protocol.outbound import End, Language, OutboundMessage, SendDigits, Text
 
-TurnStatus = Literal[
-    "completed",  # reply spoken to the end (``last`` sent)
-    "interrupted",  # an interrupt or a newer prompt took over; nothing more was sent
-    "ended",  # a tool or the human key ended the session (transfer or goodbye)
-    "gone",  # the socket is gone (caller hung up or reconnected)
-    "llm_error",  # the model failed or timed out: apology spoken
-    "store_error",  # DynamoDB failed: apology spoken
-    "budget",  # the turn ran out of time: cut short with a spoken line
-    "refused",  # the output guard stopped a system-prompt leak: refusal spoken
-    "send_error",  # frames could not be delivered
-    "unknown_connection",  # no setup seen for this connection (or it is closed)
-]
-_Step = Literal["ok", "stale", "gone", "send_error", "refused", "limit"]
 _R = TypeVar("_R")
 
 # A caller hears about 2.5 words a second; used to let a goodbye finish before ``end``.
 _WORDS_PER_SECOND = 2.5
 _MAX_SPEECH_WAIT_S = 6.0
-_JOIN_TIMEOUT_S = 0.5
 _OPEN_WAIT_S = 0.05
 # How long a turn waits for a connection its setup has not bound yet (about 1.5 s in all).
 _SETUP_RACE_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.75)
 
 
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """The monotonic time by which a route handler must have returned."""
-
-    deadline: float
-
-    @classmethod
-    def start(cls, clock: Clock, seconds: float, remaining_ms: int | None = None) -> Budget:
-        limit = seconds
-        if remaining_ms is not None:
-            limit = min(limit, remaining_ms / 1000.0 - 1.5)  # keep time to log and return
-        return cls(deadline=clock.monotonic() + max(limit, 0.5))
-
-
-@dataclass(frozen=True, slots=True)
-class TurnOutcome:
-    status: TurnStatus
-    call_sid: str | None = None
-    generation: int | None = None
-    posts: int = 0
-    time_to_first_phrase_s: float | None = None
-    duration_s: float = 0.0
-    tool_calls: int = 0
-    detail: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    error: BaseException
-
-
 @dataclass(frozen=True, slots=True)
 class _RoundResult:
-    step: _Step | Literal["finished", "llm_error", "budget"]
+    step: Step
     tool_calls: tuple[ToolCall, ...] = ()
     detail: str | None = None
 
@@ -181,53 +122,6 @@ class _Turn:
         return self.spoken.this_round
 
 
-class _Pump(threading.Thread):
-    """Reads one model stream on a helper thread; ``cancel`` closes the request."""
-
-    def __init__(self, model: ChatModel, request: ChatRequest) -> None:
-        super().__init__(name="llm-stream", daemon=True)
-        self.events: queue.Queue[TextDelta | StreamFinished | _Failure] = queue.Queue()
-        self._model = model
-        self._request = request
-        self._stream: ChatStream | None = None
-        self._cancelled = threading.Event()
-        self._lock = threading.Lock()
-        self.opened = threading.Event()  # the request is out (or failed): the turn's CPU is free
-
-    def run(self) -> None:
-        try:
-            try:
-                stream = self._model.stream(self._request)
-            finally:
-                self.opened.set()
-            with self._lock:
-                if self._cancelled.is_set():
-                    stream.close()
-                    return
-                self._stream = stream
-            for event in stream:
-                if self._cancelled.is_set():
-                    return
-                self.events.put(event)
-        except BaseException as exc:  # everything the model does wrong becomes an apology
-            if not self._cancelled.is_set():
-                self.events.put(_Failure(exc))
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._cancelled.set()
-            stream = self._stream
-        if stream is not None:
-            stream.close()
-
-
-_TOOL_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
-# Store requests run beside the turn's own thread (the history next to the generation). A Lambda
-# runs one turn at a time, so it starts a thread or two; the local stand-in runs many invocations
-# in one process.
-_STORE_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="store")
-
-
 class TurnEngine:
     def __init__(
         self,
@@ -238,17 +132,21 @@ class TurnEngine:
         agent: AgentConfig,
         tools: ToolRegistry,
         clock: Clock | None = None,
-        tool_pool: ThreadPoolExecutor | None = None,
-        store_pool: ThreadPoolExecutor | None = None,
+        start_pump: StartPump | None = None,
+        tool_pool: Executor | None = None,
+        store_pool: Executor | None = None,
     ) -> None:
+        from voice_agent.adapters import threads  # the default threads live outside the core
+
         self._store = store
         self._sender = sender
         self._model = model
         self._agent = agent
         self._tools = tools
         self._clock = clock or SystemClock()
-        self._tool_pool = tool_pool or _TOOL_POOL
-        self._store_pool = store_pool or _STORE_POOL
+        self._start_pump = start_pump or threads.start_pump
+        self._tool_pool = tool_pool or threads.TOOL_POOL
+        self._store_pool = store_pool or threads.STORE_POOL
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -276,7 +174,7 @@ class TurnEngine:
                 history = self._store.load_history(turn.ticket.call_sid, self._agent.max_history_items)
         except StoreUnavailableError:
             self._post(turn, Text(self._agent.lines.apology, last=True), claim=False)
-            return self._outcome(turn, "store_error", "history")
+            return self._outcome(turn, TurnStatus.STORE_ERROR, "history")
         messages = [
             ChatMessage(role="system", content=self._agent.system_prompt),
             *_conversation(turn.ticket, history, text),
@@ -318,10 +216,10 @@ class TurnEngine:
         except StoreUnavailableError:
             # Without the store there is no generation to guard, but the caller still hears why.
             self._send_quietly(connection_id, Text(self._agent.lines.apology, last=True))
-            return TurnOutcome(status="store_error", detail="start_turn", duration_s=self._since(started))
+            return TurnOutcome(status=TurnStatus.STORE_ERROR, detail="start_turn", duration_s=self._since(started))
         if ticket is None:
             logger.warning("prompt on a connection that is not open (no setup yet, or ending); ignored")
-            return TurnOutcome(status="unknown_connection", duration_s=self._since(started))
+            return TurnOutcome(status=TurnStatus.UNKNOWN_CONNECTION, duration_s=self._since(started))
         bind(call_sid=ticket.call_sid)
         return _Turn(
             ticket=ticket,
@@ -345,7 +243,7 @@ class TurnEngine:
                 temperature=self._agent.temperature,
             )
             result = self._stream_round(turn, request, persist=[user] if round_no == 0 else [])
-            if result.step != "finished":
+            if result.step != Step.FINISHED:
                 return self._stop(turn, result)
             if not result.tool_calls:
                 return self._finish(turn)
@@ -353,7 +251,7 @@ class TurnEngine:
             pending = turn.coalescer.flush()
             if pending:
                 step = self._speak(turn, pending)
-                if step != "ok":
+                if step != Step.OK:
                     return self._stop(turn, _RoundResult(step))
             said = turn.spoken.close_round()
             turn.tool_round_text = said
@@ -376,59 +274,56 @@ class TurnEngine:
         try:
             model = self._model()
         except LLMError as exc:
-            return _RoundResult("llm_error", detail=str(exc))
-        pump = _Pump(model, request)
-        pump.start()
+            return _RoundResult(Step.LLM_ERROR, detail=str(exc))
+        pump = self._start_pump(model, request)
         self._persist_while_the_model_thinks(turn, pump, persist)
         token_deadline = self._clock.monotonic() + self._agent.llm_first_token_timeout_s
         try:
             while True:
                 now = self._clock.monotonic()
                 wake = min(turn.budget.deadline, token_deadline, turn.coalescer.deadline() or token_deadline)
-                try:
-                    event = pump.events.get(timeout=max(0.0, wake - now))
-                except queue.Empty:
+                event = pump.next_event(wake - now)
+                if event is None:
                     now = self._clock.monotonic()
                     if now >= turn.budget.deadline:
-                        return _RoundResult("budget")
+                        return _RoundResult(Step.BUDGET)
                     if now >= token_deadline:
-                        return _RoundResult("llm_error", detail="timeout")
+                        return _RoundResult(Step.LLM_ERROR, detail="timeout")
                     for phrase in turn.coalescer.poll(now):
                         step = self._speak(turn, phrase)
-                        if step != "ok":
+                        if step != Step.OK:
                             return _RoundResult(step)
                     continue
-                if isinstance(event, _Failure):
-                    return _RoundResult("llm_error", detail=type(event.error).__name__)
+                if isinstance(event, StreamFailed):
+                    return _RoundResult(Step.LLM_ERROR, detail=type(event.error).__name__)
                 if isinstance(event, StreamFinished):
-                    return _RoundResult("finished", tool_calls=event.tool_calls)
+                    return _RoundResult(Step.FINISHED, tool_calls=event.tool_calls)
                 now = self._clock.monotonic()
                 if now >= turn.budget.deadline:  # slow posts: tokens waited in the queue meanwhile
-                    return _RoundResult("budget")
+                    return _RoundResult(Step.BUDGET)
                 token_deadline = now + self._agent.llm_token_gap_timeout_s
                 for phrase in turn.coalescer.feed(event.text, now):
                     step = self._speak(turn, phrase)
-                    if step != "ok":
+                    if step != Step.OK:
                         return _RoundResult(step)
         finally:
             pump.cancel()
-            pump.join(_JOIN_TIMEOUT_S)
 
-    def _persist_while_the_model_thinks(self, turn: _Turn, pump: _Pump, records: Sequence[TurnRecord]) -> None:
+    def _persist_while_the_model_thinks(self, turn: _Turn, pump: ModelPump, records: Sequence[TurnRecord]) -> None:
         """Costs the caller nothing once the request is out: building it is CPU work a store
         write beside it would slow down (bounded: some servers send headers only with the first
         token)."""
         if records:
-            pump.opened.wait(_OPEN_WAIT_S)
+            pump.wait_opened(_OPEN_WAIT_S)
             self._persist(turn, records)
 
     # -- speaking -------------------------------------------------------------------------------
 
-    def _speak(self, turn: _Turn, phrase: str, *, last: bool = False, store_reply: bool = False) -> _Step:
+    def _speak(self, turn: _Turn, phrase: str, *, last: bool = False, store_reply: bool = False) -> Step:
         verdict = turn.guard.check(phrase)
         if verdict.leak:
             logger.warning("output guard stopped a reply that reproduced the system prompt")
-            return "refused"
+            return Step.REFUSED
         text = verdict.text
         if turn.needs_space and text.strip():
             turn.needs_space = False
@@ -436,11 +331,11 @@ class TurnEngine:
                 text = " " + text
         if text.strip() or last:
             step = self._post(turn, Text(text, last=last), store_reply=store_reply)
-            if step != "ok":
+            if step != Step.OK:
                 return step
-        return "limit" if verdict.stop else "ok"
+        return Step.LIMIT if verdict.stop else Step.OK
 
-    def _post(self, turn: _Turn, message: OutboundMessage, *, claim: bool = True, store_reply: bool = False) -> _Step:
+    def _post(self, turn: _Turn, message: OutboundMessage, *, claim: bool = True, store_reply: bool = False) -> Step:
         """Claim the generation, then send one message. ``store_reply`` (the final ``last`` frame):
         store the reply, this message's text included, before the claim, so the next prompt's
         history holds it once ``last`` is out; if the claim or the send fails, the stored reply is
@@ -451,19 +346,19 @@ class TurnEngine:
             if stored.text.strip():
                 self._persist(turn, [stored])
             turn.reply_stored = True
-        step: _Step = "ok"
+        step = Step.OK
         after = turn.spoken.whole + (message.token if isinstance(message, Text) else "")
         if claim and not _claimed(lambda: self._store.claim_phrase(turn.ticket, after, final=store_reply)):
-            step = "stale"
+            step = Step.STALE
         else:
             try:
                 self._sender.send(turn.ticket.connection_id, message)
             except ConnectionGoneError:
                 self._mark_gone(turn.ticket.connection_id)
-                step = "gone"
+                step = Step.GONE
             except SendError:
-                step = "send_error"
-        if step != "ok":
+                step = Step.SEND_ERROR
+        if step != Step.OK:
             if stored is not None and stored.text.strip():
                 heard = turn.spoken_this_round()
                 self._persist(turn, [TurnRecord(key=stored.key, role="assistant", text=heard)])
@@ -473,7 +368,7 @@ class TurnEngine:
             turn.first_post_at = self._clock.monotonic()
         if isinstance(message, Text):
             turn.spoken.add(message.token)
-        return "ok"
+        return Step.OK
 
     def _beside(self, fn: Callable[..., _R], *args: object) -> Future[_R]:
         """Run a store request on a helper thread, with this invocation's log keys."""
@@ -483,35 +378,23 @@ class TurnEngine:
         """The model is done: the rest of the text goes out with ``last: true``."""
         rest = turn.coalescer.flush() or ""
         step = self._speak(turn, rest, last=True, store_reply=True)
-        if step == "refused":
-            return self._stop(turn, _RoundResult("refused"))
-        if step == "limit":
-            step = "ok"  # ``last`` went out with the truncated text
-        if step != "ok":
+        if step == Step.REFUSED:
+            return self._stop(turn, _RoundResult(Step.REFUSED))
+        if step not in (Step.OK, Step.LIMIT):  # LIMIT: ``last`` went out with the truncated text
             return self._stop(turn, _RoundResult(step))
         self._persist_reply(turn)
-        return self._outcome(turn, "completed")
+        return self._outcome(turn, TurnStatus.COMPLETED)
 
     def _stop(self, turn: _Turn, result: _RoundResult) -> TurnOutcome:
-        lines = self._agent.lines
-        closing = {"llm_error": lines.apology, "budget": lines.cut_short, "refused": lines.refusal}.get(result.step)
-        status: TurnStatus
-        if result.step == "stale":
-            status = "interrupted"
-        elif result.step == "gone":
-            status = "gone"
-        elif result.step == "send_error":
-            status = "send_error"
-        elif result.step == "limit":
+        """End the turn on a step that is not ``OK``, as ``STOPS`` says: its closing line, if any."""
+        stop = STOPS[result.step]
+        if stop.closes_reply:
             self._post(turn, Text("", last=True))
-            status = "completed"
-        else:
-            status = "llm_error" if result.step == "llm_error" else "budget" if result.step == "budget" else "refused"
-        if closing is not None:
+        if stop.closing_line is not None:
             lead = " " if turn.spoken_this_round().strip() else ""
-            self._post(turn, Text(lead + closing, last=True))
+            self._post(turn, Text(lead + getattr(self._agent.lines, stop.closing_line), last=True))
         self._persist_reply(turn)
-        return self._outcome(turn, status, result.detail)
+        return self._outcome(turn, stop.status, result.detail)
 
     def _persist_reply(self, turn: _Turn) -> None:
         if turn.reply_stored:
@@ -586,7 +469,7 @@ class TurnEngine:
             if message is None:
                 continue
             step = self._post(turn, message)
-            if step != "ok":
+            if step != Step.OK:
                 return self._stop(turn, _RoundResult(step))
             if isinstance(effect, SwitchLanguage):
                 self._remember_language(turn, effect.code)
@@ -604,7 +487,7 @@ class TurnEngine:
         that is gone stops it. A turn a newer one had already superseded decides nothing."""
         try:
             if not self._store.mark_ending(turn.ticket):
-                return self._stop(turn, _RoundResult("stale"))
+                return self._stop(turn, _RoundResult(Step.STALE))
         except StoreUnavailableError:
             logger.error("session store unavailable; ending the session all the same")
         already_said = (turn.spoken_this_round() + turn.tool_round_text).strip()
@@ -612,19 +495,19 @@ class TurnEngine:
         if line and turn.posts:
             line = " " + line
         step = self._speak(turn, line, last=True)
-        if step in ("gone", "send_error"):
+        if step in (Step.GONE, Step.SEND_ERROR):
             return self._stop(turn, _RoundResult(step))
-        if step != "stale":  # a line the caller cut off needs no time to play out
+        if step != Step.STALE:  # a line the caller cut off needs no time to play out
             self._wait_for_speech(turn)
         handoff = json.dumps(end.handoff, separators=(",", ":")) if end.handoff is not None else None
         step = self._post(turn, End(handoff_data=handoff), claim=False)
-        if step != "ok":
+        if step != Step.OK:
             return self._stop(turn, _RoundResult(step))
         if end.farewell:
             self._quietly(lambda: self._store.mark_farewell(turn.ticket.call_sid))
         self._persist_reply(turn)
         logger.info("session ended by the agent", extra={"handoff": end.handoff is not None})
-        return self._outcome(turn, "ended", "handoff" if end.handoff is not None else "goodbye")
+        return self._outcome(turn, TurnStatus.ENDED, "handoff" if end.handoff is not None else "goodbye")
 
     def _wait_for_speech(self, turn: _Turn) -> None:
         """Twilio may end the session as soon as ``end`` arrives; let the last words play first."""

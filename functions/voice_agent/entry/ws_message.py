@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from voice_agent import log, telemetry, wiring
+from voice_agent.core.budget import Budget, SystemClock
 from voice_agent.core.relay import Relay
-from voice_agent.core.turn_engine import Budget, SystemClock
 from voice_agent.entry.events import MessageEvent, remaining_ms
 from voice_agent.log import logger
 
