@@ -8,6 +8,7 @@ from botocore.stub import Stubber
 from tests.support.aws import TABLE
 from voice_agent.adapters.dynamo_store import DynamoSessionStore, call_key, conn_key
 from voice_agent.core.model import INTERRUPTION_PART, TurnKey, TurnRecord
+from voice_agent.core.ports import SessionStore
 from voice_agent.errors import CallTokenMismatchError, ConnectionAlreadyBoundError, StoreUnavailableError
 from voice_agent.protocol.inbound import Setup
 from voice_agent.table_schema import TTL_ATTRIBUTE
@@ -320,3 +321,8 @@ def test_a_new_socket_marks_what_the_old_one_was_still_sending(store: DynamoSess
     store.bind_connection("c2", Setup(session_id="VX2", call_sid="CA1"))
     [marker] = [r for r in store.load_history("CA1", 10) if r.role == "interruption"]
     assert (marker.key, marker.heard) == (TurnKey(1, cut.generation, INTERRUPTION_PART), "We have been here for")
+
+
+def test_the_dynamodb_store_serves_every_client_port(store: DynamoSessionStore) -> None:
+    whole: SessionStore = store  # mypy checks every port's methods against the adapter
+    assert isinstance(whole, DynamoSessionStore)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from voice_agent.agent.config import AgentConfig
-from voice_agent.core.ports import SessionStore
+from voice_agent.core.ports import CallStore
 from voice_agent.errors import StoreUnavailableError
 from voice_agent.log import logger
 
@@ -87,7 +87,7 @@ def parse_handoff(raw: str | None) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def decide(end: SessionEnd, *, store: SessionStore, agent: AgentConfig) -> Decision:
+def decide(end: SessionEnd, *, store: CallStore, agent: AgentConfig) -> Decision:
     status = end.session_status.lower()
     call_over = end.call_status.lower() in ("completed", "busy", "failed", "no-answer", "canceled")
     if status == "completed" or call_over:

@@ -60,15 +60,8 @@ class ModelPump(Protocol):
 StartPump = Callable[[ChatModel, ChatRequest], ModelPump]
 
 
-class SessionStore(Protocol):
-    def bind_connection(self, connection_id: str, setup: Setup) -> CallSession:
-        """Create or resume the call and point the connection at it, for the connection's lifetime.
-
-        Raises ``ConnectionAlreadyBoundError`` if the connection already belongs to a call, and
-        ``CallTokenMismatchError`` if the setup lacks the token ``/voice`` issued for the call."""
-
-    def issue_call_token(self, call_sid: str, token: str) -> str:
-        """Keep ``token`` for the call (``/voice``); returns the call's token (the first one issued)."""
+class TurnStore(Protocol):
+    """What a turn needs of the session store (``turn_engine``)."""
 
     def start_turn(self, connection_id: str, text: str = "") -> TurnTicket | None:
         """Take the next generation for this connection, noting the caller's ``text`` as unanswered;
@@ -88,9 +81,6 @@ class SessionStore(Protocol):
     def put_turns(self, call_sid: str, records: Sequence[TurnRecord]) -> None:
         """Store turn items (one request for up to 25)."""
 
-    def record_interrupt(self, connection_id: str, heard: str, duration_ms: int | None) -> InterruptOutcome | None:
-        """Cancel the speaking generation if it is the newest, and mark what the caller heard."""
-
     def set_language(self, connection_id: str, language: str) -> None: ...
 
     def mark_farewell(self, call_sid: str) -> None:
@@ -98,6 +88,28 @@ class SessionStore(Protocol):
 
     def close_connection(self, connection_id: str, *, gone: bool) -> str | None:
         """Mark the connection closed; returns its call SID if known."""
+
+
+class RelayStore(Protocol):
+    """What the message router needs of the session store (``relay``): binding, greetings, interrupts."""
+
+    def bind_connection(self, connection_id: str, setup: Setup) -> CallSession:
+        """Create or resume the call and point the connection at it, for the connection's lifetime.
+
+        Raises ``ConnectionAlreadyBoundError`` if the connection already belongs to a call, and
+        ``CallTokenMismatchError`` if the setup lacks the token ``/voice`` issued for the call."""
+
+    def put_turns(self, call_sid: str, records: Sequence[TurnRecord]) -> None: ...
+
+    def record_interrupt(self, connection_id: str, heard: str, duration_ms: int | None) -> InterruptOutcome | None:
+        """Cancel the speaking generation if it is the newest, and mark what the caller heard."""
+
+
+class CallStore(Protocol):
+    """What the webhook needs of the session store (``/voice`` and ``call_flow``)."""
+
+    def issue_call_token(self, call_sid: str, token: str) -> str:
+        """Keep ``token`` for the call (``/voice``); returns the call's token (the first one issued)."""
 
     def get_call(self, call_sid: str) -> CallRecord | None: ...
 
@@ -108,3 +120,13 @@ class SessionStore(Protocol):
         as it stands."""
 
     def end_call(self, call_sid: str, status: str) -> None: ...
+
+
+class ConnectionCloser(Protocol):
+    """What ``$disconnect`` needs."""
+
+    def close_connection(self, connection_id: str, *, gone: bool) -> str | None: ...
+
+
+class SessionStore(TurnStore, RelayStore, CallStore, ConnectionCloser, Protocol):
+    """The whole store (``adapters/dynamo_store.py``); each client depends only on its own part."""

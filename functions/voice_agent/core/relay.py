@@ -31,7 +31,7 @@ from voice_agent.agent.config import AgentConfig
 from voice_agent.core.budget import Budget
 from voice_agent.core.call_flow import SESSION_RESTART_REASON
 from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord
-from voice_agent.core.ports import Sender, SessionStore
+from voice_agent.core.ports import RelayStore, Sender
 from voice_agent.core.turn_engine import TurnEngine
 from voice_agent.core.turn_states import TurnOutcome
 from voice_agent.errors import (
@@ -75,7 +75,7 @@ class Relay:
     def __init__(
         self,
         *,
-        store: SessionStore,
+        store: RelayStore,
         engine: TurnEngine,
         sender: Sender,
         agent: AgentConfig,

@@ -55,7 +55,7 @@ from voice_agent.core.model import (
     TurnTicket,
 )
 from voice_agent.core.phrases import PhraseCoalescer
-from voice_agent.core.ports import ChatModel, ModelPump, Sender, SessionStore, StartPump
+from voice_agent.core.ports import ChatModel, ModelPump, Sender, StartPump, TurnStore
 from voice_agent.core.speech import SpokenSoFar
 from voice_agent.core.tools import (
     EndSession,
@@ -126,7 +126,7 @@ class TurnEngine:
     def __init__(
         self,
         *,
-        store: SessionStore,
+        store: TurnStore,
         sender: Sender,
         model: Callable[[], ChatModel],
         agent: AgentConfig,

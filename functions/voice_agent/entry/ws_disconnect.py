@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from voice_agent import log, wiring
-from voice_agent.core.ports import SessionStore
+from voice_agent.core.ports import ConnectionCloser
 from voice_agent.entry.events import DisconnectEvent
 from voice_agent.log import logger
 
 _OK = {"statusCode": 200}
 
 
-def handler(event: Mapping[str, Any], context: object, store: SessionStore | None = None) -> dict[str, Any]:
+def handler(event: Mapping[str, Any], context: object, store: ConnectionCloser | None = None) -> dict[str, Any]:
     log.reset()
     try:
         disconnect = DisconnectEvent.parse(event)

@@ -17,7 +17,7 @@ from voice_agent import log, telemetry, wiring
 from voice_agent import metric_names as metric
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core import call_flow
-from voice_agent.core.ports import SessionStore
+from voice_agent.core.ports import CallStore
 from voice_agent.errors import StoreUnavailableError
 from voice_agent.log import logger, mask_phone
 from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER
@@ -44,7 +44,7 @@ class Dependencies:
 
     settings: Callable[[], Settings] = load_settings
     agent: Callable[[], AgentConfig] = wiring.agent
-    store: Callable[[], SessionStore] = wiring.session_store
+    store: Callable[[], CallStore] = wiring.session_store
     auth_token: Callable[[], str | None] = wiring.twilio_auth_token
 
 
@@ -201,7 +201,7 @@ def _relay(agent: AgentConfig, settings: Settings, greeting: str, parameters: Ma
     )
 
 
-def _call_token(store: SessionStore, call_sid: str) -> dict[str, str]:
+def _call_token(store: CallStore, call_sid: str) -> dict[str, str]:
     """A fresh per-call token, kept on the call item: only a socket whose setup repeats it is bound
     to the call. If the store cannot keep it, the call goes on without one (and without that check)."""
     try:
