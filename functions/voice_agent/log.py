@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.lambda_context import build_lambda_context_model
 
 from voice_agent import env_names as names
 
@@ -33,6 +35,25 @@ def bind(**keys: object) -> None:
 def reset() -> None:
     """Forget the previous invocation's keys (call at the start of every invocation)."""
     logger.thread_safe_clear_keys()
+
+
+_cold = threading.Event()
+
+
+def start_invocation(context: object) -> None:
+    """Forget the previous invocation's keys and add the Lambda context's, under Powertools' names
+    (``function_name``, ``function_request_id``, ``function_arn``, ``function_memory_size``,
+    ``cold_start``), as ``Logger.inject_lambda_context`` would. That decorator appends its keys
+    process-wide; these are context-local, so the local stand-in's concurrent invocations (threads
+    of one process) each keep their own request id."""
+    reset()
+    cold_start = not _cold.is_set()
+    _cold.set()
+    try:
+        model = build_lambda_context_model(context)
+    except AttributeError:  # not a Lambda context (a test calling the handler directly)
+        return
+    bind(cold_start=cold_start, **model.__dict__)
 
 
 def sensitive_logging_enabled() -> bool:

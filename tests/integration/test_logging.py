@@ -79,6 +79,13 @@ def test_default_logs_hold_no_transcripts_numbers_or_secrets(
     assert call_scoped
     assert all(r.get("call_sid") == "CA00000000000000000000000000000001" for r in call_scoped)
     assert all(r.get("connection_id") == "c1" for r in call_scoped)
+    # Powertools' Lambda context on every line of every entry point: request id, function, cold start.
+    ctx = FakeLambdaContext()
+    for record in records:
+        assert record.get("function_request_id") == ctx.aws_request_id, record["message"]
+        assert record.get("function_name") == ctx.function_name
+        assert record.get("function_arn") == ctx.invoked_function_arn
+        assert isinstance(record.get("cold_start"), bool)
 
 
 def test_sensitive_logging_is_an_explicit_switch(json_log: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import json
 import re
 import string
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -41,6 +42,19 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 RUNS = 10 if FULL else 5
+REPORT = Path(".local/reliability/turn-taking.json")
+
+
+def record(defect: str, runs: int, failed: int) -> None:
+    """Runs and failed runs per defect, for the figures in the README (written before asserting)."""
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    figures = json.loads(REPORT.read_text()) if REPORT.exists() else {}
+    figures[defect] = {"runs": runs, "failed": failed}
+    REPORT.write_text(json.dumps(figures, indent=2, sort_keys=True))
+
+
+def failed_runs(failures: list[str]) -> int:
+    return len({f.split(":")[0] for f in failures})
 
 
 def marker(prefix: str, n: int) -> str:
@@ -92,6 +106,7 @@ def test_talking_over_the_handoff_or_goodbye_line_still_ends_the_session(
                 ok = ok and bool(handoff.get("reasonCode")) and call.result.outcome == "transferred"
             if not ok:
                 failures.append(f"{name} run {n}: {end}\n{call.explain()}")
+    record("1 talking over the handoff or goodbye line", 3 * RUNS, failed_runs(failures))
     assert not failures, failures[0]
     assert error_frames.new == 0
 
@@ -117,6 +132,7 @@ def test_a_lone_surrogate_never_breaks_the_later_turns(stack: LocalStack, error_
 
     call = run(place_call(voice_url(stack), AUTH_TOKEN, program), timeout_s=90)
     assert call.result.protocol_errors == []
+    record("2 a lone surrogate", RUNS, sum(a.text != HOURS for a in answers) + RUNS - len(answers))
     assert [a.text for a in answers] == [HOURS] * RUNS, call.explain()
     assert error_frames.new == 0
 
@@ -171,6 +187,7 @@ def test_a_reply_superseded_while_it_speaks_is_in_the_next_request(stack: LocalS
         )
         check(f"drop run {n}", mark_drop, heard["drop"])
     assert ABOUT  # the long answer the runs cut
+    record("3 a reply superseded while it speaks", 3 * RUNS, failed_runs(failures))
     assert not failures, "\n".join(failures)
 
 
@@ -196,6 +213,7 @@ def test_two_final_prompts_close_together_both_reach_the_model(stack: LocalStack
         [request, *_] = [r for r in reversed(brain.requests_with(second)) if second in messages(r, "user")[-1]]
         if first not in " ".join(messages(request, "user")):
             failures.append(f"{first} missing from the request that answered {second}")
+    record("4 two final prompts 5-20 ms apart", pairs, len(failures))
     assert not failures, failures
 
 
@@ -259,6 +277,8 @@ def test_a_disguised_recital_of_the_system_prompt_is_stopped(
 
     run(place_call(voice_url(stack), AUTH_TOKEN, piecemeal), timeout_s=120)
     counts = {kind: prompt_words_heard(text) for kind, text in heard.items()}
+    for kind, count in counts.items():
+        record(f"5 leak guard, {kind}: prompt words heard", 1, count)
     assert all(count <= 2 * LEAK_NGRAM for count in counts.values()), counts
     assert error_frames.new == 0
 
@@ -285,6 +305,7 @@ def test_turns_of_two_sockets_are_in_the_order_they_happened(stack: LocalStack, 
     run(place_call(voice_url(stack), AUTH_TOKEN, scene), timeout_s=60)
     [request] = [r for r in brain.requests_with(final) if final in messages(r, "user")[-1]]
     said = " ".join(messages(request, "user"))
+    record("6 two sockets of one call", 1, int(sorted(order, key=said.find) != order))
     assert sorted(order, key=said.find) == order, said
 
 
@@ -372,6 +393,7 @@ def test_the_same_setup_twice_at_once_is_one_binding(
         )["Item"]
         if said[:1] != [AGENT.lines.welcome_greeting] or item["connections"]["N"] != "1":
             failures.append(f"run {n}: history starts {said[:1]}, connections {item['connections']['N']}")
+    record("7a the same setup twice", RUNS * 2, len(failures))
     assert not failures, failures
 
 
@@ -394,6 +416,7 @@ def test_an_empty_interrupt_just_after_a_new_prompt_keeps_the_reply_before(
                 failures.append(f"run {n}: the reply before the empty interrupt is gone")
 
     run(place_call(voice_url(stack), AUTH_TOKEN, program), timeout_s=120)
+    record("7b an empty interrupt after a new prompt", RUNS, len(failures))
     assert not failures, failures
 
 
@@ -420,6 +443,7 @@ def test_oversized_setup_parameters_are_bounded_before_they_reach_a_reconnect(
         return response.text
 
     twiml = run(scene(), timeout_s=30)
+    record("7c oversized parameters (reconnect TwiML bytes)", 1, len(twiml.encode()))
     assert "<Connect" in twiml
     assert len(twiml.encode()) < 16 * 1024
     assert len(re.findall(r"<Parameter ", twiml)) <= 10
@@ -463,5 +487,6 @@ def test_a_second_socket_naming_a_live_call_without_its_token_is_refused(
             "" if ended(call.result.sessions[-1]) else f"the goodbye did not end the call: {call.explain()}",
         ]
         failures.extend(f"run {n}: {p}" for p in problems if p)
+    record("8 a second socket naming a live call", RUNS, failed_runs(failures))
     assert not failures, failures
     assert error_frames.new == 0

@@ -28,7 +28,7 @@ def _decide(event: ConnectEvent) -> UpgradeDecision:
 
 
 def handler(event: Mapping[str, Any], context: object, decide: Decide = _decide) -> dict[str, Any]:
-    log.reset()
+    log.start_invocation(context)
     try:
         connect = ConnectEvent.parse(event)
         log.bind(connection_id=connect.connection_id)

@@ -14,7 +14,7 @@ _OK = {"statusCode": 200}
 
 
 def handler(event: Mapping[str, Any], context: object, store: ConnectionCloser | None = None) -> dict[str, Any]:
-    log.reset()
+    log.start_invocation(context)
     try:
         disconnect = DisconnectEvent.parse(event)
         log.bind(connection_id=disconnect.connection_id)

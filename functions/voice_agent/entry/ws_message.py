@@ -16,7 +16,7 @@ _OK = {"statusCode": 200}
 
 def handler(event: Mapping[str, Any], context: object, relay: Relay | None = None) -> dict[str, Any]:
     # Never raise and never return late: API Gateway would write an error frame into the call.
-    log.reset()
+    log.start_invocation(context)
     try:
         message = MessageEvent.parse(event)
         log.bind(connection_id=message.connection_id)

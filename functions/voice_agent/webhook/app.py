@@ -55,7 +55,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def fresh_log_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        log.reset()
+        log.start_invocation(request.scope.get("aws.context"))  # Mangum puts the Lambda context here
         return await call_next(request)
 
     @app.exception_handler(Refused)
