@@ -115,18 +115,8 @@ class Relay:
         match message:
             case Setup():
                 return self._on_setup(connection_id, message)
-            case Prompt(last=False):
-                self._warm_model()  # the caller is still talking: get the connection ready
-                return HandledFrame(kind="prompt", ignored=True)
             case Prompt():
-                if not message.voice_prompt.strip():
-                    logger.info("empty prompt ignored")
-                    return HandledFrame(kind="prompt", ignored=True)
-                logger.info("prompt", extra={"speech": text_summary(message.voice_prompt), "lang": message.lang})
-                outcome = self._engine.run_prompt(
-                    connection_id, message.voice_prompt, budget, call_sid=self._calls.get(connection_id)
-                )
-                return self._turn(connection_id, "prompt", outcome)
+                return self._on_prompt(connection_id, message, budget)
             case Dtmf():
                 return self._on_dtmf(connection_id, message, budget)
             case Interrupt():
@@ -145,8 +135,20 @@ class Relay:
                 return HandledFrame(kind="info")
             case Unknown():
                 logger.info("unknown message type ignored", extra={"type": message.type})
-                return HandledFrame(kind="unknown", ignored=True)
-        return HandledFrame(kind="unknown", ignored=True)  # pragma: no cover (exhaustive above)
+        return HandledFrame(kind="unknown", ignored=True)
+
+    def _on_prompt(self, connection_id: str, prompt: Prompt, budget: Budget) -> HandledFrame:
+        if not prompt.last:
+            self._warm_model()  # the caller is still talking: get the connection ready
+            return HandledFrame(kind="prompt", ignored=True)
+        if not prompt.voice_prompt.strip():
+            logger.info("empty prompt ignored")
+            return HandledFrame(kind="prompt", ignored=True)
+        logger.info("prompt", extra={"speech": text_summary(prompt.voice_prompt), "lang": prompt.lang})
+        outcome = self._engine.run_prompt(
+            connection_id, prompt.voice_prompt, budget, call_sid=self._calls.get(connection_id)
+        )
+        return self._turn(connection_id, "prompt", outcome)
 
     def _on_setup(self, connection_id: str, setup: Setup) -> HandledFrame:
         try:

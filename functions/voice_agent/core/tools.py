@@ -247,28 +247,50 @@ def _parse_arguments(t: Tool, arguments: str) -> dict[str, Any]:
     return kwargs
 
 
+def _as_integer(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError
+    return int(value)
+
+
+def _as_number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    return float(value)
+
+
+def _as_boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+def _as_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError
+    return value
+
+
+# JSON-schema type -> how a model's argument becomes it (ValueError or TypeError: it cannot).
+_COERCIONS: dict[str, Callable[[Any], Any]] = {
+    "string": lambda v: v if isinstance(v, str) else str(v),
+    "integer": _as_integer,
+    "number": _as_number,
+    "boolean": _as_boolean,
+    "array": _as_list,
+}
+
+
 def _coerce(value: Any, prop: Mapping[str, Any], where: str) -> Any:
     kind = prop.get("type")
+    convert = _COERCIONS.get(kind) if isinstance(kind, str) else None
     try:
-        if kind == "string":
-            value = value if isinstance(value, str) else str(value)
-        elif kind == "integer":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            value = int(value)
-        elif kind == "number":
-            if isinstance(value, bool):
-                raise ValueError
-            value = float(value)
-        elif kind == "boolean":
-            if not isinstance(value, bool):
-                raise ValueError
-        elif kind == "array":
-            if not isinstance(value, list):
-                raise ValueError
-            value = [_coerce(v, prop.get("items", {}), where) for v in value]
+        if convert is not None:
+            value = convert(value)
     except (TypeError, ValueError):
         raise ToolError(f"{where}: expected {kind}") from None
+    if kind == "array":
+        value = [_coerce(v, prop.get("items", {}), where) for v in value]
     if "enum" in prop and value not in prop["enum"]:
         raise ToolError(f"{where}: must be one of {prop['enum']}")
     return value

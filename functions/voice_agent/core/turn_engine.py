@@ -49,6 +49,7 @@ from voice_agent.core.model import (
     ChatRequest,
     StreamFailed,
     StreamFinished,
+    TextDelta,
     ToolCall,
     TurnKey,
     TurnRecord,
@@ -270,7 +271,7 @@ class TurnEngine:
                 return outcome
         return self._finish(turn)  # unreachable in practice: the last round offers no tools
 
-    def _stream_round(self, turn: _Turn, request: ChatRequest, persist: Sequence[TurnRecord]) -> _RoundResult:  # noqa: PLR0912
+    def _stream_round(self, turn: _Turn, request: ChatRequest, persist: Sequence[TurnRecord]) -> _RoundResult:
         try:
             model = self._model()
         except LLMError as exc:
@@ -283,31 +284,31 @@ class TurnEngine:
                 now = self._clock.monotonic()
                 wake = min(turn.budget.deadline, token_deadline, turn.coalescer.deadline() or token_deadline)
                 event = pump.next_event(wake - now)
-                if event is None:
-                    now = self._clock.monotonic()
-                    if now >= turn.budget.deadline:
-                        return _RoundResult(Step.BUDGET)
-                    if now >= token_deadline:
-                        return _RoundResult(Step.LLM_ERROR, detail="timeout")
-                    for phrase in turn.coalescer.poll(now):
-                        step = self._speak(turn, phrase)
-                        if step != Step.OK:
-                            return _RoundResult(step)
-                    continue
                 if isinstance(event, StreamFailed):
                     return _RoundResult(Step.LLM_ERROR, detail=type(event.error).__name__)
                 if isinstance(event, StreamFinished):
                     return _RoundResult(Step.FINISHED, tool_calls=event.tool_calls)
                 now = self._clock.monotonic()
-                if now >= turn.budget.deadline:  # slow posts: tokens waited in the queue meanwhile
+                if now >= turn.budget.deadline:  # also after slow posts: tokens waited meanwhile
                     return _RoundResult(Step.BUDGET)
-                token_deadline = now + self._agent.llm_token_gap_timeout_s
-                for phrase in turn.coalescer.feed(event.text, now):
-                    step = self._speak(turn, phrase)
-                    if step != Step.OK:
-                        return _RoundResult(step)
+                if event is None and now >= token_deadline:
+                    return _RoundResult(Step.LLM_ERROR, detail="timeout")
+                if event is not None:
+                    token_deadline = now + self._agent.llm_token_gap_timeout_s
+                step = self._speak_ready(turn, event, now)
+                if step != Step.OK:
+                    return _RoundResult(step)
         finally:
             pump.cancel()
+
+    def _speak_ready(self, turn: _Turn, delta: TextDelta | None, now: float) -> Step:
+        """Post the phrases that are ready: after a token, or when a phrase's time window ran out."""
+        phrases = turn.coalescer.poll(now) if delta is None else turn.coalescer.feed(delta.text, now)
+        for phrase in phrases:
+            step = self._speak(turn, phrase)
+            if step != Step.OK:
+                return step
+        return Step.OK
 
     def _persist_while_the_model_thinks(self, turn: _Turn, pump: ModelPump, records: Sequence[TurnRecord]) -> None:
         """Costs the caller nothing once the request is out: building it is CPU work a store

@@ -120,27 +120,7 @@ _KNOWN_FIELDS: Final[Mapping[str, frozenset[str]]] = {
 
 def parse_inbound(frame: str | bytes | None) -> Parsed:
     """Parse one WebSocket text frame. Raises :class:`MalformedMessageError` for unusable input."""
-    if frame is None:
-        raise MalformedMessageError("empty frame")
-    if isinstance(frame, bytes | bytearray):
-        if len(frame) > MAX_FRAME_BYTES:
-            raise MalformedMessageError("frame too large")
-        try:
-            frame = bytes(frame).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MalformedMessageError("frame is not UTF-8 text") from exc
-    if len(frame) > MAX_FRAME_BYTES:
-        raise MalformedMessageError("frame too large")
-    try:
-        data = json.loads(frame)
-    except (ValueError, RecursionError) as exc:
-        raise MalformedMessageError("frame is not JSON") from exc
-    if not isinstance(data, dict):
-        raise MalformedMessageError("frame is not a JSON object")
-    try:
-        data = _cleaned(data)
-    except RecursionError as exc:
-        raise MalformedMessageError("frame is nested too deeply") from exc
+    data = _json_object(_text(frame))
     kind = data.get("type")
     if not isinstance(kind, str) or not kind:
         raise MalformedMessageError("frame has no string 'type'")
@@ -150,6 +130,34 @@ def parse_inbound(frame: str | bytes | None) -> Parsed:
     message = parser(data)
     extra = tuple(sorted(str(k)[:64] for k in data if k not in _KNOWN_FIELDS[kind]))
     return Parsed(message, extra)
+
+
+def _text(frame: str | bytes | None) -> str:
+    if frame is None:
+        raise MalformedMessageError("empty frame")
+    if len(frame) > MAX_FRAME_BYTES:
+        raise MalformedMessageError("frame too large")
+    if isinstance(frame, str):
+        return frame
+    try:
+        return bytes(frame).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedMessageError("frame is not UTF-8 text") from exc
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """The frame's JSON object, every string in it cleaned (``protocol/text.py``)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedMessageError("frame is not JSON") from exc
+    if not isinstance(data, dict):
+        raise MalformedMessageError("frame is not a JSON object")
+    try:
+        cleaned: dict[str, Any] = _cleaned(data)
+    except RecursionError as exc:
+        raise MalformedMessageError("frame is nested too deeply") from exc
+    return cleaned
 
 
 def _parse_setup(d: Mapping[str, Any]) -> Setup:

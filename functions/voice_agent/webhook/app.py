@@ -53,37 +53,10 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
     app = FastAPI(title="voice-agent webhook", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.deps = deps
 
-    @app.middleware("http")
-    async def fresh_log_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        log.start_invocation(request.scope.get("aws.context"))  # Mangum puts the Lambda context here
-        return await call_next(request)
-
-    @app.exception_handler(Refused)
-    async def refused(request: Request, exc: Refused) -> Response:
-        logger.warning(
-            "webhook request refused", extra={"path": request.url.path, "status": exc.status, "reason": exc.reason}
-        )
-        if exc.status == 403:
-            telemetry.record_count(metric.REFUSED_SIGNATURES)
-        return Response(status_code=exc.status)
-
-    @app.exception_handler(FormError)
-    async def bad_form(request: Request, exc: FormError) -> Response:
-        logger.warning("webhook form rejected", extra={"path": request.url.path, "reason": str(exc)})
-        return Response(status_code=400)
-
-    @app.exception_handler(Exception)
-    async def failed(request: Request, exc: Exception) -> Response:
-        # Twilio would play "an application error has occurred": say something kinder, and for a
-        # session that just ended, hand the caller to a person rather than drop them.
-        logger.exception("webhook failed", extra={"path": request.url.path})
-        try:
-            agent = deps.agent()
-            if request.url.path.endswith("/action"):
-                return _xml(twiml.transfer(agent, dial_action_url=_url(deps.settings(), "/dial-status")))
-            return _xml(twiml.goodbye(agent, say=True))
-        except Exception:
-            return Response(status_code=500)
+    app.middleware("http")(_fresh_log_context)
+    app.add_exception_handler(Refused, _refused)  # type: ignore[arg-type]
+    app.add_exception_handler(FormError, _bad_form)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _failed)
 
     @app.get("/health")
     def health() -> PlainTextResponse:
@@ -107,8 +80,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         )
         if call.answered_by and call.answered_by.startswith(("machine", "fax")):
             return _xml(_voicemail(agent))
-        params = {**call.parameters, **_call_token(deps.store(), call.call_sid)}
-        return _relay(agent, settings, agent.lines.welcome_greeting, params)
+        return _relay(agent, settings, agent.lines.welcome_greeting, _call_parameters(deps.store(), call))
 
     @app.post("/action")
     def action(form: Verified) -> Response:
@@ -125,20 +97,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
                 "decision": type(decision).__name__,
             },
         )
-        match decision:
-            case call_flow.Reconnect():
-                telemetry.record_count(metric.RECONNECTS)
-                params = {**decision.parameters, "reconnectAttempt": str(decision.attempt)}
-                if decision.call_token:
-                    params[CALL_TOKEN_PARAMETER] = decision.call_token
-                return _relay(agent, settings, agent.lines.reconnect_greeting, params)
-            case call_flow.Transfer():
-                telemetry.record_count(metric.TRANSFERS)
-                logger.info("transferring to a person", extra={"reason_code": decision.handoff.get("reasonCode")})
-                return _xml(twiml.transfer(agent, dial_action_url=_url(settings, "/dial-status")))
-            case call_flow.Goodbye():
-                return _xml(twiml.goodbye(agent, say=decision.say))
-        return _xml(twiml.empty())
+        return _answer(decision, agent, settings)
 
     @app.post("/dial-status")
     def dial_status(form: Verified) -> Response:
@@ -151,6 +110,31 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         return _xml(twiml.transfer_failed(deps.agent()))
 
     return app
+
+
+async def _fresh_log_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    log.start_invocation(request.scope.get("aws.context"))  # Mangum puts the Lambda context here
+    return await call_next(request)
+
+
+async def _refused(request: Request, exc: Refused) -> Response:
+    logger.warning(
+        "webhook request refused", extra={"path": request.url.path, "status": exc.status, "reason": exc.reason}
+    )
+    if exc.status == 403:
+        telemetry.record_count(metric.REFUSED_SIGNATURES)
+    return Response(status_code=exc.status)
+
+
+async def _bad_form(request: Request, exc: FormError) -> Response:
+    logger.warning("webhook form rejected", extra={"path": request.url.path, "reason": str(exc)})
+    return Response(status_code=400)
+
+
+async def _failed(request: Request, exc: Exception) -> Response:
+    logger.exception("webhook failed", extra={"path": request.url.path})
+    deps: Dependencies = request.app.state.deps
+    return _after_failure(deps, request.url.path)
 
 
 async def verified_form(request: Request) -> Form:
@@ -199,6 +183,40 @@ def _relay(agent: AgentConfig, settings: Settings, greeting: str, parameters: Ma
             parameters=parameters,
         )
     )
+
+
+def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings) -> Response:
+    """The TwiML for what ``call_flow.decide`` decided at the end of a relay session."""
+    match decision:
+        case call_flow.Reconnect():
+            telemetry.record_count(metric.RECONNECTS)
+            params = {**decision.parameters, "reconnectAttempt": str(decision.attempt)}
+            if decision.call_token:
+                params[CALL_TOKEN_PARAMETER] = decision.call_token
+            return _relay(agent, settings, agent.lines.reconnect_greeting, params)
+        case call_flow.Transfer():
+            telemetry.record_count(metric.TRANSFERS)
+            logger.info("transferring to a person", extra={"reason_code": decision.handoff.get("reasonCode")})
+            return _xml(twiml.transfer(agent, dial_action_url=_url(settings, "/dial-status")))
+        case call_flow.Goodbye():
+            return _xml(twiml.goodbye(agent, say=decision.say))
+    return _xml(twiml.empty())
+
+
+def _after_failure(deps: Dependencies, path: str) -> Response:
+    """Twilio would play "an application error has occurred": say something kinder, and for a
+    session that just ended, hand the caller to a person rather than drop them."""
+    try:
+        agent = deps.agent()
+        if path.endswith("/action"):
+            return _xml(twiml.transfer(agent, dial_action_url=_url(deps.settings(), "/dial-status")))
+        return _xml(twiml.goodbye(agent, say=True))
+    except Exception:
+        return Response(status_code=500)
+
+
+def _call_parameters(store: CallStore, call: VoiceRequest) -> dict[str, str]:
+    return {**call.parameters, **_call_token(store, call.call_sid)}
 
 
 def _call_token(store: CallStore, call_sid: str) -> dict[str, str]:
