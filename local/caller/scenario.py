@@ -189,6 +189,22 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+def _action_value(kind: StepKind, value: Any) -> tuple[str, str, float, str | None]:
+    """A step's text, key and seconds from its action's value, and what is wrong with it."""
+    if kind in ("say", "send"):
+        ok = isinstance(value, str) and (kind != "say" or bool(value.strip()))
+        return str(value), "", 0.0, None if ok else f"{kind} must be a non-empty string"
+    if kind == "dtmf":
+        digit = str(value)
+        ok = len(digit) == 1 and digit in "0123456789*#"
+        return "", digit, 0.0, None if ok else "dtmf must be one key: 0-9, * or #"
+    if kind == "wait":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60:
+            return "", "", 0.0, "wait must be 0..60 seconds"
+        return "", "", float(value), None
+    return "", "", 0.0, None if value is True else f"write {kind} = true"
+
+
 def _step(n: int, raw: Any) -> tuple[Step | None, list[str]]:
     if not isinstance(raw, dict):
         return None, [f"step {n}: not a table"]
@@ -198,23 +214,9 @@ def _step(n: int, raw: Any) -> tuple[Step | None, list[str]]:
         problems.append(f"step {n}: needs exactly one of {', '.join(_ACTIONS)} (found {len(actions)})")
         return None, problems
     kind: StepKind = actions[0]  # type: ignore[assignment]
-    value = raw[kind]
-    text, digit, seconds = "", "", 0.0
-    if kind in ("say", "send"):
-        if not isinstance(value, str) or (kind == "say" and not value.strip()):
-            problems.append(f"step {n}: {kind} must be a non-empty string")
-        text = str(value)
-    elif kind == "dtmf":
-        digit = str(value)
-        if len(digit) != 1 or digit not in "0123456789*#":
-            problems.append(f"step {n}: dtmf must be one key: 0-9, * or #")
-    elif kind == "wait":
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60:
-            problems.append(f"step {n}: wait must be 0..60 seconds")
-        else:
-            seconds = float(value)
-    elif value is not True:
-        problems.append(f"step {n}: write {kind} = true")
+    text, digit, seconds, problem = _action_value(kind, raw[kind])
+    if problem:
+        problems.append(f"step {n}: {problem}")
     barge = raw.get("barge_in_after_chars")
     if barge is not None and (kind != "say" or not isinstance(barge, int) or barge < 1):
         problems.append(f"step {n}: barge_in_after_chars is a positive number on a say step")

@@ -162,26 +162,22 @@ def _dial(el: ET.Element, text: str) -> Dial:
 
 def describe(verbs: list[Verb]) -> str:
     """A one-line summary for the transcript: ``<Say> <Dial +15555550100>``."""
-    parts: list[str] = []
-    for v in verbs:
-        match v:
-            case Say():
-                parts.append("<Say>")
-            case Play():
-                parts.append("<Play>")
-            case Pause():
-                parts.append(f"<Pause {v.seconds:g}s>")
-            case Connect():
-                action = f" action={v.action}" if v.action else ""
-                parts.append(f"<Connect{action}><ConversationRelay url={v.relay.url}>")
-            case Dial():
-                parts.append(f"<Dial {v.target}>")
-            case Redirect():
-                parts.append(f"<Redirect {v.url}>")
-            case Hangup():
-                parts.append("<Hangup/>")
-            case Reject():
-                parts.append("<Reject/>")
-            case Unsupported():
-                parts.append(f"<{v.tag}> (not understood)")
-    return " ".join(parts) or "<Response/> (empty)"
+    return " ".join(_summary(v) for v in verbs) or "<Response/> (empty)"
+
+
+def _summary(verb: Verb) -> str:
+    match verb:
+        case Pause():
+            return f"<Pause {verb.seconds:g}s>"
+        case Connect():
+            action = f" action={verb.action}" if verb.action else ""
+            return f"<Connect{action}><ConversationRelay url={verb.relay.url}>"
+        case Dial():
+            return f"<Dial {verb.target}>"
+        case Redirect():
+            return f"<Redirect {verb.url}>"
+        case Hangup() | Reject():
+            return f"<{type(verb).__name__}/>"
+        case Unsupported():
+            return f"<{verb.tag}> (not understood)"
+    return f"<{type(verb).__name__}>"  # Say, Play
