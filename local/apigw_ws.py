@@ -34,8 +34,6 @@ import base64
 import contextvars
 import json
 import logging
-import secrets
-import string
 import threading
 import time
 from collections import deque
@@ -43,9 +41,7 @@ from collections.abc import Callable, Mapping
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -53,6 +49,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from local.apigw_events import (
+    Connection,
+    LocalLambdaContext,
+    Stage,
+    connect_event,
+    disconnect_event,
+    iso,
+    lookup,
+    new_id,
+    request_context,
+)
 from local.servers import LOOPBACK, BackgroundServer
 
 log = logging.getLogger("local.apigw")
@@ -62,8 +69,6 @@ MAX_MESSAGE_BYTES: Final = 128 * 1024  # inbound messages above it close the soc
 INTEGRATION_TIMEOUT_S: Final = 29.0
 IDLE_TIMEOUT_S: Final = 600.0
 MAX_CONNECTION_S: Final = 7200.0
-ACCOUNT_ID: Final = "000000000000"
-REGION: Final = "us-east-1"
 
 Handler = Callable[[dict[str, Any], Any], Any]
 Outcome = Literal["ok", "error", "timeout"]
@@ -91,53 +96,6 @@ class Invocation:
     outcome: Outcome
     duration_s: float
     status_code: int | None = None
-
-
-class LocalLambdaContext:
-    """The parts of the Lambda context object the runtime reads."""
-
-    def __init__(self, *, function_name: str, timeout_s: float, request_id: str) -> None:
-        self._deadline = time.monotonic() + timeout_s
-        self.aws_request_id = request_id
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 512
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-_ID_ALPHABET: Final = string.ascii_letters + string.digits
-
-
-def new_id() -> str:
-    """An id shaped like API Gateway's connection and request ids (e.g. ``ZzOnPdzSIAMCJqQ=``)."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(15)) + "="
-
-
-def _iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(epoch_s * 1000) % 1000:03d}Z"
-
-
-def _request_time(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
-
-
-@dataclass(eq=False)
-class _Connection:
-    id: str
-    websocket: WebSocket
-    connected_at: float  # epoch seconds
-    started: float  # monotonic
-    source_ip: str
-    user_agent: str
-    domain_name: str
-    last_active: float  # epoch seconds
-    open: bool = True
-    closing: tuple[int, str] | None = None  # set when the stand-in closes the socket itself
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -176,7 +134,7 @@ class ApiGatewayWebSocketStandIn:
         self.on_invocation = on_invocation
         self.invocations: deque[Invocation] = deque(maxlen=history)
         self.error_frames = 0  # error frames written into sockets (each one is a bug to fix)
-        self._connections: dict[str, _Connection] = {}
+        self._connections: dict[str, Connection] = {}
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[futures.Future[Any]] = set()
@@ -232,12 +190,12 @@ class ApiGatewayWebSocketStandIn:
     # -- the WebSocket side ---------------------------------------------------------------------
 
     async def _websocket(self, websocket: WebSocket) -> None:
-        conn, event = self._connect_event(websocket)
+        conn, event = connect_event(websocket, self._stage())
         status, response = await self._invoke_connect(conn, event)
         if not 200 <= status < 300:
             await websocket.send_denial_response(Response(status_code=status))
             return
-        subprotocol = _lookup(_response_headers(response), "sec-websocket-protocol")
+        subprotocol = lookup(_response_headers(response), "sec-websocket-protocol")
         await websocket.accept(subprotocol=subprotocol)
         with self._lock:
             self._connections[conn.id] = conn
@@ -256,7 +214,7 @@ class ApiGatewayWebSocketStandIn:
                 reason = f"Client-side close frame status code {code}"
             self._spawn(self._run_disconnect(conn, code, reason))
 
-    async def _receive_frames(self, conn: _Connection) -> tuple[int, str]:
+    async def _receive_frames(self, conn: Connection) -> tuple[int, str]:
         """Every frame becomes its own ``$default`` invocation, started at once (never queued
         behind the previous one); returns the close code and reason."""
         while True:
@@ -267,43 +225,7 @@ class ApiGatewayWebSocketStandIn:
             text = message.get("text")
             self._spawn(self._run_message(conn, text if text is not None else message.get("bytes")))
 
-    def _connect_event(self, websocket: WebSocket) -> tuple[_Connection, dict[str, Any]]:
-        """The ``$connect`` event: the client's headers (with API Gateway's X-Forwarded-*), the
-        query string, and the request context."""
-        now = time.time()
-        headers, multi = _headers(websocket.scope.get("headers", []))
-        client = websocket.scope.get("client") or ("127.0.0.1", 0)
-        forwarded = {"X-Forwarded-For": str(client[0]), "X-Forwarded-Port": str(self.port), "X-Forwarded-Proto": "http"}
-        for name, value in forwarded.items():
-            headers.setdefault(name, value)
-            multi.setdefault(name, [value])
-        conn = _Connection(
-            id=new_id(),
-            websocket=websocket,
-            connected_at=now,
-            started=time.monotonic(),
-            source_ip=str(client[0]),
-            user_agent=_lookup(headers, "user-agent") or "",
-            domain_name=_lookup(headers, "host") or f"{LOOPBACK}:{self.port}",
-            last_active=now,
-        )
-        event: dict[str, Any] = {
-            "headers": headers,
-            "multiValueHeaders": multi,
-            "isBase64Encoded": False,
-            "requestContext": self._context(conn, "$connect", "CONNECT", new_id(), user_agent=True),
-        }
-        query = websocket.scope.get("query_string", b"").decode("latin-1")
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            event["queryStringParameters"] = dict(pairs)
-            multi_query: dict[str, list[str]] = {}
-            for k, v in pairs:
-                multi_query.setdefault(k, []).append(v)
-            event["multiValueQueryStringParameters"] = multi_query
-        return conn, event
-
-    async def _invoke_connect(self, conn: _Connection, event: dict[str, Any]) -> tuple[int, Any]:
+    async def _invoke_connect(self, conn: Connection, event: dict[str, Any]) -> tuple[int, Any]:
         handler = self.routes.connect
         if handler is None:
             return 200, None
@@ -315,12 +237,12 @@ class ApiGatewayWebSocketStandIn:
         status = result.get("statusCode", 200) if isinstance(result, Mapping) else 200
         return (int(status) if isinstance(status, int | str) and str(status).isdigit() else 502), result
 
-    async def _run_message(self, conn: _Connection, body: str | bytes | None) -> None:
+    async def _run_message(self, conn: Connection, body: str | bytes | None) -> None:
         request_id = new_id()
         handler, route_key = self._select(body)
         if handler is None:
             return
-        context = self._context(conn, route_key, "MESSAGE", request_id)
+        context = request_context(conn, self._stage(), route_key, "MESSAGE", request_id)
         context["messageId"] = new_id()
         event: dict[str, Any] = {"requestContext": context, "isBase64Encoded": isinstance(body, bytes)}
         event["body"] = base64.b64encode(body).decode("ascii") if isinstance(body, bytes) else body
@@ -330,18 +252,10 @@ class ApiGatewayWebSocketStandIn:
         elif outcome == "timeout":
             await self._error_frame(conn, "Endpoint request timed out", request_id)
 
-    async def _run_disconnect(self, conn: _Connection, code: int, reason: str) -> None:
+    async def _run_disconnect(self, conn: Connection, code: int, reason: str) -> None:
         if self.routes.disconnect is None:
             return
-        context = self._context(conn, "$disconnect", "DISCONNECT", new_id())
-        context["disconnectStatusCode"] = code
-        context["disconnectReason"] = reason
-        event = {
-            "headers": {"Host": conn.domain_name, "x-api-key": "", "x-restapi": ""},
-            "multiValueHeaders": {"Host": [conn.domain_name], "x-api-key": [""], "x-restapi": [""]},
-            "requestContext": context,
-            "isBase64Encoded": False,
-        }
+        event = disconnect_event(conn, self._stage(), code, reason)
         await self._invoke("$disconnect", conn.id, event, self.routes.disconnect)
 
     def _select(self, body: str | bytes | None) -> tuple[Handler | None, str]:
@@ -416,7 +330,7 @@ class ApiGatewayWebSocketStandIn:
                 log.exception("on_invocation callback failed")
         return outcome, result
 
-    async def _error_frame(self, conn: _Connection, message: str, request_id: str) -> None:
+    async def _error_frame(self, conn: Connection, message: str, request_id: str) -> None:
         if not conn.open:
             return
         self.error_frames += 1
@@ -426,7 +340,7 @@ class ApiGatewayWebSocketStandIn:
         except Exception:  # the socket closed meanwhile
             log.debug("error frame not delivered", exc_info=True)
 
-    async def _watch(self, conn: _Connection) -> None:
+    async def _watch(self, conn: Connection) -> None:
         """API Gateway closes idle connections after 10 minutes and any connection after 2 hours."""
         while conn.open:
             now = time.time()
@@ -438,35 +352,15 @@ class ApiGatewayWebSocketStandIn:
                 return
             await asyncio.sleep(min(idle_left, total_left) + 0.01)
 
-    async def _close(self, conn: _Connection, code: int, reason: str) -> None:
+    async def _close(self, conn: Connection, code: int, reason: str) -> None:
         conn.closing = (code, reason)
         try:
             await conn.websocket.close(code, "Going away" if code == 1001 else reason)
         except Exception:
             log.debug("close failed", exc_info=True)
 
-    def _context(
-        self, conn: _Connection, route_key: str, event_type: str, request_id: str, *, user_agent: bool = False
-    ) -> dict[str, Any]:
-        now = time.time()
-        identity: dict[str, str] = {"sourceIp": conn.source_ip}
-        if user_agent:
-            identity["userAgent"] = conn.user_agent
-        return {
-            "routeKey": route_key,
-            "eventType": event_type,
-            "extendedRequestId": request_id,
-            "requestTime": _request_time(now),
-            "messageDirection": "IN",
-            "stage": self.stage,
-            "connectedAt": int(conn.connected_at * 1000),
-            "requestTimeEpoch": int(now * 1000),
-            "identity": identity,
-            "requestId": request_id,
-            "domainName": conn.domain_name,
-            "connectionId": conn.id,
-            "apiId": self.api_id,
-        }
+    def _stage(self) -> Stage:
+        return Stage(name=self.stage, api_id=self.api_id, port=self.port)
 
     def _done(self, future: futures.Future[Any]) -> None:
         with self._lock:
@@ -490,9 +384,9 @@ class ApiGatewayWebSocketStandIn:
             return _error(410, "GoneException", "Gone")
         if request.method == "GET":
             body = {
-                "connectedAt": _iso(conn.connected_at),
+                "connectedAt": iso(conn.connected_at),
                 "identity": {"sourceIp": conn.source_ip, "userAgent": conn.user_agent},
-                "lastActiveAt": _iso(conn.last_active),
+                "lastActiveAt": iso(conn.last_active),
             }
             return JSONResponse(body)
         if request.method == "DELETE":
@@ -514,22 +408,6 @@ class ApiGatewayWebSocketStandIn:
             return _error(410, "GoneException", "Gone")
         conn.last_active = time.time()
         return Response(status_code=200)
-
-
-def _headers(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """API Gateway keeps the client's header casing; ``headers`` holds the last value of each."""
-    single: dict[str, str] = {}
-    multi: dict[str, list[str]] = {}
-    for name_b, value_b in raw:
-        name, value = name_b.decode("latin-1"), value_b.decode("latin-1")
-        single[name] = value
-        multi.setdefault(name, []).append(value)
-    return single, multi
-
-
-def _lookup(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
 
 
 def _response_headers(response: Any) -> dict[str, str]:
