@@ -492,6 +492,34 @@ def test_alarms_email_only_when_asked(default: Synthesized, options: Synthesized
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
 
 
+def test_cloudwatch_may_publish_alarms_to_the_topic_despite_enforce_ssl(options: Synthesized) -> None:
+    """The topic's own policy replaces SNS's default one: without an Allow for CloudWatch, the
+    enforce-SSL Deny is all it holds and every alarm e-mail is dropped without a word."""
+    t = options.template
+    topic_id, _ = cfn.only(t, "AWS::SNS::Topic")
+    _, policy = cfn.only(t, "AWS::SNS::TopicPolicy")
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (deny,) = (st for st in statements if st["Effect"] == "Deny")
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    (allow,) = (st for st in statements if st["Effect"] == "Allow")
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic_id}
+    assert set(allow["Condition"]) == {"StringEquals", "ArnLike"}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    # Exactly the alarms that notify the topic, by ARN: no other alarm of the account may use it.
+    notifying = {
+        alarm_id
+        for alarm_id, alarm in cfn.of_type(t, "AWS::CloudWatch::Alarm").items()
+        if {"Ref": topic_id} in alarm["Properties"].get("AlarmActions", [])
+    }
+    assert len(notifying) == 10
+    source_arns = allow["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert all(arn == {"Fn::GetAtt": [arn["Fn::GetAtt"][0], "Arn"]} for arn in source_arns)
+    assert {arn["Fn::GetAtt"][0] for arn in source_arns} == notifying
+
+
 def test_dashboard_charts_every_metric_the_runtime_emits(default: Synthesized) -> None:
     _, dashboard = cfn.only(default.template, "AWS::CloudWatch::Dashboard")
     body = cfn.render(dashboard["Properties"]["DashboardBody"])
