@@ -96,6 +96,34 @@ def test_relay_access_logs_are_opt_in_and_hold_no_bodies(default: Synthesized, o
     assert "body" not in log_format.lower()
 
 
+def test_access_logs_go_to_vended_log_groups_named_for_the_stack(default: Synthesized, options: Synthesized) -> None:
+    """Under /aws/vendedlogs/ a log delivery adds nothing to the account's CloudWatch Logs resource
+    policy (capped at 5,120 characters): an account near the cap cannot fail the deploy."""
+    for s, expected in (
+        (default, {"webhook": "/aws/vendedlogs/apigateway/VoiceAgent/webhook-access"}),
+        (
+            options,
+            {
+                "webhook": "/aws/vendedlogs/apigateway/VoiceAgentDev/webhook-access",
+                "relay": "/aws/vendedlogs/apigateway/VoiceAgentDev/relay-access",
+            },
+        ),
+    ):
+        t = s.template
+        stages = {"webhook": s.stack.webhook_api.stage, "relay": s.stack.relay.stage}
+        found = {}
+        for api, stage in stages.items():
+            settings = t["Resources"][s.logical_id(stage)]["Properties"].get("AccessLogSettings")
+            if settings is None:
+                continue
+            (group_id,) = cfn.refs(settings["DestinationArn"])
+            found[api] = t["Resources"][group_id]["Properties"]["LogGroupName"]
+        assert found == expected
+        # The functions' own groups are Lambda's, named by Lambda: only access logs are vended.
+        named = {g["Properties"].get("LogGroupName") for g in cfn.of_type(t, "AWS::Logs::LogGroup").values()}
+        assert named - {None} == set(expected.values())
+
+
 # --- the webhook (HTTP API) -------------------------------------------------------------------
 
 
