@@ -7,10 +7,12 @@ CDK_OUT ?= cdk.out
 STACK_OUTPUTS ?= cdk-outputs.json
 # Extra CDK CLI arguments, e.g. CDK_ARGS="-c alarmEmail=me@example.com -c stageName=dev"
 CDK_ARGS ?=
+# Extra `make smoke` arguments, e.g. SMOKE_ARGS="--reply-timeout 30" (python -m infra.cli.smoke --help)
+SMOKE_ARGS ?=
 # The CLI runs app.py through cdk.json; tell the bundler where uv is.
 CDK_RUN = UV=$(abspath $(UV)) $(CDK)
 
-.PHONY: requirements synth cdk-cli bootstrap diff deploy outputs logs destroy twilio-number call clean-infra
+.PHONY: requirements synth cdk-cli bootstrap diff preflight deploy outputs smoke logs destroy twilio-number call clean-infra
 
 functions/requirements.txt: pyproject.toml uv.lock | $(UV)
 	$(UV) export --frozen --no-dev --no-emit-project --no-hashes --format requirements-txt --quiet -o $@
@@ -41,6 +43,9 @@ deploy: setup functions/requirements.txt $(CDK) ## deploy the stack (AWS credent
 
 outputs: setup ## print the deployed stack's outputs again (from cdk-outputs.json)
 	$(RUN) python -m infra.cli.stack_outputs $(STACK_OUTPUTS)
+
+smoke: setup ## prove the deployed stack works end to end, driven as Twilio would (TWILIO_AUTH_TOKEN in env)
+	$(RUN) python -m infra.cli.smoke --stack-outputs $(STACK_OUTPUTS) $(SMOKE_ARGS)
 
 logs: setup ## follow a function's logs: FN=message|webhook|connect (needs the AWS CLI)
 	@case "$(FN)" in message) out=MessageLogGroup;; webhook) out=WebhookLogGroup;; connect) out=ConnectLogGroup;; \
