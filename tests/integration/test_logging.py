@@ -99,8 +99,10 @@ def test_a_refused_upgrade_logs_the_url_it_checked_and_the_header_names_not_thei
     (refused,) = (r for r in lines(json_log) if r["message"] == "websocket upgrade refused")
     assert refused["reason"] == "invalid signature"
     assert refused["checked_url"] == TEST_ENV["RELAY_PUBLIC_URL"]
-    assert "x-twilio-signature" in refused["header_names"]
-    assert refused["header_names"] == sorted(refused["header_names"])
+    names = refused["header_names"]
+    assert isinstance(names, list)
+    assert "x-twilio-signature" in names
+    assert names == sorted(names)
     assert refused["query_keys"] == ["probe"]
     assert forged not in json_log.getvalue()
     assert TEST_ENV["TWILIO_AUTH_TOKEN"] not in json_log.getvalue()
@@ -108,6 +110,7 @@ def test_a_refused_upgrade_logs_the_url_it_checked_and_the_header_names_not_thei
     assert ws_connect.handler(unsigned, FakeLambdaContext()) == {"statusCode": 403}
     missing = [r for r in lines(json_log) if r["message"] == "websocket upgrade refused"][-1]
     assert missing["reason"] == "missing signature"
+    assert isinstance(missing["header_names"], list)
     assert "x-twilio-signature" not in missing["header_names"]
 
 
