@@ -265,6 +265,7 @@ class _Quiet:
         self.notes: list[str] = []
 
     def note(self, text: str) -> None:
+        text = text.split(" (handoffData", 1)[0]  # the model's words about the call stay out
         self.notes.append(_PHONE.sub(lambda m: mask_phone(m.group()) or "", text))
 
     def agent_line(self, label: str, text: str) -> None:
@@ -436,7 +437,7 @@ async def _run(
 ) -> None:
     probe = Call(transcript=_Quiet(), auth_token=token)
     relay = _check_signed_voice(report, target, await post_voice(http, probe, target.voice_url, signed_with=token))
-    _check_unsigned_voice(report, target, await post_voice(http, probe, target.voice_url, signed_with=None))
+    _check_unsigned_voice(report, await post_voice(http, probe, target.voice_url, signed_with=None))
     upgraded = False
     if relay is None:
         report.add("signed upgrade", "skip", "not run: it needs the relay URL from a signed /voice")
@@ -507,7 +508,7 @@ def _check_signed_voice(report: Report, target: Target, voice: _Voice) -> twiml.
     return relay
 
 
-def _check_unsigned_voice(report: Report, target: Target, voice: _Voice) -> None:
+def _check_unsigned_voice(report: Report, voice: _Voice) -> None:
     name = "unsigned /voice"
     if voice.status == 403:
         report.add(name, "pass", "refused with HTTP 403")

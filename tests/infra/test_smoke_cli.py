@@ -134,3 +134,11 @@ def test_the_target_comes_from_the_stack_outputs() -> None:
     assert target.connect_log_group == GROUP
     assert target.records_bucket is None
     assert isinstance(smoke._default_refusals(target), smoke.CloudWatchRefusals)
+
+
+def test_the_calls_notes_keep_no_numbers_and_no_handoff_reasons() -> None:
+    quiet = smoke._Quiet()
+    quiet.note("Call CA1 from +15551234567 to +15557654321")
+    quiet.note('session 1 ended: the agent ended the session (handoffData {"reason": "caller said hunter2"})')
+    quiet.agent_line("Agent", "anything the agent said")
+    assert quiet.notes == ["Call CA1 from +*******4567 to +*******4321", "session 1 ended: the agent ended the session"]
