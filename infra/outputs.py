@@ -15,3 +15,6 @@ WEBHOOK_LOG_GROUP: Final = "WebhookLogGroup"
 CONNECT_LOG_GROUP: Final = "ConnectLogGroup"
 RELAY_DOMAIN_TARGET: Final = "RelayDomainTarget"  # only with a custom domain: the DNS CNAME target
 WEBHOOK_DOMAIN_TARGET: Final = "WebhookDomainTarget"
+# Set by the stack once it keeps call records (a later version): `make smoke` then checks that the
+# scripted call's record arrives in this bucket, and says the check was skipped while it is absent.
+CALL_RECORDS_BUCKET: Final = "CallRecordsBucketName"

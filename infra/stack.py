@@ -29,6 +29,7 @@ from infra.constructs.provider_secret import ProviderSecret
 from infra.constructs.relay_api import RelayApi
 from infra.constructs.sessions_table import SessionsTable
 from infra.constructs.webhook_api import WebhookApi
+from infra.permissions import DISCONNECT_STORE_ACTIONS, MESSAGE_STORE_ACTIONS, WEBHOOK_STORE_ACTIONS
 from voice_agent import env_names as names
 
 
@@ -164,11 +165,12 @@ class VoiceAgentStack(cdk.Stack):
             connect=self.connect_fn.function, message=self.message_target, disconnect=self.disconnect_fn.function
         )
         self.webhook_api.route(self.webhook_fn.function)
-        for uses_sessions in (self.message_fn, self.disconnect_fn, self.webhook_fn):
-            self.sessions.grant_session_store(uses_sessions.function)
+        self.sessions.grant_session_store(self.message_fn.function, MESSAGE_STORE_ACTIONS)
+        self.sessions.grant_session_store(self.webhook_fn.function, WEBHOOK_STORE_ACTIONS)
+        self.sessions.grant_session_store(self.disconnect_fn.function, DISCONNECT_STORE_ACTIONS)
         for needs_twilio in (self.connect_fn, self.webhook_fn):
-            self.twilio_auth_token.secret.grant_read(needs_twilio.function)
-        self.openai_api_key.secret.grant_read(self.message_fn.function)
+            self.twilio_auth_token.grant_get_value(needs_twilio.function)
+        self.openai_api_key.grant_get_value(self.message_fn.function)
         self.relay.grant_manage_connections(self.message_fn.function)
 
         self.monitoring = Monitoring(

@@ -7,10 +7,18 @@ CDK_OUT ?= cdk.out
 STACK_OUTPUTS ?= cdk-outputs.json
 # Extra CDK CLI arguments, e.g. CDK_ARGS="-c alarmEmail=me@example.com -c stageName=dev"
 CDK_ARGS ?=
+# Extra `make smoke` arguments, e.g. SMOKE_ARGS="--reply-timeout 30" (python -m infra.cli.smoke --help)
+SMOKE_ARGS ?=
+# Deploys without a terminal (CI): the CDK CLI asks before any change that adds IAM permissions
+# (every first deploy does) and, with no terminal to ask on, stops. REQUIRE_APPROVAL=never lets it
+# go ahead (`make deploy REQUIRE_APPROVAL=never`); `any-change` and `broadening` are the others.
+REQUIRE_APPROVAL ?=
+# `make deploy SKIP_PREFLIGHT=1` deploys without the read-only checks first.
+SKIP_PREFLIGHT ?=
 # The CLI runs app.py through cdk.json; tell the bundler where uv is.
 CDK_RUN = UV=$(abspath $(UV)) $(CDK)
 
-.PHONY: requirements synth cdk-cli bootstrap diff deploy outputs logs destroy twilio-number call clean-infra
+.PHONY: requirements synth cdk-cli bootstrap diff preflight deploy outputs smoke logs destroy twilio-number call clean-infra
 
 functions/requirements.txt: pyproject.toml uv.lock | $(UV)
 	$(UV) export --frozen --no-dev --no-emit-project --no-hashes --format requirements-txt --quiet -o $@
@@ -35,12 +43,18 @@ bootstrap: setup $(CDK) ## once per AWS account and region: cdk bootstrap (needs
 diff: setup functions/requirements.txt $(CDK) ## what a deploy would change (needs AWS credentials)
 	$(CDK_RUN) diff $(CDK_ARGS)
 
-deploy: setup functions/requirements.txt $(CDK) ## deploy the stack (AWS credentials, bootstrap first), print its outputs
-	$(CDK_RUN) deploy --outputs-file $(STACK_OUTPUTS) $(CDK_ARGS)
+preflight: setup ## read-only checks of what a first deploy trips on: Node, credentials, bootstrap, Lambda quota, models
+	$(RUN) python -m infra.cli.preflight $(CDK_ARGS)
+
+deploy: $(if $(SKIP_PREFLIGHT),,preflight) setup functions/requirements.txt $(CDK) ## preflight, deploy the stack, print its outputs (REQUIRE_APPROVAL=never in CI)
+	$(CDK_RUN) deploy --outputs-file $(STACK_OUTPUTS) $(if $(REQUIRE_APPROVAL),--require-approval $(REQUIRE_APPROVAL)) $(CDK_ARGS)
 	$(RUN) python -m infra.cli.stack_outputs $(STACK_OUTPUTS)
 
 outputs: setup ## print the deployed stack's outputs again (from cdk-outputs.json)
 	$(RUN) python -m infra.cli.stack_outputs $(STACK_OUTPUTS)
+
+smoke: setup ## prove the deployed stack works end to end, driven as Twilio would (TWILIO_AUTH_TOKEN in env)
+	$(RUN) python -m infra.cli.smoke --stack-outputs $(STACK_OUTPUTS) $(SMOKE_ARGS)
 
 logs: setup ## follow a function's logs: FN=message|webhook|connect (needs the AWS CLI)
 	@case "$(FN)" in message) out=MessageLogGroup;; webhook) out=WebhookLogGroup;; connect) out=ConnectLogGroup;; \

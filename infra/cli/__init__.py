@@ -1,1 +1,2 @@
-"""Commands for a deployed stack: wire a Twilio number to it, place a call through it."""
+"""Commands around a deployed stack: check an account before deploying (preflight), prove a deployment
+works (smoke), wire a Twilio number to it, place a call through it."""

@@ -22,6 +22,11 @@ class CliError(Exception):
 
 def load_outputs(path: Path, stack: str | None = None) -> Mapping[str, str]:
     """The outputs of ``stack`` (or of the only stack in the file)."""
+    return load_stack(path, stack)[1]
+
+
+def load_stack(path: Path, stack: str | None = None) -> tuple[str, Mapping[str, str]]:
+    """The name and outputs of ``stack`` (or of the only stack in the file)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -36,7 +41,7 @@ def load_outputs(path: Path, stack: str | None = None) -> Mapping[str, str]:
         stack = next(iter(data))
     if stack not in data:
         raise CliError(f"{path} has no stack {stack!r} (it has {', '.join(sorted(data)) or 'none'})")
-    return {str(k): str(v) for k, v in data[stack].items()}
+    return stack, {str(k): str(v) for k, v in data[stack].items()}
 
 
 def require(values: Mapping[str, str], name: str) -> str:
@@ -44,6 +49,12 @@ def require(values: Mapping[str, str], name: str) -> str:
     if not value:
         raise CliError(f"the stack outputs have no {name}; is this the voice agent stack?")
     return value
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which deployed stack a command reads: cdk-outputs.json, and the stack in it."""
+    parser.add_argument("--stack-outputs", type=Path, default=DEFAULT_FILE, help="cdk-outputs.json from make deploy")
+    parser.add_argument("--stack", help="stack name, when the outputs file holds several")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,11 +12,10 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from infra import outputs
-from infra.cli.stack_outputs import DEFAULT_FILE, CliError, load_outputs, require
+from infra.cli.stack_outputs import CliError, add_stack_arguments, load_outputs, require
 
 ACCOUNT_SID = "TWILIO_ACCOUNT_SID"
 AUTH_TOKEN = "TWILIO_AUTH_TOKEN"  # noqa: S105 - the variable's name
@@ -69,8 +68,7 @@ def describe_twilio_error(exc: Exception) -> str:
 
 def add_webhook_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the stack's /voice webhook URL comes from: cdk-outputs.json, or given outright."""
-    parser.add_argument("--stack-outputs", type=Path, default=DEFAULT_FILE, help="cdk-outputs.json from make deploy")
-    parser.add_argument("--stack", help="stack name, when the outputs file holds several")
+    add_stack_arguments(parser)
     parser.add_argument("--voice-url", help="use this webhook URL instead of the stack's WebhookVoiceUrl")
 
 

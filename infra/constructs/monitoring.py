@@ -14,6 +14,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -100,6 +101,9 @@ class Monitoring(Construct):
             description="Turns are failing at the language model (a wrong or placeholder key, a quota, an outage).",
         )
 
+        if self.topic is not None:
+            self._let_alarms_publish(self.topic)
+
         self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=cdk.Duration.hours(3))
         self.dashboard.add_widgets(
             cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24, height=3),
@@ -107,6 +111,24 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(*self._agent_widgets(first_phrase_alarm_ms))
         self.dashboard.add_widgets(*self._function_widgets(functions))
         self.dashboard.add_widgets(*self._api_widgets(webhook_api))
+
+    def _let_alarms_publish(self, topic: sns.Topic) -> None:
+        """With ``enforce_ssl`` the topic gets a policy of its own, holding only the Deny of
+        insecure transport, and that policy replaces SNS's default one, whose Allow is what lets
+        CloudWatch publish: without this statement every alarm e-mail is silently dropped. Scoped
+        to this account and to exactly this stack's alarms (the confused-deputy conditions)."""
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account},
+                    "ArnLike": {"aws:SourceArn": [alarm.alarm_arn for alarm in self.alarms]},
+                },
+            )
+        )
 
     def _alarm(
         self,

@@ -114,7 +114,7 @@ class RelayApi(Construct):
 
     def _access_log_settings(self, log_retention_days: int) -> apigwv2.IAccessLogSettings:
         self.access_log_group, settings = stage_access_logs(
-            self, "AccessLogs", fields=_ACCESS_LOG_FIELDS, retention_days=log_retention_days
+            self, "AccessLogs", api="relay", fields=_ACCESS_LOG_FIELDS, retention_days=log_retention_days
         )
         return settings
 

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from infra.permissions import SESSION_STORE_ACTIONS
 from voice_agent import table_schema
-
-# Exactly the calls the runtime's store makes (voice_agent/adapters/dynamo_store.py; a test keeps
-# the two in step). No Scan, no DeleteItem: a leaked role cannot dump or wipe the transcripts.
-SESSION_STORE_ACTIONS = (
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:Query",
-    "dynamodb:BatchWriteItem",
-)
 
 _ATTRIBUTE_TYPES: Mapping[str, dynamodb.AttributeType] = {
     "S": dynamodb.AttributeType.STRING,
@@ -57,6 +48,9 @@ class SessionsTable(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
         )
 
-    def grant_session_store(self, grantee: iam.IGrantable) -> iam.Grant:
-        """What the runtime's session store needs, on this table only."""
-        return self.table.grant(grantee, *SESSION_STORE_ACTIONS)
+    def grant_session_store(self, grantee: iam.IGrantable, actions: Sequence[str]) -> iam.Grant:
+        """``actions`` (one of the ``*_STORE_ACTIONS`` above) on this table only."""
+        unknown = set(actions) - set(SESSION_STORE_ACTIONS)
+        if unknown:
+            raise ValueError(f"not a session store action: {', '.join(sorted(unknown))}")
+        return self.table.grant(grantee, *actions)

@@ -78,7 +78,7 @@ class WebhookApi(Construct):
             )
             mapping = apigwv2.DomainMappingOptions(domain_name=self.domain)
         self.access_log_group, log_settings = stage_access_logs(
-            self, "AccessLogs", fields=_ACCESS_LOG_FIELDS, retention_days=log_retention_days
+            self, "AccessLogs", api="webhook", fields=_ACCESS_LOG_FIELDS, retention_days=log_retention_days
         )
         self.stage = apigwv2.HttpStage(
             self,

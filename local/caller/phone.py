@@ -139,7 +139,7 @@ class Call:
             f"Call {self.identity.call_sid} from {self.identity.from_number} to {self.identity.to_number}"
         )
         async with self._client() as http:
-            params = self._call_params("ringing")
+            params = self.call_params("ringing")
             document = await self._fetch(http, voice_url, "POST", params)
             documents = 0
             while document is not None:
@@ -186,7 +186,7 @@ class Call:
                 case twiml.Dial():
                     return await self._dial(http, url, verb)
                 case twiml.Redirect():
-                    params = self._call_params("in-progress")
+                    params = self.call_params("in-progress")
                     return await self._fetch(http, urljoin(url, verb.url), verb.method, params)
                 case twiml.Hangup() | twiml.Reject() | twiml.Unsupported():
                     self._stop_on(verb)
@@ -222,7 +222,7 @@ class Call:
         action = verb.attributes.get("action")
         if not action:
             return None
-        params = self._call_params("in-progress")
+        params = self.call_params("in-progress")
         params.update(
             {
                 "DialCallStatus": self.dial_status,
@@ -323,7 +323,8 @@ class Call:
 
     # -- parameters ------------------------------------------------------------------------------
 
-    def _call_params(self, call_status: str) -> dict[str, str]:
+    def call_params(self, call_status: str) -> dict[str, str]:
+        """What Twilio posts with every webhook of this call (the form its signature covers)."""
         i = self.identity
         return {
             "AccountSid": i.account_sid,
@@ -338,7 +339,7 @@ class Call:
         }
 
     def _action_params(self, session: RelaySession, end: SessionEnd, call_status: str) -> dict[str, str]:
-        params = self._call_params(call_status)
+        params = self.call_params(call_status)
         params["SessionId"] = session.session_id
         params["SessionStatus"] = end.status
         params["SessionDuration"] = str(int(end.duration_s))

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra import outputs
-from infra.constructs.sessions_table import SESSION_STORE_ACTIONS
+from infra.permissions import MESSAGE_STORE_ACTIONS, SESSION_STORE_ACTIONS
 from infra.stack import CONNECT, DISCONNECT, MESSAGE, WEBHOOK
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
@@ -96,6 +96,34 @@ def test_relay_access_logs_are_opt_in_and_hold_no_bodies(default: Synthesized, o
     assert "body" not in log_format.lower()
 
 
+def test_access_logs_go_to_vended_log_groups_named_for_the_stack(default: Synthesized, options: Synthesized) -> None:
+    """Under /aws/vendedlogs/ a log delivery adds nothing to the account's CloudWatch Logs resource
+    policy (capped at 5,120 characters): an account near the cap cannot fail the deploy."""
+    for s, expected in (
+        (default, {"webhook": "/aws/vendedlogs/apigateway/VoiceAgent/webhook-access"}),
+        (
+            options,
+            {
+                "webhook": "/aws/vendedlogs/apigateway/VoiceAgentDev/webhook-access",
+                "relay": "/aws/vendedlogs/apigateway/VoiceAgentDev/relay-access",
+            },
+        ),
+    ):
+        t = s.template
+        stages = {"webhook": s.stack.webhook_api.stage, "relay": s.stack.relay.stage}
+        found = {}
+        for api, stage in stages.items():
+            settings = t["Resources"][s.logical_id(stage)]["Properties"].get("AccessLogSettings")
+            if settings is None:
+                continue
+            (group_id,) = cfn.refs(settings["DestinationArn"])
+            found[api] = t["Resources"][group_id]["Properties"]["LogGroupName"]
+        assert found == expected
+        # The functions' own groups are Lambda's, named by Lambda: only access logs are vended.
+        named = {g["Properties"].get("LogGroupName") for g in cfn.of_type(t, "AWS::Logs::LogGroup").values()}
+        assert named - {None} == set(expected.values())
+
+
 # --- the webhook (HTTP API) -------------------------------------------------------------------
 
 
@@ -159,14 +187,18 @@ def test_table_is_retained_by_default_and_can_be_let_go(default: Synthesized, op
     )
 
 
-def test_session_store_permissions_are_exactly_what_the_store_calls(default: Synthesized) -> None:
+def test_session_store_permissions_are_per_function(default: Synthesized) -> None:
     table_id = default.logical_id(default.stack.sessions.table)
     roles = _roles(default)
     granted: dict[str, set[str]] = {}
     for role, statement in cfn.statements_by_role(default.template):
         if any(table_id in cfn.refs(r) for r in cfn.resources(statement)):
             granted.setdefault(role, set()).update(cfn.actions(statement))
-    assert granted == {roles[n]: set(SESSION_STORE_ACTIONS) for n in ("message", "disconnect", "webhook")}
+    assert granted == {
+        roles["message"]: set(MESSAGE_STORE_ACTIONS),
+        roles["webhook"]: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        roles["disconnect"]: {"dynamodb:UpdateItem"},  # it only marks its connection closed
+    }
 
 
 def test_session_store_actions_cover_every_call_the_runtime_store_makes() -> None:
@@ -234,6 +266,51 @@ def test_each_function_may_write_only_its_own_logs(default: Synthesized) -> None
             s for r, s in cfn.statements_by_role(t) if r == role and "logs:PutLogEvents" in cfn.actions(s)
         ]
         assert [cfn.refs(s["Resource"]) for s in log_statements] == [{own_group}]
+
+
+def _grants(s: Synthesized) -> dict[str, set[tuple[str, frozenset[str]]]]:
+    """Role logical id -> every (action, logical ids its resources refer to) the role is allowed."""
+    found: dict[str, set[tuple[str, frozenset[str]]]] = {}
+    for role, statement in cfn.statements_by_role(s.template):
+        assert statement["Effect"] == "Allow"
+        assert "Condition" not in statement, statement
+        targets = frozenset(ref for r in cfn.resources(statement) for ref in cfn.refs(r))
+        found.setdefault(role, set()).update((action, targets) for action in cfn.actions(statement))
+    return found
+
+
+@pytest.mark.parametrize("variant", ["default", "options", "snap_start"])
+def test_each_role_is_allowed_exactly_the_actions_its_function_makes(
+    variant: str, request: pytest.FixtureRequest
+) -> None:
+    """The whole policy of every role, action by action and resource by resource."""
+    s: Synthesized = request.getfixturevalue(variant)
+    st, t = s.stack, s.template
+    fns, roles = _functions(s), _roles(s)
+    table = s.logical_id(st.sessions.table)
+    twilio_secret, openai_secret = s.logical_id(st.twilio_auth_token.secret), s.logical_id(st.openai_api_key.secret)
+
+    def own_logs(name: str) -> set[tuple[str, frozenset[str]]]:
+        group = cfn.refs(t["Resources"][fns[name]]["Properties"]["LoggingConfig"]["LogGroup"])
+        return {("logs:CreateLogStream", frozenset(group)), ("logs:PutLogEvents", frozenset(group))}
+
+    def on(resource: str, *actions: str) -> set[tuple[str, frozenset[str]]]:
+        return {(action, frozenset({resource})) for action in actions}
+
+    expected = {
+        roles["connect"]: own_logs("connect") | on(twilio_secret, "secretsmanager:GetSecretValue"),
+        roles["message"]: own_logs("message")
+        | on(table, *MESSAGE_STORE_ACTIONS)
+        | on(openai_secret, "secretsmanager:GetSecretValue")
+        | on(s.logical_id(st.relay.api), "execute-api:ManageConnections"),
+        roles["disconnect"]: own_logs("disconnect") | on(table, "dynamodb:UpdateItem"),
+        roles["webhook"]: own_logs("webhook")
+        | on(table, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        | on(twilio_secret, "secretsmanager:GetSecretValue"),
+    }
+    assert _grants(s) == expected
+    # No other role in the stack: nothing runs with permissions the test above does not see.
+    assert set(cfn.of_type(t, "AWS::IAM::Role")) == set(roles.values())
 
 
 # --- permissions that matter ------------------------------------------------------------------
@@ -441,6 +518,34 @@ def test_alarms_email_only_when_asked(default: Synthesized, options: Synthesized
     )
     for alarm in cfn.of_type(options.template, "AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_cloudwatch_may_publish_alarms_to_the_topic_despite_enforce_ssl(options: Synthesized) -> None:
+    """The topic's own policy replaces SNS's default one: without an Allow for CloudWatch, the
+    enforce-SSL Deny is all it holds and every alarm e-mail is dropped without a word."""
+    t = options.template
+    topic_id, _ = cfn.only(t, "AWS::SNS::Topic")
+    _, policy = cfn.only(t, "AWS::SNS::TopicPolicy")
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (deny,) = (st for st in statements if st["Effect"] == "Deny")
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    (allow,) = (st for st in statements if st["Effect"] == "Allow")
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic_id}
+    assert set(allow["Condition"]) == {"StringEquals", "ArnLike"}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    # Exactly the alarms that notify the topic, by ARN: no other alarm of the account may use it.
+    notifying = {
+        alarm_id
+        for alarm_id, alarm in cfn.of_type(t, "AWS::CloudWatch::Alarm").items()
+        if {"Ref": topic_id} in alarm["Properties"].get("AlarmActions", [])
+    }
+    assert len(notifying) == 10
+    source_arns = allow["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert all(arn == {"Fn::GetAtt": [arn["Fn::GetAtt"][0], "Arn"]} for arn in source_arns)
+    assert {arn["Fn::GetAtt"][0] for arn in source_arns} == notifying
 
 
 def test_dashboard_charts_every_metric_the_runtime_emits(default: Synthesized) -> None:

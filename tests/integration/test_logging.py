@@ -94,3 +94,46 @@ def test_sensitive_logging_is_an_explicit_switch(json_log: io.StringIO, monkeypa
     text = json_log.getvalue()
     assert SECRET_SPEECH in text
     assert CALLER in text
+
+
+def test_a_refused_upgrade_logs_the_url_it_checked_and_the_header_names_not_their_values(
+    json_log: io.StringIO,
+) -> None:
+    """When every call fails with 64102, this line says what Twilio sent and what it was checked against."""
+    forged = sign("not-the-auth-token", TEST_ENV["RELAY_PUBLIC_URL"])
+    event = connect_event("c1", headers={"X-Twilio-Signature": forged}, query={"probe": "1"})
+    assert ws_connect.handler(event, FakeLambdaContext()) == {"statusCode": 403}
+    (refused,) = (r for r in lines(json_log) if r["message"] == "websocket upgrade refused")
+    assert refused["reason"] == "invalid signature"
+    assert refused["checked_url"] == TEST_ENV["RELAY_PUBLIC_URL"]
+    names = refused["header_names"]
+    assert isinstance(names, list)
+    assert "x-twilio-signature" in names
+    assert names == sorted(names)
+    assert refused["query_keys"] == ["probe"]
+    assert forged not in json_log.getvalue()
+    assert TEST_ENV["TWILIO_AUTH_TOKEN"] not in json_log.getvalue()
+    unsigned = connect_event("c2")
+    assert ws_connect.handler(unsigned, FakeLambdaContext()) == {"statusCode": 403}
+    missing = [r for r in lines(json_log) if r["message"] == "websocket upgrade refused"][-1]
+    assert missing["reason"] == "missing signature"
+    assert isinstance(missing["header_names"], list)
+    assert "x-twilio-signature" not in missing["header_names"]
+
+
+def test_a_refused_webhook_logs_the_url_its_signature_had_to_be_over(json_log: io.StringIO) -> None:
+    from fastapi.testclient import TestClient
+
+    from voice_agent.webhook.app import create_app
+
+    form = {"CallSid": "CA" + "1" * 32, "From": CALLER}
+    forged = sign("not-the-auth-token", TEST_ENV["WEBHOOK_PUBLIC_URL"] + "/voice", form)
+    response = TestClient(create_app()).post(
+        "/voice?x=1",
+        data=form,
+        headers={"X-Twilio-Signature": forged},
+    )
+    assert response.status_code == 403
+    (refused,) = (r for r in lines(json_log) if r["message"] == "webhook request refused")
+    assert refused["checked_url"] == TEST_ENV["WEBHOOK_PUBLIC_URL"] + "/voice"  # no query: it may carry values
+    assert CALLER not in json_log.getvalue()

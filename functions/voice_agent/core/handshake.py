@@ -18,6 +18,9 @@ class UpgradeDecision:
     # Echoed back if the client offered subprotocols (none is documented for Twilio; a strict
     # client would abort a handshake that ignores its offer).
     subprotocol: str | None = None
+    # The URL the signature had to be over (logged on a refusal: the first thing to compare with
+    # what Twilio dialed when every call fails with 64102).
+    checked_url: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -40,7 +43,7 @@ def decide_upgrade(
         return UpgradeDecision(500, "relay public URL or auth token not configured")
     signature = header(headers, SIGNATURE_HEADER)
     if not signature:
-        return UpgradeDecision(403, "missing signature")
+        return UpgradeDecision(403, "missing signature", checked_url=public_url)
     if not valid_upgrade(auth_token, public_url, query, signature):
-        return UpgradeDecision(403, "invalid signature")
-    return UpgradeDecision(200, "signature valid", subprotocol)
+        return UpgradeDecision(403, "invalid signature", checked_url=public_url)
+    return UpgradeDecision(200, "signature valid", subprotocol, checked_url=public_url)

@@ -37,7 +37,18 @@ def handler(event: Mapping[str, Any], context: object, decide: Decide = _decide)
         logger.exception("$connect failed; upgrade refused")
         return {"statusCode": 500}
     if not decision.allowed:
-        logger.warning("websocket upgrade refused", extra={"status": decision.status_code, "reason": decision.reason})
+        # What to compare with what Twilio sent: the URL the signature had to be over, and the
+        # names (never the values) of the headers and query keys that arrived.
+        logger.warning(
+            "websocket upgrade refused",
+            extra={
+                "status": decision.status_code,
+                "reason": decision.reason,
+                "checked_url": decision.checked_url,
+                "header_names": sorted({name.lower() for name in connect.headers}),
+                "query_keys": sorted(connect.query),
+            },
+        )
         return {"statusCode": decision.status_code}
     logger.info("websocket upgrade accepted", extra={"reason": decision.reason})
     response: dict[str, Any] = {"statusCode": 200}

@@ -32,10 +32,11 @@ XML = "application/xml"
 
 
 class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, checked_url: str | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.checked_url = checked_url  # the URL a refused signature had to be over (no query)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,8 @@ async def _fresh_log_context(request: Request, call_next: Callable[[Request], Aw
 
 async def _refused(request: Request, exc: Refused) -> Response:
     logger.warning(
-        "webhook request refused", extra={"path": request.url.path, "status": exc.status, "reason": exc.reason}
+        "webhook request refused",
+        extra={"path": request.url.path, "status": exc.status, "reason": exc.reason, "checked_url": exc.checked_url},
     )
     if exc.status == 403:
         telemetry.record_count(metric.REFUSED_SIGNATURES)
@@ -163,7 +165,7 @@ async def verified_form(request: Request) -> Form:
         if not token:
             raise Refused(500, "auth token not configured")
         if not valid_webhook(token, url, form, request.headers.get(SIGNATURE_HEADER)):
-            raise Refused(403, "missing or invalid signature")
+            raise Refused(403, "missing or invalid signature", checked_url=_url(settings, request.url.path))
     else:
         wiring.warn_if_unsigned()
     return form

@@ -1,0 +1,28 @@
+"""What each function may do to the sessions table, by DynamoDB action (no CDK import: the
+integration tests read it next to the code it describes).
+
+Exactly the calls each function's code makes through the session store
+(``voice_agent/adapters/dynamo_store.py``); ``tests/integration/test_store_permissions.py`` runs
+every entry point against moto and records the operations each one makes. No Scan and no
+DeleteItem anywhere: a leaked role can neither dump nor wipe the transcripts.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MESSAGE_STORE_ACTIONS: Final = (
+    "dynamodb:GetItem",  # a retried setup reads back its own binding
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",  # the history, once per turn
+    "dynamodb:BatchWriteItem",  # a tool round's messages in one request
+)
+# /action: reads the call, counts reconnects, marks it ended. /voice touches no table.
+WEBHOOK_STORE_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+# $disconnect marks its connection closed: one update.
+DISCONNECT_STORE_ACTIONS: Final = ("dynamodb:UpdateItem",)
+# Everything the store can do, whoever calls it.
+SESSION_STORE_ACTIONS: Final = tuple(
+    dict.fromkeys(MESSAGE_STORE_ACTIONS + WEBHOOK_STORE_ACTIONS + DISCONNECT_STORE_ACTIONS)
+)
