@@ -211,6 +211,7 @@ class Monitoring(Construct):
                         metric.TURNS_CUT_SHORT,
                         metric.TRANSFERS_FAILED,
                         metric.REFUSED_SIGNATURES,
+                        metric.REFUSED_SETUPS,
                     )
                 ],
                 width=8,

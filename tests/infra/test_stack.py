@@ -14,6 +14,7 @@ from infra.permissions import MESSAGE_STORE_ACTIONS, SESSION_STORE_ACTIONS
 from infra.stack import CONNECT, DISCONNECT, MESSAGE, WEBHOOK
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
+from tests.support.emitted_metrics import emitted_metric_names
 from voice_agent import env_names as names
 from voice_agent import metric_names, table_schema
 from voice_agent.settings import Settings
@@ -551,9 +552,11 @@ def test_cloudwatch_may_publish_alarms_to_the_topic_despite_enforce_ssl(options:
 def test_dashboard_charts_every_metric_the_runtime_emits(default: Synthesized) -> None:
     _, dashboard = cfn.only(default.template, "AWS::CloudWatch::Dashboard")
     body = cfn.render(dashboard["Properties"]["DashboardBody"])
-    emitted = {v for k, v in vars(metric_names).items() if k.isupper() and k != "SERVICE_DIMENSION"}
-    for name in emitted:
-        assert f'"{name}"' in body, name
+    declared = {v for k, v in vars(metric_names).items() if k.isupper() and k != "SERVICE_DIMENSION"}
+    charted = {name for name in declared if f'"{name}"' in body}
+    emitted = emitted_metric_names()  # by running the emitting code, not by reading the names
+    assert charted == declared, declared - charted
+    assert charted <= emitted, f"charted but never emitted: {charted - emitted}"
 
 
 # --- outputs ----------------------------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""Which CloudWatch metrics the runtime really emits, found by running the code that emits them
+(not by reading the names module): every turn outcome and counted frame through ``telemetry``, and
+every webhook callback that counts one through the webhook app. Embedded Metric Format lines are
+read from stdout, as CloudWatch reads them from the function's logs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from urllib.parse import urlencode
+
+import boto3
+from fastapi.testclient import TestClient
+from moto import mock_aws
+
+from tests.conftest import TEST_ENV
+from tests.support.aws import TABLE, create_table
+from voice_agent import telemetry
+from voice_agent.adapters.dynamo_store import DynamoSessionStore
+from voice_agent.agent.config import AGENT
+from voice_agent.core.relay import HandledFrame
+from voice_agent.core.turn_states import TurnOutcome, TurnStatus
+from voice_agent.signatures import sign
+from voice_agent.webhook.app import Dependencies, create_app
+
+CALL = "CA" + "7" * 32
+
+
+def emitted_metric_names() -> set[str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for status in TurnStatus:
+            outcome = TurnOutcome(
+                status=status, posts=3, time_to_first_phrase_s=0.2, duration_s=1.0, tool_calls=1, detail="handoff"
+            )
+            telemetry.record_frame(HandledFrame(kind="prompt", outcome=outcome))
+        telemetry.record_frame(HandledFrame(kind="interrupt"))
+        telemetry.record_frame(HandledFrame(kind="setup", ignored=True, refused=True))
+        _webhook_callbacks()
+    names: set[str] = set()
+    for line in out.getvalue().splitlines():
+        if '"_aws"' in line:
+            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+                names.update(m["Name"] for m in directive["Metrics"])
+    return names
+
+
+def _webhook_callbacks() -> None:
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(db)
+        store = DynamoSessionStore(client=db, table_name=TABLE, retention_days=1)
+        client = TestClient(create_app(Dependencies(store=lambda: store, agent=lambda: AGENT)))
+        base, token = TEST_ENV["WEBHOOK_PUBLIC_URL"], TEST_ENV["TWILIO_AUTH_TOKEN"]
+
+        def post(path: str, form: dict[str, str], signed: bool = True) -> None:
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            if signed:
+                headers["X-Twilio-Signature"] = sign(token, f"{base}{path}", form)
+            client.post(path, content=urlencode(form), headers=headers)
+
+        call = {"CallSid": CALL, "CallStatus": "in-progress"}
+        post("/voice", {**call, "From": "+15550000001"}, signed=False)  # refused signature
+        post("/action", {**call, "SessionId": "VX1", "SessionStatus": "failed", "ErrorCode": "64105"})
+        post("/action", {**call, "SessionId": "VX2", "SessionStatus": "ended", "HandoffData": '{"reasonCode":"x"}'})
+        post("/dial-status", {**call, "DialCallStatus": "no-answer"})
