@@ -7,7 +7,7 @@ from botocore.stub import Stubber
 
 from tests.support.aws import TABLE
 from voice_agent.adapters.dynamo_store import DynamoSessionStore, call_key, conn_key
-from voice_agent.core.model import INTERRUPTION_PART, TurnKey, TurnRecord
+from voice_agent.core.model import INTERRUPTION_PART, TurnKey, TurnRecord, TurnTicket
 from voice_agent.core.ports import SessionStore
 from voice_agent.errors import CallTokenMismatchError, ConnectionAlreadyBoundError, StoreUnavailableError
 from voice_agent.protocol.inbound import Setup
@@ -326,3 +326,25 @@ def test_a_new_socket_marks_what_the_old_one_was_still_sending(store: DynamoSess
 def test_the_dynamodb_store_serves_every_client_port(store: DynamoSessionStore) -> None:
     whole: SessionStore = store  # mypy checks every port's methods against the adapter
     assert isinstance(whole, DynamoSessionStore)
+
+
+def test_a_switched_language_survives_a_reconnect(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", SETUP)
+    ticket = store.start_turn("c1", "¿Hablas español?")
+    assert ticket is not None
+    store.set_language(ticket, "es-ES")
+    later = store.start_turn("c1")
+    assert later is not None and later.language == "es-ES"
+    resumed = store.bind_connection("c2", Setup(session_id="VX2", call_sid="CA1"))
+    assert resumed.language == "es-ES"
+    first_on_new_socket = store.start_turn("c2")
+    assert first_on_new_socket is not None and first_on_new_socket.language == "es-ES"
+
+
+def test_writes_that_can_create_a_call_item_set_its_ttl(store: DynamoSessionStore, dynamodb: DynamoDBClient) -> None:
+    ticket = TurnTicket(connection_id="gone", call_sid="CA-new", conn_seq=1, generation=1)
+    store.set_language(ticket, "de-DE")  # the connection item is gone: none is created without a TTL
+    store.mark_farewell("CA-other")
+    for item in all_items(dynamodb):
+        assert TTL_ATTRIBUTE in item, item
+    assert dynamodb.get_item(TableName=TABLE, Key=conn_key("gone")).get("Item") is None

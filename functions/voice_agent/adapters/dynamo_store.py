@@ -386,14 +386,46 @@ class DynamoSessionStore:
             self._db.put_item(TableName=self._table, Item=item)
         return InterruptOutcome(call_sid=call_sid, interrupted=key, cancelled=cancelled)
 
-    def set_language(self, connection_id: str, language: str) -> None:
-        with _store_errors("set_language"):
+    def set_language(self, ticket: TurnTicket, language: str) -> None:
+        """The call switched language: this socket's next turns read it from the connection item,
+        and a socket that resumes the call from the call item (``setup`` copies it over)."""
+        try:
+            with _store_errors("set_language", passthrough=_CONDITION_FAILED):
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=conn_key(ticket.connection_id),
+                    UpdateExpression="SET #language = :language",
+                    ConditionExpression="attribute_exists(pk)",  # never an item without its TTL
+                    ExpressionAttributeNames={"#language": "language"},
+                    ExpressionAttributeValues={":language": _s(language)},
+                )
+        except ClientError:
+            pass  # the connection item is gone: only the call keeps the language
+        self._update_call(
+            ticket.call_sid,
+            "set_language",
+            "#language = :language",
+            {":language": _s(language)},
+            {"#language": "language"},
+        )
+
+    def _update_call(
+        self,
+        call_sid: str,
+        operation: str,
+        assignment: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> None:
+        """``SET assignment`` on the call item; the TTL too, if this write creates the item."""
+        now = int(self._now())
+        with _store_errors(operation):
             self._db.update_item(
                 TableName=self._table,
-                Key=conn_key(connection_id),
-                UpdateExpression="SET #language = :language",
-                ExpressionAttributeNames={"#language": "language"},
-                ExpressionAttributeValues={":language": _s(language)},
+                Key=call_key(call_sid),
+                UpdateExpression=f"SET {assignment}, #ttl = if_not_exists(#ttl, :ttl)",
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE, **(names or {})},
+                ExpressionAttributeValues={**values, ":ttl": _n(now + self._retention_s)},
             )
 
     def close_connection(self, connection_id: str, *, gone: bool) -> str | None:
@@ -461,13 +493,7 @@ class DynamoSessionStore:
         return _get_n(item, "reconnects")
 
     def mark_farewell(self, call_sid: str) -> None:
-        with _store_errors("mark_farewell"):
-            self._db.update_item(
-                TableName=self._table,
-                Key=call_key(call_sid),
-                UpdateExpression="SET farewellSpoken = :yes",
-                ExpressionAttributeValues={":yes": {"BOOL": True}},
-            )
+        self._update_call(call_sid, "mark_farewell", "farewellSpoken = :yes", {":yes": {"BOOL": True}})
 
     def end_call(self, call_sid: str, status: str) -> None:
         now = int(self._now())

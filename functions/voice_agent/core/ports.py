@@ -81,7 +81,8 @@ class TurnStore(Protocol):
     def put_turns(self, call_sid: str, records: Sequence[TurnRecord]) -> None:
         """Store turn items (one request for up to 25)."""
 
-    def set_language(self, connection_id: str, language: str) -> None: ...
+    def set_language(self, ticket: TurnTicket, language: str) -> None:
+        """The call switched language: this socket's next turns and a resumed call speak it."""
 
     def mark_farewell(self, call_sid: str) -> None:
         """Remember that the caller has been told goodbye (the action handler then just hangs up)."""

@@ -477,7 +477,7 @@ class TurnEngine:
         return None
 
     def _remember_language(self, turn: _Turn, code: str) -> None:
-        self._quietly(lambda: self._store.set_language(turn.ticket.connection_id, code))
+        self._quietly(lambda: self._store.set_language(turn.ticket, code))
 
     def _end_session(self, turn: _Turn, end: EndSession) -> TurnOutcome:
         """Say the line (unless the model just said something), let it play, then ``end``.
