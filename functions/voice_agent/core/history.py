@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from itertools import groupby
 
-from voice_agent.core.model import INTERRUPTION_PART, ChatMessage, OnAir, TurnKey, TurnRecord
+from voice_agent.core.model import INTERRUPTION_PART, ChatMessage, OnAir, TurnKey, TurnRecord, TurnTicket
 from voice_agent.log import logger
 from voice_agent.protocol.text import clean_text, needs_cleaning
 
@@ -35,6 +35,16 @@ def assemble_history(records: Iterable[TurnRecord]) -> list[ChatMessage]:
     for group in _turns_in_order(records):
         messages.extend(_turn_messages(group))
     return merge_caller_messages(_repaired(_drop_leading_fragments(messages)))
+
+
+def conversation(ticket: TurnTicket, history: Sequence[TurnRecord], text: str) -> list[ChatMessage]:
+    """The stored history as the caller lived it, this turn's words last. Two things the store may
+    not hold yet come from the ticket: what the reply this turn supersedes had sent, and the
+    caller's earlier messages no reply answered (a prompt superseded a moment after it arrived)."""
+    records = with_reply_on_air(history, ticket.conn_seq, ticket.on_air)
+    earlier = unanswered_missing(history, ticket.conn_seq, ticket.on_air.generation, ticket.unanswered[:-1])
+    said = [ChatMessage(role="user", content=t) for t in (*earlier, text)]
+    return merge_caller_messages([*assemble_history(records), *said])
 
 
 def with_reply_on_air(records: Sequence[TurnRecord], conn_seq: int, on_air: OnAir) -> list[TurnRecord]:

@@ -34,14 +34,13 @@ import contextvars
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core.budget import Budget, Clock, SystemClock
 from voice_agent.core.guard import OutputGuard
-from voice_agent.core.history import assemble_history, merge_caller_messages, unanswered_missing, with_reply_on_air
+from voice_agent.core.history import conversation
 from voice_agent.core.model import (
     FIRST_AGENT_PART,
     USER_PART,
@@ -58,6 +57,7 @@ from voice_agent.core.model import (
 from voice_agent.core.phrases import PhraseCoalescer
 from voice_agent.core.ports import ChatModel, ModelPump, Sender, StartPump, TurnStore
 from voice_agent.core.speech import SpokenSoFar
+from voice_agent.core.tool_runner import ToolRunner
 from voice_agent.core.tools import (
     EndSession,
     SendDigitsEffect,
@@ -73,9 +73,8 @@ from voice_agent.errors import (
     OutboundValidationError,
     SendError,
     StoreUnavailableError,
-    ToolError,
 )
-from voice_agent.log import bind, error_summary, logger
+from voice_agent.log import bind, logger
 from voice_agent.protocol.outbound import End, Language, OutboundMessage, SendDigits, Text
 
 _R = TypeVar("_R")
@@ -146,7 +145,9 @@ class TurnEngine:
         self._tools = tools
         self._clock = clock or SystemClock()
         self._start_pump = start_pump or threads.start_pump
-        self._tool_pool = tool_pool or threads.TOOL_POOL
+        self._runner = ToolRunner(
+            tools=tools, clock=self._clock, pool=tool_pool or threads.TOOL_POOL, filler_after_s=agent.filler_after_s
+        )
         self._store_pool = store_pool or threads.STORE_POOL
 
     # -- entry points ---------------------------------------------------------------------------
@@ -178,7 +179,7 @@ class TurnEngine:
             return self._outcome(turn, TurnStatus.STORE_ERROR, "history")
         messages = [
             ChatMessage(role="system", content=self._agent.system_prompt),
-            *_conversation(turn.ticket, history, text),
+            *conversation(turn.ticket, history, text),
         ]
         turn.guard.heard_before(m.content for m in messages if m.role == "assistant")
         user = TurnRecord(key=TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART), role="user", text=text)
@@ -418,40 +419,12 @@ class TurnEngine:
         )
         offered = {t.name for t in self._tools.offered(self._agent, turn.ticket.direction)}
         turn.tool_calls += len(calls)
-        futures: list[Future[ToolResult]] = [self._tool_pool.submit(self._invoke, c, ctx, offered) for c in calls]
-        now = self._clock.monotonic()
-        deadline = min(now + self._agent.tool_timeout_s, turn.budget.deadline - 2.0)
-        filler_at = None if said_something else now + self._agent.filler_after_s
-        results: list[tuple[ToolCall, ToolResult]] = []
-        for call, future in zip(calls, futures, strict=True):
-            while True:
-                now = self._clock.monotonic()
-                wake = deadline if filler_at is None else min(filler_at, deadline)
-                try:
-                    results.append((call, future.result(timeout=max(0.0, wake - now))))
-                    break
-                except FutureTimeout:
-                    if filler_at is not None and self._clock.monotonic() < deadline:
-                        filler_at = None
-                        self._post(turn, Text(self._agent.lines.filler + " ", preemptible=True))
-                        continue
-                    logger.warning("tool timed out", extra={"tool": call.name})
-                    results.append((call, _tool_error("the tool took too long to answer")))
-                    break
-        return results
+        deadline = min(self._clock.monotonic() + self._agent.tool_timeout_s, turn.budget.deadline - 2.0)
 
-    def _invoke(self, call: ToolCall, ctx: ToolContext, offered: set[str]) -> ToolResult:
-        try:
-            if call.name not in offered:
-                raise ToolError(f"unknown tool {call.name!r}")
-            return self._tools.get(call.name).invoke(call.arguments, ctx)
-        except ToolError as exc:
-            name = call.name if call.name in offered else "(not offered)"  # the model chose the name
-            logger.info("tool refused the call", extra={"tool": name, "error": error_summary(str(exc))})
-            return _tool_error(str(exc))
-        except Exception as exc:
-            logger.exception("tool failed", extra={"tool": call.name})
-            return _tool_error(f"the tool failed ({type(exc).__name__})")
+        def filler() -> None:
+            self._post(turn, Text(self._agent.lines.filler + " ", preemptible=True))
+
+        return self._runner.run(calls, ctx, offered, deadline=deadline, filler=None if said_something else filler)
 
     def _apply_effects(self, turn: _Turn, effects: list[object]) -> TurnOutcome | None:
         for effect in effects:
@@ -559,23 +532,9 @@ class TurnEngine:
         )
 
 
-def _conversation(ticket: TurnTicket, history: Sequence[TurnRecord], text: str) -> list[ChatMessage]:
-    """The stored history as the caller lived it, this turn's words last. Two things the store may
-    not hold yet come from the ticket: what the reply this turn supersedes had sent, and the
-    caller's earlier messages no reply answered (a prompt superseded a moment after it arrived)."""
-    records = with_reply_on_air(history, ticket.conn_seq, ticket.on_air)
-    earlier = unanswered_missing(history, ticket.conn_seq, ticket.on_air.generation, ticket.unanswered[:-1])
-    said = [ChatMessage(role="user", content=t) for t in (*earlier, text)]
-    return merge_caller_messages([*assemble_history(records), *said])
-
-
 def _claimed(claim: Callable[[], bool]) -> bool:
     try:
         return claim()
     except StoreUnavailableError:
         logger.warning("generation check unavailable; speaking anyway")
         return True
-
-
-def _tool_error(message: str) -> ToolResult:
-    return ToolResult(content=json.dumps({"error": message}))
