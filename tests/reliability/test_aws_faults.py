@@ -65,6 +65,18 @@ def injected(client: Any, event: str, fault: Callable[..., AWSResponse | None]) 
         client.meta.events.unregister(event, fault)
 
 
+def only_binding(fault: FaultInjector) -> Callable[..., AWSResponse | None]:
+    """``fault``, for the requests that bind a socket to its call (setup's update of the call item)
+    only: ``/voice`` issuing the call's token is an UpdateItem too."""
+
+    def maybe(**kwargs: Any) -> AWSResponse | None:
+        body = kwargs["request"].body
+        text = body.decode() if isinstance(body, bytes) else str(body or "")
+        return fault(**kwargs) if "boundConnections" in text else None
+
+    return maybe
+
+
 def two_turns(stack: LocalStack, during: Callable[[], Any]) -> tuple[Reply, Reply, float]:
     """A call: a first turn (the session is bound), one turn inside ``during`` (a context manager
     factory), one after it; returns the last two and how long the one inside took."""
@@ -164,7 +176,10 @@ def test_dynamodb_paused_for_a_whole_turn_is_an_apology_then_the_call_goes_on(
     assert outage.completed and outage.text == APOLOGY
     # botocore's read timeout (2 s) times its attempts (3): bounded, inside the 29 s limit.
     assert took < 15, took
-    assert after.completed and after.text == ADDRESS
+    # A real answer. The question the outage answered only with the apology is still among the
+    # caller's unanswered words (its generation update was applied when DynamoDB resumed), so the
+    # model sees both questions; the demo model answers one of them.
+    assert after.completed and after.text in (ADDRESS, HOURS), after.text
     assert error_frames.new == 0
 
 
@@ -193,7 +208,7 @@ def test_dynamodb_failing_at_setup_restarts_the_session_through_action_and_the_c
     async def resumed(session: RelaySession) -> None:
         replies.append(await say(session, "When are you open?"))
 
-    with injected(aws_clients.dynamodb(), "before-send.dynamodb.UpdateItem", fault):
+    with injected(aws_clients.dynamodb(), "before-send.dynamodb.UpdateItem", only_binding(fault)):
         call = run(place_call(stack.urls.voice, AUTH_TOKEN, first, resumed), timeout_s=60)
     assert fault.injected == 3
     result = call.result
