@@ -34,7 +34,7 @@ import contextvars
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from voice_agent.agent.config import AgentConfig
@@ -42,7 +42,6 @@ from voice_agent.core.budget import Budget, Clock, SystemClock
 from voice_agent.core.guard import OutputGuard
 from voice_agent.core.history import conversation
 from voice_agent.core.model import (
-    FIRST_AGENT_PART,
     USER_PART,
     ChatMessage,
     ChatRequest,
@@ -52,11 +51,10 @@ from voice_agent.core.model import (
     ToolCall,
     TurnKey,
     TurnRecord,
-    TurnTicket,
 )
 from voice_agent.core.phrases import PhraseCoalescer
 from voice_agent.core.ports import ChatModel, ModelPump, Sender, StartPump, TurnStore
-from voice_agent.core.speech import SpokenSoFar
+from voice_agent.core.speaker import Speaker, quietly
 from voice_agent.core.tool_runner import ToolRunner
 from voice_agent.core.tools import (
     EndSession,
@@ -66,12 +64,10 @@ from voice_agent.core.tools import (
     ToolRegistry,
     ToolResult,
 )
-from voice_agent.core.turn_states import STOPS, Step, TurnOutcome, TurnStatus
+from voice_agent.core.turn_states import STOPS, Step, Turn, TurnOutcome, TurnStatus
 from voice_agent.errors import (
-    ConnectionGoneError,
     LLMError,
     OutboundValidationError,
-    SendError,
     StoreUnavailableError,
 )
 from voice_agent.log import bind, logger
@@ -92,34 +88,6 @@ class _RoundResult:
     step: Step
     tool_calls: tuple[ToolCall, ...] = ()
     detail: str | None = None
-
-
-@dataclass(slots=True)
-class _Turn:
-    ticket: TurnTicket
-    started: float
-    budget: Budget
-    guard: OutputGuard
-    coalescer: PhraseCoalescer
-    next_part: int = FIRST_AGENT_PART
-    posts: int = 0
-    first_post_at: float | None = None
-    spoken: SpokenSoFar = field(default_factory=SpokenSoFar)
-    # What the round that called the tools said (a tool that ends the call then adds no line).
-    tool_round_text: str = ""
-    # The next round starts afresh ("It shipped."): it needs a space after the last round's text.
-    needs_space: bool = False
-    tool_calls: int = 0
-    waited_for_setup: bool = False  # the connection was bound only after this turn arrived
-    reply_stored: bool = False  # the final assistant message is stored (before its ``last``)
-
-    def take_key(self) -> TurnKey:
-        key = TurnKey(self.ticket.conn_seq, self.ticket.generation, self.next_part)
-        self.next_part += 1
-        return key
-
-    def spoken_this_round(self) -> str:
-        return self.spoken.this_round
 
 
 class TurnEngine:
@@ -145,6 +113,7 @@ class TurnEngine:
         self._tools = tools
         self._clock = clock or SystemClock()
         self._start_pump = start_pump or threads.start_pump
+        self._speaker = Speaker(store=store, sender=sender, clock=self._clock)
         self._runner = ToolRunner(
             tools=tools, clock=self._clock, pool=tool_pool or threads.TOOL_POOL, filler_after_s=agent.filler_after_s
         )
@@ -175,7 +144,7 @@ class TurnEngine:
                     early.cancel()  # a no-op once it has started; its result is ignored
                 history = self._store.load_history(turn.ticket.call_sid, self._agent.max_history_items)
         except StoreUnavailableError:
-            self._post(turn, Text(self._agent.lines.apology, last=True), claim=False)
+            self._speaker.post(turn, Text(self._agent.lines.apology, last=True), claim=False)
             return self._outcome(turn, TurnStatus.STORE_ERROR, "history")
         messages = [
             ChatMessage(role="system", content=self._agent.system_prompt),
@@ -195,13 +164,13 @@ class TurnEngine:
         if isinstance(turn, TurnOutcome):
             return turn
         user = TurnRecord(key=TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART), role="user", text=note)
-        self._persist(turn, [user])
+        self._speaker.persist(turn, [user])
         end = EndSession(line=self._agent.lines.handoff, handoff=handoff_data(reason_code, reason))
         return self._end_session(turn, end)
 
     # -- the conversation loop ------------------------------------------------------------------
 
-    def _begin(self, connection_id: str, started: float, budget: Budget, text: str) -> _Turn | TurnOutcome:
+    def _begin(self, connection_id: str, started: float, budget: Budget, text: str) -> Turn | TurnOutcome:
         waited = False
         try:
             ticket = self._store.start_turn(connection_id, text)
@@ -217,13 +186,13 @@ class TurnEngine:
                     logger.info("prompt arrived before its setup was stored; waited for it")
         except StoreUnavailableError:
             # Without the store there is no generation to guard, but the caller still hears why.
-            self._send_quietly(connection_id, Text(self._agent.lines.apology, last=True))
+            self._speaker.send_quietly(connection_id, Text(self._agent.lines.apology, last=True))
             return TurnOutcome(status=TurnStatus.STORE_ERROR, detail="start_turn", duration_s=self._since(started))
         if ticket is None:
             logger.warning("prompt on a connection that is not open (no setup yet, or ending); ignored")
             return TurnOutcome(status=TurnStatus.UNKNOWN_CONNECTION, duration_s=self._since(started))
         bind(call_sid=ticket.call_sid)
-        return _Turn(
+        return Turn(
             ticket=ticket,
             started=started,
             budget=budget,
@@ -232,7 +201,7 @@ class TurnEngine:
             waited_for_setup=waited,
         )
 
-    def _converse(self, turn: _Turn, messages: list[ChatMessage], user: TurnRecord) -> TurnOutcome:
+    def _converse(self, turn: Turn, messages: list[ChatMessage], user: TurnRecord) -> TurnOutcome:
         offered = self._tools.offered(self._agent, turn.ticket.direction)
         specs = [t.spec(self._agent) for t in offered]
         rounds = self._agent.max_tool_rounds + 1
@@ -252,7 +221,7 @@ class TurnEngine:
             # A tool round: speak what is pending, run the tools, store both halves together.
             pending = turn.coalescer.flush()
             if pending:
-                step = self._speak(turn, pending)
+                step = self._speaker.speak(turn, pending)
                 if step != Step.OK:
                     return self._stop(turn, _RoundResult(step))
             said = turn.spoken.close_round()
@@ -264,7 +233,7 @@ class TurnEngine:
                 TurnRecord(key=turn.take_key(), role="tool", text=r.content, tool_call_id=c.id, tool_name=c.name)
                 for c, r in results
             ]
-            self._persist(turn, [call_record, *tool_records])
+            self._speaker.persist(turn, [call_record, *tool_records])
             messages.append(ChatMessage(role="assistant", content=said, tool_calls=result.tool_calls))
             messages.extend(ChatMessage(role="tool", content=r.content, tool_call_id=c.id) for c, r in results)
             outcome = self._apply_effects(turn, [e for _, r in results for e in r.effects])
@@ -272,7 +241,7 @@ class TurnEngine:
                 return outcome
         return self._finish(turn)  # unreachable in practice: the last round offers no tools
 
-    def _stream_round(self, turn: _Turn, request: ChatRequest, persist: Sequence[TurnRecord]) -> _RoundResult:
+    def _stream_round(self, turn: Turn, request: ChatRequest, persist: Sequence[TurnRecord]) -> _RoundResult:
         try:
             model = self._model()
         except LLMError as exc:
@@ -302,113 +271,55 @@ class TurnEngine:
         finally:
             pump.cancel()
 
-    def _speak_ready(self, turn: _Turn, delta: TextDelta | None, now: float) -> Step:
+    def _speak_ready(self, turn: Turn, delta: TextDelta | None, now: float) -> Step:
         """Post the phrases that are ready: after a token, or when a phrase's time window ran out."""
         phrases = turn.coalescer.poll(now) if delta is None else turn.coalescer.feed(delta.text, now)
         for phrase in phrases:
-            step = self._speak(turn, phrase)
+            step = self._speaker.speak(turn, phrase)
             if step != Step.OK:
                 return step
         return Step.OK
 
-    def _persist_while_the_model_thinks(self, turn: _Turn, pump: ModelPump, records: Sequence[TurnRecord]) -> None:
+    def _persist_while_the_model_thinks(self, turn: Turn, pump: ModelPump, records: Sequence[TurnRecord]) -> None:
         """Costs the caller nothing once the request is out: building it is CPU work a store
         write beside it would slow down (bounded: some servers send headers only with the first
         token)."""
         if records:
             pump.wait_opened(_OPEN_WAIT_S)
-            self._persist(turn, records)
+            self._speaker.persist(turn, records)
 
     # -- speaking -------------------------------------------------------------------------------
-
-    def _speak(self, turn: _Turn, phrase: str, *, last: bool = False, store_reply: bool = False) -> Step:
-        verdict = turn.guard.check(phrase)
-        if verdict.leak:
-            logger.warning("output guard stopped a reply that reproduced the system prompt")
-            return Step.REFUSED
-        text = verdict.text
-        if turn.needs_space and text.strip():
-            turn.needs_space = False
-            if not text[0].isspace():
-                text = " " + text
-        if text.strip() or last:
-            step = self._post(turn, Text(text, last=last), store_reply=store_reply)
-            if step != Step.OK:
-                return step
-        return Step.LIMIT if verdict.stop else Step.OK
-
-    def _post(self, turn: _Turn, message: OutboundMessage, *, claim: bool = True, store_reply: bool = False) -> Step:
-        """Claim the generation, then send one message. ``store_reply`` (the final ``last`` frame):
-        store the reply, this message's text included, before the claim, so the next prompt's
-        history holds it once ``last`` is out; if the claim or the send fails, the stored reply is
-        rewritten to what the caller heard."""
-        stored: TurnRecord | None = None
-        if store_reply and isinstance(message, Text):
-            stored = TurnRecord(key=turn.take_key(), role="assistant", text=turn.spoken_this_round() + message.token)
-            if stored.text.strip():
-                self._persist(turn, [stored])
-            turn.reply_stored = True
-        step = Step.OK
-        after = turn.spoken.whole + (message.token if isinstance(message, Text) else "")
-        if claim and not _claimed(lambda: self._store.claim_phrase(turn.ticket, after, final=store_reply)):
-            step = Step.STALE
-        else:
-            try:
-                self._sender.send(turn.ticket.connection_id, message)
-            except ConnectionGoneError:
-                self._mark_gone(turn.ticket.connection_id)
-                step = Step.GONE
-            except SendError:
-                step = Step.SEND_ERROR
-        if step != Step.OK:
-            if stored is not None and stored.text.strip():
-                heard = turn.spoken_this_round()
-                self._persist(turn, [TurnRecord(key=stored.key, role="assistant", text=heard)])
-            return step
-        turn.posts += 1
-        if turn.first_post_at is None:
-            turn.first_post_at = self._clock.monotonic()
-        if isinstance(message, Text):
-            turn.spoken.add(message.token)
-        return Step.OK
 
     def _beside(self, fn: Callable[..., _R], *args: object) -> Future[_R]:
         """Run a store request on a helper thread, with this invocation's log keys."""
         return self._store_pool.submit(contextvars.copy_context().run, fn, *args)
 
-    def _finish(self, turn: _Turn) -> TurnOutcome:
+    def _finish(self, turn: Turn) -> TurnOutcome:
         """The model is done: the rest of the text goes out with ``last: true``."""
         rest = turn.coalescer.flush() or ""
-        step = self._speak(turn, rest, last=True, store_reply=True)
+        step = self._speaker.speak(turn, rest, last=True, store_reply=True)
         if step == Step.REFUSED:
             return self._stop(turn, _RoundResult(Step.REFUSED))
         if step not in (Step.OK, Step.LIMIT):  # LIMIT: ``last`` went out with the truncated text
             return self._stop(turn, _RoundResult(step))
-        self._persist_reply(turn)
+        self._speaker.persist_reply(turn)
         return self._outcome(turn, TurnStatus.COMPLETED)
 
-    def _stop(self, turn: _Turn, result: _RoundResult) -> TurnOutcome:
+    def _stop(self, turn: Turn, result: _RoundResult) -> TurnOutcome:
         """End the turn on a step that is not ``OK``, as ``STOPS`` says: its closing line, if any."""
         stop = STOPS[result.step]
         if stop.closes_reply:
-            self._post(turn, Text("", last=True))
+            self._speaker.post(turn, Text("", last=True))
         if stop.closing_line is not None:
             lead = " " if turn.spoken_this_round().strip() else ""
-            self._post(turn, Text(lead + getattr(self._agent.lines, stop.closing_line), last=True))
-        self._persist_reply(turn)
+            self._speaker.post(turn, Text(lead + getattr(self._agent.lines, stop.closing_line), last=True))
+        self._speaker.persist_reply(turn)
         return self._outcome(turn, stop.status, result.detail)
-
-    def _persist_reply(self, turn: _Turn) -> None:
-        if turn.reply_stored:
-            return
-        said = turn.spoken_this_round()
-        if said.strip():
-            self._persist(turn, [TurnRecord(key=turn.take_key(), role="assistant", text=said)])
 
     # -- tools ----------------------------------------------------------------------------------
 
     def _run_tools(
-        self, turn: _Turn, calls: tuple[ToolCall, ...], *, said_something: bool
+        self, turn: Turn, calls: tuple[ToolCall, ...], *, said_something: bool
     ) -> list[tuple[ToolCall, ToolResult]]:
         ctx = ToolContext(
             call_sid=turn.ticket.call_sid,
@@ -422,11 +333,11 @@ class TurnEngine:
         deadline = min(self._clock.monotonic() + self._agent.tool_timeout_s, turn.budget.deadline - 2.0)
 
         def filler() -> None:
-            self._post(turn, Text(self._agent.lines.filler + " ", preemptible=True))
+            self._speaker.post(turn, Text(self._agent.lines.filler + " ", preemptible=True))
 
         return self._runner.run(calls, ctx, offered, deadline=deadline, filler=None if said_something else filler)
 
-    def _apply_effects(self, turn: _Turn, effects: list[object]) -> TurnOutcome | None:
+    def _apply_effects(self, turn: Turn, effects: list[object]) -> TurnOutcome | None:
         for effect in effects:
             if isinstance(effect, EndSession):
                 return self._end_session(turn, effect)
@@ -442,17 +353,17 @@ class TurnEngine:
                 continue
             if message is None:
                 continue
-            step = self._post(turn, message)
+            step = self._speaker.post(turn, message)
             if step != Step.OK:
                 return self._stop(turn, _RoundResult(step))
             if isinstance(effect, SwitchLanguage):
                 self._remember_language(turn, effect.code)
         return None
 
-    def _remember_language(self, turn: _Turn, code: str) -> None:
-        self._quietly(lambda: self._store.set_language(turn.ticket, code))
+    def _remember_language(self, turn: Turn, code: str) -> None:
+        quietly(lambda: self._store.set_language(turn.ticket, code))
 
-    def _end_session(self, turn: _Turn, end: EndSession) -> TurnOutcome:
+    def _end_session(self, turn: Turn, end: EndSession) -> TurnOutcome:
         """Say the line (unless the model just said something), let it play, then ``end``.
 
         A decision taken while the turn is the newest stands: from then on the connection starts
@@ -468,22 +379,22 @@ class TurnEngine:
         line = "" if already_said else end.line
         if line and turn.posts:
             line = " " + line
-        step = self._speak(turn, line, last=True)
+        step = self._speaker.speak(turn, line, last=True)
         if step in (Step.GONE, Step.SEND_ERROR):
             return self._stop(turn, _RoundResult(step))
         if step != Step.STALE:  # a line the caller cut off needs no time to play out
             self._wait_for_speech(turn)
         handoff = json.dumps(end.handoff, separators=(",", ":")) if end.handoff is not None else None
-        step = self._post(turn, End(handoff_data=handoff), claim=False)
+        step = self._speaker.post(turn, End(handoff_data=handoff), claim=False)
         if step != Step.OK:
             return self._stop(turn, _RoundResult(step))
         if end.farewell:
-            self._quietly(lambda: self._store.mark_farewell(turn.ticket.call_sid))
-        self._persist_reply(turn)
+            quietly(lambda: self._store.mark_farewell(turn.ticket.call_sid))
+        self._speaker.persist_reply(turn)
         logger.info("session ended by the agent", extra={"handoff": end.handoff is not None})
         return self._outcome(turn, TurnStatus.ENDED, "handoff" if end.handoff is not None else "goodbye")
 
-    def _wait_for_speech(self, turn: _Turn) -> None:
+    def _wait_for_speech(self, turn: Turn) -> None:
         """Twilio may end the session as soon as ``end`` arrives; let the last words play first."""
         if turn.first_post_at is None:
             return
@@ -495,31 +406,10 @@ class TurnEngine:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _persist(self, turn: _Turn, records: Sequence[TurnRecord]) -> None:
-        if records:
-            self._quietly(lambda: self._store.put_turns(turn.ticket.call_sid, records))
-
-    def _mark_gone(self, connection_id: str) -> None:
-        self._quietly(lambda: self._store.close_connection(connection_id, gone=True))
-
-    def _send_quietly(self, connection_id: str, message: OutboundMessage) -> None:
-        try:
-            self._sender.send(connection_id, message)
-        except (ConnectionGoneError, SendError):
-            logger.warning("could not deliver the apology")
-
-    @staticmethod
-    def _quietly(action: Callable[[], object]) -> None:
-        """Bookkeeping that must not cost the caller the turn: log and carry on."""
-        try:
-            action()
-        except StoreUnavailableError:
-            logger.error("session store write lost")
-
     def _since(self, started: float) -> float:
         return self._clock.monotonic() - started
 
-    def _outcome(self, turn: _Turn, status: TurnStatus, detail: str | None = None) -> TurnOutcome:
+    def _outcome(self, turn: Turn, status: TurnStatus, detail: str | None = None) -> TurnOutcome:
         return TurnOutcome(
             status=status,
             call_sid=turn.ticket.call_sid,
@@ -530,11 +420,3 @@ class TurnEngine:
             tool_calls=turn.tool_calls,
             detail=detail,
         )
-
-
-def _claimed(claim: Callable[[], bool]) -> bool:
-    try:
-        return claim()
-    except StoreUnavailableError:
-        logger.warning("generation check unavailable; speaking anyway")
-        return True

@@ -8,11 +8,16 @@ first step that is not ``OK`` into the turn's *outcome* through ``STOPS``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
 from voice_agent import metric_names as metric
+from voice_agent.core.budget import Budget
+from voice_agent.core.guard import OutputGuard
+from voice_agent.core.model import FIRST_AGENT_PART, TurnKey, TurnTicket
+from voice_agent.core.phrases import PhraseCoalescer
+from voice_agent.core.speech import SpokenSoFar
 
 
 class Step(StrEnum):
@@ -77,3 +82,33 @@ class TurnOutcome:
     duration_s: float = 0.0
     tool_calls: int = 0
     detail: str | None = None
+
+
+@dataclass(slots=True)
+class Turn:
+    """One turn's state while it runs: its ticket and deadline, what it has sent, and its counters."""
+
+    ticket: TurnTicket
+    started: float
+    budget: Budget
+    guard: OutputGuard
+    coalescer: PhraseCoalescer
+    next_part: int = FIRST_AGENT_PART
+    posts: int = 0
+    first_post_at: float | None = None
+    spoken: SpokenSoFar = field(default_factory=SpokenSoFar)
+    # What the round that called the tools said (a tool that ends the call then adds no line).
+    tool_round_text: str = ""
+    # The next round starts afresh ("It shipped."): it needs a space after the last round's text.
+    needs_space: bool = False
+    tool_calls: int = 0
+    waited_for_setup: bool = False  # the connection was bound only after this turn arrived
+    reply_stored: bool = False  # the final assistant message is stored (before its ``last``)
+
+    def take_key(self) -> TurnKey:
+        key = TurnKey(self.ticket.conn_seq, self.ticket.generation, self.next_part)
+        self.next_part += 1
+        return key
+
+    def spoken_this_round(self) -> str:
+        return self.spoken.this_round
