@@ -39,7 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--network-ms", type=float, default=5.0, help="round trip added per AWS request in figure 1c")
     p.add_argument("--cold-repeats", type=int, default=5, help="fresh interpreters per entry point (figure 4)")
     p.add_argument("--dynamodb", choices=("auto", "dynamodb-local", "moto"), default="auto")
-    p.add_argument("--skip", action="append", default=[], choices=("latency", "frames", "concurrency", "cold", "first"))
+    p.add_argument(
+        "--skip", action="append", default=[], choices=("latency", "frames", "bedrock", "concurrency", "cold", "first")
+    )
     p.add_argument("--out", type=Path, default=OUT_DIR / "results.json")
     p.add_argument("--label", default="", help="a name for this run (e.g. before / after)")
     return p.parse_args(argv)
@@ -147,6 +149,8 @@ async def _live(
         long_ = await _frames(live, o, results, say) if "frames" not in args.skip else []
         if plain and long_:
             results["dynamodb"] = dynamodb_figure(plain, long_)
+        if "bedrock" not in args.skip:
+            results["bedrock"] = await _bedrock_path(live, o, say)
         await _typical_turn(live, results, say, turns=1 if args.quick else 3)
         results["per_call"] = await live.per_call()
         if "concurrency" not in args.skip:
@@ -190,6 +194,28 @@ async def _latency(live: Any, o: Any, results: dict[str, Any], say: Callable[[st
             "unseen": latency_figure(unseen, o.ttft_s),
         }
     return plain
+
+
+async def _bedrock_path(live: Any, o: Any, say: Callable[[str], None]) -> dict[str, Any]:
+    """Figures 1 and 2 again with the project's model on Bedrock (boto3, ConverseStream, the AWS
+    event stream) instead of OpenAI's protocol, against the same baseline and the same model."""
+    from bench.live import frames_figure, latency_figure
+
+    assert live.stack.bedrock is not None
+    requests_before, refused_before = len(live.stack.bedrock.requests), len(live.stack.bedrock.refused)
+    live.use("bedrock")
+    try:
+        say(f"1b/2b. the Bedrock path: {o.turns} interleaved turns a side, {o.long_turns} long replies ...")
+        plain = await live.interleaved("brlat", turns=o.turns, tokens=o.short_tokens)
+        long_ = await live.interleaved("brlong", turns=o.long_turns, tokens=o.long_tokens)
+    finally:
+        live.use("openai")
+    return {
+        "latency": latency_figure(plain, o.ttft_s),
+        "frames": frames_figure(long_, o.long_tokens, o.ttft_s),
+        "requests": len(live.stack.bedrock.requests) - requests_before,
+        "refused": live.stack.bedrock.refused[refused_before:],
+    }
 
 
 async def _frames(live: Any, o: Any, results: dict[str, Any], say: Callable[[str], None]) -> list[Any]:

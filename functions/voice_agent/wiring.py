@@ -181,6 +181,14 @@ def warn_if_unsigned() -> None:
 _unsigned_warned = threading.Event()
 
 
+def reset_model() -> None:
+    """Forget the model chain and the settings it was built from, keep every client (a test or
+    the benchmark switching ``LLM_PROVIDER`` in a running process)."""
+    load_settings.cache_clear()
+    chat_model.cache_clear()
+    _warmed.clear()
+
+
 def reset() -> None:
     """Forget everything built (tests that change the environment)."""
     from voice_agent.adapters import aws_clients, secrets
