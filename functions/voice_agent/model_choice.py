@@ -26,7 +26,7 @@ DEFAULT_MODELS: Final[Mapping[Provider, str]] = {
 # Bedrock model ids: a foundation model (``amazon.nova-lite-v1:0``), a cross-Region inference
 # profile (``us.amazon.nova-lite-v1:0``, ``global.anthropic...``), or the ARN of either.
 BEDROCK_PROFILE_PREFIXES: Final = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
-_FOUNDATION_MODEL = r"[a-z0-9-]+\.[A-Za-z0-9][A-Za-z0-9._:-]*"
+_FOUNDATION_MODEL = r"[a-z][a-z0-9]*\.[A-Za-z0-9][A-Za-z0-9._:-]*"  # provider.model
 BEDROCK_MODEL_ID: Final = re.compile(rf"^(?:(?P<profile>{'|'.join(BEDROCK_PROFILE_PREFIXES)})\.)?{_FOUNDATION_MODEL}$")
 BEDROCK_MODEL_ARN: Final = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):bedrock:(?P<region>[a-z0-9-]*):(?P<account>\d{12})?:"
