@@ -116,9 +116,9 @@ def run(args: argparse.Namespace, report: IO[str], log_path: Path) -> dict[str, 
     )
     asyncio.run(_live(args, o, results, say, cold_repeats=cold_repeats, bytecode_repeats=bytecode_repeats))
     if "first" not in args.skip:
-        say("first turn of a fresh process (child processes) ...")
+        say("first turn of a fresh process (child processes), on each provider ...")
         greetings = [o.greeting_s] if args.quick else [0.0, o.greeting_s]
-        results["first_turn"] = [_first_turn(g, o, log_path) for g in greetings]
+        results["first_turn"] = [_first_turn(g, o, log_path, p) for p in ("openai", "bedrock") for g in greetings]
     results["counts_for_cost"] = _counts_for_cost(results)
     from bench.cost import Assumptions, model, usage_from_results
 
@@ -269,9 +269,9 @@ def _round_trips(live: Any) -> dict[str, Any]:
     return {k: summary(v) for k, v in sorted(live.counters.round_trip_ms().items())}
 
 
-def _first_turn(greeting_s: float, o: Any, log_path: Path) -> dict[str, Any]:
+def _first_turn(greeting_s: float, o: Any, log_path: Path, provider: str) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out, log_path.open("a", encoding="utf-8") as log:
-        command = [sys.executable, "-m", "bench.first_turn", "--greeting-s", str(greeting_s)]
+        command = [sys.executable, "-m", "bench.first_turn", "--greeting-s", str(greeting_s), "--provider", provider]
         command += ["--ttft-s", str(o.ttft_s), "--token-interval-s", str(o.token_interval_s)]
         command += ["--tokens", str(o.short_tokens), "--out", out.name]
         subprocess.run(command, cwd=ROOT, stdout=log, stderr=log, check=True, timeout=180)  # noqa: S603

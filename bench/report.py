@@ -76,7 +76,8 @@ def rows(r: dict[str, Any]) -> list[Row]:  # noqa: PLR0912, PLR0915 (one row per
         for run in first:
             out.append(
                 Row(
-                    f"   First turn of a fresh process, caller speaks after {run['greeting_s']:g} s",
+                    f"   First turn of a fresh process ({run.get('provider', 'openai')}),"
+                    f" caller speaks after {run['greeting_s']:g} s",
                     f"{_ms(run.get('first_text_ms'))} (its second turn {_ms(run.get('second_text_ms'))})",
                     "reported",
                     None if run.get("replies_ok") else False,
