@@ -20,6 +20,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.config import ConfigError, StackConfig
 from infra.stack import VoiceAgentStack
+from voice_agent.agent.config import AgentConfig
 
 CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
 
@@ -33,12 +34,15 @@ def cdk_json_context() -> dict[str, Any]:
     return context
 
 
-def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
+def build_app(
+    context: dict[str, Any] | None = None, outdir: str | None = None, agent: AgentConfig | None = None
+) -> cdk.App:
     """The app with its one stack and cdk-nag. ``context`` is added on top of cdk.json's (tests
-    use it the way `-c` is used on the command line); ``outdir`` defaults to $CDK_OUTDIR."""
+    use it the way `-c` is used on the command line); ``outdir`` defaults to $CDK_OUTDIR;
+    ``agent`` replaces the agent configuration (tests of other model chains)."""
     app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     config = StackConfig.from_context(app.node.get_all_context())
-    VoiceAgentStack(app, config.stack_name, config=config)
+    VoiceAgentStack(app, config.stack_name, config=config, agent=agent)
     # AWS Solutions checks run at synthesis: an unacknowledged error stops synth (and deploy).
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app

@@ -39,7 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--network-ms", type=float, default=5.0, help="round trip added per AWS request in figure 1c")
     p.add_argument("--cold-repeats", type=int, default=5, help="fresh interpreters per entry point (figure 4)")
     p.add_argument("--dynamodb", choices=("auto", "dynamodb-local", "moto"), default="auto")
-    p.add_argument("--skip", action="append", default=[], choices=("latency", "frames", "concurrency", "cold", "first"))
+    p.add_argument(
+        "--skip", action="append", default=[], choices=("latency", "frames", "bedrock", "concurrency", "cold", "first")
+    )
     p.add_argument("--out", type=Path, default=OUT_DIR / "results.json")
     p.add_argument("--label", default="", help="a name for this run (e.g. before / after)")
     return p.parse_args(argv)
@@ -114,9 +116,9 @@ def run(args: argparse.Namespace, report: IO[str], log_path: Path) -> dict[str, 
     )
     asyncio.run(_live(args, o, results, say, cold_repeats=cold_repeats, bytecode_repeats=bytecode_repeats))
     if "first" not in args.skip:
-        say("first turn of a fresh process (child processes) ...")
+        say("first turn of a fresh process (child processes), on each provider ...")
         greetings = [o.greeting_s] if args.quick else [0.0, o.greeting_s]
-        results["first_turn"] = [_first_turn(g, o, log_path) for g in greetings]
+        results["first_turn"] = [_first_turn(g, o, log_path, p) for p in ("openai", "bedrock") for g in greetings]
     results["counts_for_cost"] = _counts_for_cost(results)
     from bench.cost import Assumptions, model, usage_from_results
 
@@ -147,6 +149,8 @@ async def _live(
         long_ = await _frames(live, o, results, say) if "frames" not in args.skip else []
         if plain and long_:
             results["dynamodb"] = dynamodb_figure(plain, long_)
+        if "bedrock" not in args.skip:
+            results["bedrock"] = await _bedrock_path(live, o, say)
         await _typical_turn(live, results, say, turns=1 if args.quick else 3)
         results["per_call"] = await live.per_call()
         if "concurrency" not in args.skip:
@@ -190,6 +194,28 @@ async def _latency(live: Any, o: Any, results: dict[str, Any], say: Callable[[st
             "unseen": latency_figure(unseen, o.ttft_s),
         }
     return plain
+
+
+async def _bedrock_path(live: Any, o: Any, say: Callable[[str], None]) -> dict[str, Any]:
+    """Figures 1 and 2 again with the project's model on Bedrock (boto3, ConverseStream, the AWS
+    event stream) instead of OpenAI's protocol, against the same baseline and the same model."""
+    from bench.live import frames_figure, latency_figure
+
+    assert live.stack.bedrock is not None
+    requests_before, refused_before = len(live.stack.bedrock.requests), len(live.stack.bedrock.refused)
+    live.use("bedrock")
+    try:
+        say(f"1b/2b. the Bedrock path: {o.turns} interleaved turns a side, {o.long_turns} long replies ...")
+        plain = await live.interleaved("brlat", turns=o.turns, tokens=o.short_tokens)
+        long_ = await live.interleaved("brlong", turns=o.long_turns, tokens=o.long_tokens)
+    finally:
+        live.use("openai")
+    return {
+        "latency": latency_figure(plain, o.ttft_s),
+        "frames": frames_figure(long_, o.long_tokens, o.ttft_s),
+        "requests": len(live.stack.bedrock.requests) - requests_before,
+        "refused": live.stack.bedrock.refused[refused_before:],
+    }
 
 
 async def _frames(live: Any, o: Any, results: dict[str, Any], say: Callable[[str], None]) -> list[Any]:
@@ -243,9 +269,9 @@ def _round_trips(live: Any) -> dict[str, Any]:
     return {k: summary(v) for k, v in sorted(live.counters.round_trip_ms().items())}
 
 
-def _first_turn(greeting_s: float, o: Any, log_path: Path) -> dict[str, Any]:
+def _first_turn(greeting_s: float, o: Any, log_path: Path, provider: str) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out, log_path.open("a", encoding="utf-8") as log:
-        command = [sys.executable, "-m", "bench.first_turn", "--greeting-s", str(greeting_s)]
+        command = [sys.executable, "-m", "bench.first_turn", "--greeting-s", str(greeting_s), "--provider", provider]
         command += ["--ttft-s", str(o.ttft_s), "--token-interval-s", str(o.token_interval_s)]
         command += ["--tokens", str(o.short_tokens), "--out", out.name]
         subprocess.run(command, cwd=ROOT, stdout=log, stderr=log, check=True, timeout=180)  # noqa: S603

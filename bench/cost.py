@@ -58,7 +58,9 @@ class Assumptions:
     message_init_seconds: float = 1.5
     other_init_seconds: float = 1.0
     read_units_per_history_query: float = 2.0  # strongly consistent, ~5 KB of history on average (4 KB units)
-    secrets_reads_per_call: float = 3.0  # one per cold start of connect, message and webhook
+    # One per cold start of connect and webhook (the Twilio token); on the OpenAI path the message
+    # function reads the API key too (3). Bedrock needs no key: the default reads 2.
+    secrets_reads_per_call: float = 2.0
     platform_log_bytes_per_invocation: float = 350.0  # Lambda's START, END and REPORT lines
     other_function_log_bytes_per_invocation: float = 600.0  # connect, disconnect, webhook log lines
     llm_input_tokens_per_turn: float = 2000.0  # system prompt + history, resent every turn
@@ -147,11 +149,33 @@ def aws_lines(u: Usage, a: Assumptions, p: Prices = PRICES) -> list[Line]:
     ]
 
 
+# (item, input and output price per million tokens) for each model priced next to the telephony.
+def _models(p: Prices) -> list[tuple[str, float, float]]:
+    return [
+        (
+            "LLM, Bedrock Amazon Nova Lite (the default)",
+            p.bedrock_nova_lite_input_per_million,
+            p.bedrock_nova_lite_output_per_million,
+        ),
+        (
+            "LLM, Bedrock Claude Haiku 4.5",
+            p.bedrock_claude_haiku_input_per_million,
+            p.bedrock_claude_haiku_output_per_million,
+        ),
+        (
+            "LLM, OpenAI gpt-4.1-mini (LLM_PROVIDER=openai)",
+            p.openai_mini_input_per_million,
+            p.openai_mini_output_per_million,
+        ),
+        ("LLM, a large model (gpt-4o class)", p.llm_large_input_per_million, p.llm_large_output_per_million),
+    ]
+
+
 def outside_lines(a: Assumptions, p: Prices = PRICES) -> list[Line]:
     minutes = 1000.0
     tin, tout = a.llm_input_tokens_per_turn * a.turns_per_minute, a.llm_output_tokens_per_turn * a.turns_per_minute
     tokens = f"{tin:,.0f} input + {tout:,.0f} output tokens a minute"
-    return [
+    lines = [
         Line(
             "Twilio ConversationRelay",
             f"${p.twilio_conversation_relay_per_minute:g} a minute (community-cited; confirm on twilio.com)",
@@ -162,15 +186,30 @@ def outside_lines(a: Assumptions, p: Prices = PRICES) -> list[Line]:
             f"${p.twilio_inbound_voice_per_minute:g} a minute (toll-free and outbound cost more)",
             minutes * p.twilio_inbound_voice_per_minute,
         ),
+    ]
+    for item, price_in, price_out in _models(p):
+        lines.append(
+            Line(
+                item,
+                f"{tokens} at ${price_in:.2f} / ${price_out:.2f} per million",
+                minutes * (tin * price_in + tout * price_out) / 1e6,
+            )
+        )
+    return lines
+
+
+def idle_lines(p: Prices = PRICES) -> list[Line]:
+    """What the stack costs a month with no calls (the secrets; alarms and metrics: docs/deploy.md)."""
+    return [
         Line(
-            "LLM, small model",
-            f"{tokens} at ${p.llm_small_input_per_million:.2f} / ${p.llm_small_output_per_million:.2f} per million",
-            minutes * (tin * p.llm_small_input_per_million + tout * p.llm_small_output_per_million) / 1e6,
+            "Secrets Manager, Bedrock model (default)",
+            "1 secret: the Twilio auth token",
+            p.secrets_manager_per_secret_month,
         ),
         Line(
-            "LLM, large model",
-            f"{tokens} at ${p.llm_large_input_per_million:.2f} / ${p.llm_large_output_per_million:.2f} per million",
-            minutes * (tin * p.llm_large_input_per_million + tout * p.llm_large_output_per_million) / 1e6,
+            "Secrets Manager, with an OpenAI model",
+            "2 secrets: the Twilio auth token and the OpenAI API key",
+            2 * p.secrets_manager_per_secret_month,
         ),
     ]
 
@@ -184,6 +223,7 @@ def model(u: Usage, a: Assumptions, p: Prices = PRICES) -> dict[str, Any]:
         "aws_lines": [asdict(line) for line in aws],
         "aws_per_1000_minutes_usd": round(sum(line.usd for line in aws), 4),
         "outside_lines": [asdict(line) for line in outside],
+        "idle_lines": [asdict(line) for line in idle_lines(p)],
     }
 
 
@@ -198,6 +238,7 @@ def _usd(value: float) -> str:
 def render(result: dict[str, Any], *, markdown: bool) -> str:
     aws = [Line(**line) for line in result["aws_lines"]]
     outside = [Line(**line) for line in result["outside_lines"]]
+    idle = [Line(**line) for line in result.get("idle_lines", [])]
     total = result["aws_per_1000_minutes_usd"]
     if markdown:
         rows = ["| Item | Count per 1,000 call-minutes | Cost |", "|---|---|---|"]
@@ -206,13 +247,17 @@ def render(result: dict[str, Any], *, markdown: bool) -> str:
         rows += ["| Per 1,000 call-minutes | Cost | Basis |", "|---|---|---|"]
         rows += [f"| AWS (above) | {_usd(total)} | the counts and assumptions above |"]
         rows += [f"| {line.item} | {_usd(line.usd)} | {line.count} |" for line in outside]
+        rows += ["", "| While idle, a month | Cost | Basis |", "|---|---|---|"]
+        rows += [f"| {line.item} | {_usd(line.usd)} | {line.count} |" for line in idle]
         return "\n".join(rows)
-    width = max(len(line.item) for line in aws + outside) + 2
+    width = max(len(line.item) for line in aws + outside + idle) + 2
     out = ["AWS, per 1,000 call-minutes (us-east-1 list prices, bench/prices.py):"]
     out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in aws]
     out += [f"  {'AWS total':<{width}}{_usd(total):>10}   (${total / 1000:.5f} a call-minute)", ""]
     out += ["Next to what else a call-minute costs (per 1,000 call-minutes):"]
     out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in outside]
+    out += ["", "While no one calls, a month:"]
+    out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in idle]
     return "\n".join(out)
 
 

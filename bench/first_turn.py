@@ -1,6 +1,7 @@
 """The first turn of a fresh process: ``python -m bench.first_turn --greeting-s 3 --out r.json``.
 
-A cold Lambda's first turn pays for imports (``openai`` above all) and new connections. Here the
+A cold Lambda's first turn pays for imports (``openai`` above all, on the OpenAI path; boto3's
+``bedrock-runtime`` client on Bedrock's) and new connections. Here the
 whole local stack starts in a new interpreter, a call is placed, and the caller speaks after
 ``--greeting-s`` seconds: 0 is a caller who talks over the greeting (the prompt races ``setup``'s
 warm-up), about 3 s is a caller who listens to the welcome greeting first, which gives ``setup``
@@ -26,15 +27,20 @@ from bench.llm import BenchBrain, prompt, reply_text
 from bench.stats import ms
 from local.dynamodb import client as dynamodb_client
 from local.stack import LocalStack, StackOptions
+from voice_agent.model_choice import PROVIDERS, Provider
 
 
-async def first_turns(greeting_s: float, ttft_s: float, token_interval_s: float, tokens: int) -> dict[str, object]:
+async def first_turns(
+    greeting_s: float, ttft_s: float, token_interval_s: float, tokens: int, provider: Provider
+) -> dict[str, object]:
     token = secrets.token_hex(16)
     brain = BenchBrain()
     options = StackOptions(
         http_port=0,
         ws_port=0,
         llm="demo",
+        provider=provider,
+        think_aloud=False,
         brain=brain,
         twilio_auth_token=token,
         table_name="bench-first-turn",
@@ -52,6 +58,7 @@ async def first_turns(greeting_s: float, ttft_s: float, token_interval_s: float,
         await client.close()
     ok = first.text == reply_text("cold", 1, tokens) and second.text == reply_text("cold", 2, tokens)
     return {
+        "provider": provider,
         "greeting_s": greeting_s,
         "first_text_ms": ms(first.first_text_s),
         "second_text_ms": ms(second.first_text_s),
@@ -91,9 +98,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttft-s", type=float, default=0.2)
     parser.add_argument("--token-interval-s", type=float, default=0.02)
     parser.add_argument("--tokens", type=int, default=12)
+    parser.add_argument("--provider", choices=PROVIDERS, default="bedrock")
     parser.add_argument("--out", type=Path, required=True)
     a = parser.parse_args(argv)
-    result = asyncio.run(first_turns(a.greeting_s, a.ttft_s, a.token_interval_s, a.tokens))
+    result = asyncio.run(first_turns(a.greeting_s, a.ttft_s, a.token_interval_s, a.tokens, a.provider))
     a.out.write_text(json.dumps(result), encoding="utf-8")
 
 

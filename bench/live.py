@@ -93,6 +93,11 @@ class Live:
                 http_port=0,
                 ws_port=0,
                 llm="demo",
+                # The figures are measured on the OpenAI path (the baseline speaks it too); the
+                # Bedrock path is measured beside it (``use("bedrock")``), against the same model.
+                provider="openai",
+                serve=("openai", "bedrock"),
+                think_aloud=False,
                 brain=self.brain,
                 twilio_auth_token=self.token,
                 table_name="bench-sessions",
@@ -128,6 +133,17 @@ class Live:
         if self.baseline is not None:
             self.baseline.stop()
         self.stack.stop()
+
+    def use(self, provider: str) -> None:
+        """Send the project's turns to this provider from now on (the handlers rebuild their model,
+        keep their AWS clients and so the request counters)."""
+        import os
+
+        from voice_agent import env_names as names
+        from voice_agent import wiring
+
+        os.environ[names.LLM_PROVIDER] = provider
+        wiring.reset_model()
 
     @property
     def engine(self) -> str:

@@ -8,7 +8,8 @@ call's turns 1..k in order, and each is followed by the reply it got (a greeting
 Anything else (another call's words, a lost or duplicated turn) is recorded as a problem.
 
 It is served by ``local.openai_server`` (the real OpenAI wire protocol, so the project's
-``openai`` client path runs) with the benchmark's time to first token and token interval.
+``openai`` client path runs) and by ``local.bedrock_server`` (Bedrock's ConverseStream, so the
+boto3 path runs), both with the benchmark's time to first token and token interval.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from local.openai_server import Reply, split_tokens
+from voice_agent.adapters.bedrock_messages import CALL_START_NOTE
 
 # Speakable prose with clause and sentence boundaries where a model would put them.
 PASSAGE: Final = (
@@ -94,6 +96,8 @@ class BenchBrain:
 def check_history(messages: list[dict[str, Any]], call: str, turn: int) -> str | None:
     """``None`` if ``messages`` (no system message) hold exactly ``call``'s turns 1..``turn``."""
     rest = list(messages)
+    if rest and rest[0].get("role") == "user" and rest[0].get("content") == CALL_START_NOTE:
+        rest = rest[1:]  # Bedrock's request opens with a note before the greeting
     if rest and rest[0].get("role") == "assistant":
         rest = rest[1:]  # the greeting Twilio spoke
     expected_roles = ["user", "assistant"] * (turn - 1) + ["user"]

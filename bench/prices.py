@@ -39,11 +39,21 @@ class Prices:
     twilio_conversation_relay_per_minute: float = 0.07
     # Inbound voice on a US local number (toll-free and outbound cost more).
     twilio_inbound_voice_per_minute: float = 0.0085
-    # Example model prices per million tokens (check your provider's page).
-    llm_small_input_per_million: float = 0.15
-    llm_small_output_per_million: float = 0.60
+    # Model prices per million tokens, on-demand (check your provider's page; docs/models.md says
+    # where these come from). The template's default, Amazon Nova Lite on Bedrock (us-east-1; the
+    # US inference profile bills at the source Region's price), then a larger Bedrock model, then
+    # OpenAI's: the default with LLM_PROVIDER=openai, and a large model for scale.
+    bedrock_nova_lite_input_per_million: float = 0.06
+    bedrock_nova_lite_output_per_million: float = 0.24
+    bedrock_claude_haiku_input_per_million: float = 1.00
+    bedrock_claude_haiku_output_per_million: float = 5.00
+    openai_mini_input_per_million: float = 0.40
+    openai_mini_output_per_million: float = 1.60
     llm_large_input_per_million: float = 2.50
     llm_large_output_per_million: float = 10.00
+    # Secrets Manager, per secret and month (an idle cost: the OpenAI key's secret exists only
+    # when an OpenAI model is configured).
+    secrets_manager_per_secret_month: float = 0.40
 
 
 PRICES = Prices()

@@ -22,7 +22,7 @@ def _ms(v: Any) -> str:
     return "n/a" if v is None else f"{v:.0f} ms" if abs(v) >= 10 else f"{v:.1f} ms"
 
 
-def rows(r: dict[str, Any]) -> list[Row]:  # noqa: PLR0915 (one row per figure, in order)
+def rows(r: dict[str, Any]) -> list[Row]:  # noqa: PLR0912, PLR0915 (one row per figure, in order)
     out: list[Row] = []
     ttft_ms = r["options"]["ttft_s"] * 1000
     lat = r.get("latency")
@@ -76,7 +76,8 @@ def rows(r: dict[str, Any]) -> list[Row]:  # noqa: PLR0915 (one row per figure, 
         for run in first:
             out.append(
                 Row(
-                    f"   First turn of a fresh process, caller speaks after {run['greeting_s']:g} s",
+                    f"   First turn of a fresh process ({run.get('provider', 'openai')}),"
+                    f" caller speaks after {run['greeting_s']:g} s",
                     f"{_ms(run.get('first_text_ms'))} (its second turn {_ms(run.get('second_text_ms'))})",
                     "reported",
                     None if run.get("replies_ok") else False,
@@ -106,6 +107,9 @@ def rows(r: dict[str, Any]) -> list[Row]:  # noqa: PLR0915 (one row per figure, 
                 not_delayed,
             )
         )
+    bedrock = r.get("bedrock")
+    if bedrock:
+        out += _bedrock_rows(bedrock, r, ttft_ms)
     ddb = r.get("dynamodb")
     if ddb:
         plain, long_ = ddb["plain_turn"], ddb["long_reply_turn"]
@@ -208,6 +212,34 @@ def rows(r: dict[str, Any]) -> list[Row]:  # noqa: PLR0915 (one row per figure, 
             )
         )
     return out
+
+
+def _bedrock_rows(b: dict[str, Any], r: dict[str, Any], ttft_ms: float) -> list[Row]:
+    """Figures 1 and 2 on the Bedrock path, beside the OpenAI path's."""
+    lat, frames = b["latency"], b["frames"]
+    openai = r.get("latency") or {}
+    p, base = lat["project"], lat["baseline"]
+    ok = lat.get("added_median_ms") is not None and lat["added_median_ms"] < 0.1 * ttft_ms
+    clean = not lat["failed_turns"] and not frames["failed_turns"] and not b["refused"]
+    posts = frames["project_posts"]["median"]
+    tokens = frames["reply_tokens"]
+    return [
+        Row(
+            f"1b. Bedrock path: added latency, median ({p['n']} + {base['n']} turns)",
+            f"+{_ms(lat.get('added_median_ms'))} (p95 +{_ms(lat.get('added_p95_ms'))}): {_ms(p['median_ms'])} vs"
+            f" baseline {_ms(base['median_ms'])}; OpenAI path +{_ms(openai.get('added_median_ms'))}",
+            f"< {0.1 * ttft_ms:.0f} ms",
+            ok and clean,
+        ),
+        Row(
+            f"2b. Bedrock path: frames per {tokens}-token reply",
+            f"{posts} ({frames['posts_per_token']} a token); first frame = first token: "
+            f"{'yes' if frames['first_frame_is_first_token'] else 'no'}; {b['requests']} ConverseStream requests,"
+            f" {len(b['refused'])} refused",
+            f"<= {tokens // 5}",
+            posts is not None and posts <= tokens / 5 and frames["first_frame_is_first_token"] and clean,
+        ),
+    ]
 
 
 def table(rs: list[Row]) -> str:

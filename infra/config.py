@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from voice_agent.model_choice import PROVIDERS
+
 # The values CloudWatch Logs accepts for a log group's retention.
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
@@ -60,8 +62,10 @@ class StackConfig:
     message_function_provisioned_concurrency: int = 0
     # WebSocket access logs need the account-wide API Gateway CloudWatch role (see docs/deploy.md).
     relay_access_logs: bool = False
-    # The language model (the key itself lives in Secrets Manager).
+    # The language model: the first model's provider and id override the agent configuration's
+    # (None: the agent's); an OpenAI key lives in Secrets Manager, Bedrock needs none.
     openai_base_url: str | None = None
+    llm_provider: str | None = None
     llm_model: str | None = None
     # Custom domains (optional; the certificate must be in the stack's region and cover both names).
     relay_domain_name: str | None = None
@@ -162,6 +166,7 @@ OPTIONS: Mapping[str, tuple[str, Parser]] = {
     "messageFunctionProvisionedConcurrency": ("message_function_provisioned_concurrency", _integer),
     "relayAccessLogs": ("relay_access_logs", _flag),
     "openaiBaseUrl": ("openai_base_url", _optional_text),
+    "llmProvider": ("llm_provider", _optional_text),
     "llmModel": ("llm_model", _optional_text),
     "relayDomainName": ("relay_domain_name", _optional_text),
     "relayBasePath": ("relay_base_path", _optional_text),
@@ -186,6 +191,8 @@ def _problems(c: StackConfig) -> list[str]:
         p.append(f"metricsNamespace is not a usable CloudWatch namespace: {c.metrics_namespace!r}")
     if c.openai_base_url is not None and not re.match(r"^https?://[^\s/]+", c.openai_base_url):
         p.append(f"openaiBaseUrl must be an http(s) URL: {c.openai_base_url!r}")
+    if c.llm_provider is not None and c.llm_provider not in PROVIDERS:
+        p.append(f"llmProvider must be one of {', '.join(PROVIDERS)}: {c.llm_provider!r}")
     return p + _capacity_problems(c) + _domain_problems(c)
 
 

@@ -4,6 +4,7 @@
     Twilio ── WebSocket ─────────────► Relay (WebSocket API)                     ├─► Sessions (DynamoDB)
                  $connect ──► connect function (checks the Twilio signature)      │
                  $default ──► message function ── LLM ── PostToConnection ───────┤
+                              (Bedrock by IAM, or OpenAI with a key in Secrets Manager)
                  $disconnect ► disconnect function ───────────────────────────────┘
 
 Every function runs the same code asset (``functions/voice_agent`` and its locked dependencies)
@@ -22,8 +23,9 @@ from constructs import Construct
 
 from infra import outputs
 from infra.bundling import runtime_code
-from infra.config import StackConfig
+from infra.config import ConfigError, StackConfig
 from infra.constructs.agent_function import AgentFunction
+from infra.constructs.model_access import ModelAccess
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.provider_secret import ProviderSecret
 from infra.constructs.relay_api import RelayApi
@@ -31,6 +33,8 @@ from infra.constructs.sessions_table import SessionsTable
 from infra.constructs.webhook_api import WebhookApi
 from infra.permissions import DISCONNECT_STORE_ACTIONS, MESSAGE_STORE_ACTIONS, WEBHOOK_STORE_ACTIONS
 from voice_agent import env_names as names
+from voice_agent.agent.config import AGENT, AgentConfig
+from voice_agent.model_choice import ModelRef, model_problems, providers
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,15 @@ WEBHOOK = FunctionSpec(
 
 
 class VoiceAgentStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        agent: AgentConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
@@ -85,6 +97,12 @@ class VoiceAgentStack(cdk.Stack):
             **kwargs,
         )
         self.config = config
+        # The models the runtime will call: the agent configuration's chain with the deployment's
+        # llmProvider / llmModel in front, resolved as the runtime resolves it (model_choice).
+        self.model_chain = _model_chain(agent or AGENT, config)
+        uses = providers(self.model_chain)
+        if config.openai_base_url is not None and "openai" not in uses:
+            raise ConfigError("openaiBaseUrl is set but no model of the chain is an OpenAI one (llmProvider=openai?)")
         code = runtime_code()
 
         # State and credentials.
@@ -94,9 +112,12 @@ class VoiceAgentStack(cdk.Stack):
         self.twilio_auth_token = ProviderSecret(
             self, "TwilioAuthToken", description="Twilio auth token: checks X-Twilio-Signature on every request"
         )
-        self.openai_api_key = ProviderSecret(
-            self, "OpenAiApiKey", description="API key for the OpenAI-compatible language model"
-        )
+        # Bedrock needs no key (IAM); the OpenAI key's secret exists only if an OpenAI model does.
+        self.openai_api_key: ProviderSecret | None = None
+        if "openai" in uses:
+            self.openai_api_key = ProviderSecret(
+                self, "OpenAiApiKey", description="API key for the OpenAI-compatible language model"
+            )
 
         # The two public doors. Their URLs exist before the functions that need them.
         self.relay = RelayApi(
@@ -139,8 +160,13 @@ class VoiceAgentStack(cdk.Stack):
             {
                 names.SESSIONS_TABLE_NAME: table_name,
                 names.RELAY_CALLBACK_URL: self.relay.callback_url,
-                names.OPENAI_API_KEY_SECRET_ARN: self.openai_api_key.secret.secret_arn,
+                **(
+                    {names.OPENAI_API_KEY_SECRET_ARN: self.openai_api_key.secret.secret_arn}
+                    if self.openai_api_key is not None
+                    else {}
+                ),
                 **_optional(names.OPENAI_BASE_URL, config.openai_base_url),
+                **_optional(names.LLM_PROVIDER, config.llm_provider),
                 **_optional(names.LLM_MODEL, config.llm_model),
             },
             reserved_concurrency=config.reserved_concurrency,
@@ -170,7 +196,12 @@ class VoiceAgentStack(cdk.Stack):
         self.sessions.grant_session_store(self.disconnect_fn.function, DISCONNECT_STORE_ACTIONS)
         for needs_twilio in (self.connect_fn, self.webhook_fn):
             self.twilio_auth_token.grant_get_value(needs_twilio.function)
-        self.openai_api_key.grant_get_value(self.message_fn.function)
+        if self.openai_api_key is not None:
+            self.openai_api_key.grant_get_value(self.message_fn.function)
+        self.model_access: ModelAccess | None = None
+        bedrock_models = [m.model for m in self.model_chain if m.provider == "bedrock"]
+        if bedrock_models:
+            self.model_access = ModelAccess(self, "ModelAccess", role=self.message_fn.role, models=bedrock_models)
         self.relay.grant_manage_connections(self.message_fn.function)
 
         self.monitoring = Monitoring(
@@ -259,11 +290,13 @@ class VoiceAgentStack(cdk.Stack):
             self.twilio_auth_token.secret.secret_arn,
             "Put your Twilio auth token here: aws secretsmanager put-secret-value --secret-id <this>",
         )
-        output(
-            outputs.OPENAI_API_KEY_SECRET_ARN,
-            self.openai_api_key.secret.secret_arn,
-            "Put your LLM API key here: aws secretsmanager put-secret-value --secret-id <this>",
-        )
+        if self.openai_api_key is not None:
+            output(
+                outputs.OPENAI_API_KEY_SECRET_ARN,
+                self.openai_api_key.secret.secret_arn,
+                "Put your LLM API key here: aws secretsmanager put-secret-value --secret-id <this>",
+            )
+        output(outputs.LLM_MODELS, " ".join(str(m) for m in self.model_chain), "The models a turn tries, in order")
         output(outputs.SESSIONS_TABLE_NAME, self.sessions.table.table_name, "DynamoDB sessions table (kept on destroy)")
         output(outputs.MESSAGE_LOG_GROUP, self.message_fn.log_group.log_group_name, "aws logs tail <this> --follow")
         output(outputs.WEBHOOK_LOG_GROUP, self.webhook_fn.log_group.log_group_name, "aws logs tail <this> --follow")
@@ -284,3 +317,14 @@ class VoiceAgentStack(cdk.Stack):
 
 def _optional(name: str, value: str | None) -> dict[str, str]:
     return {name: value} if value is not None else {}
+
+
+def _model_chain(agent: AgentConfig, config: StackConfig) -> tuple[ModelRef, ...]:
+    try:
+        chain = agent.llm_chain(config.llm_provider, config.llm_model)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    problems = [problem for ref in chain for problem in model_problems(ref)]
+    if problems:
+        raise ConfigError("invalid model chain:\n- " + "\n- ".join(problems))
+    return chain

@@ -4,9 +4,12 @@
                               [--llm auto|demo] [--ready-file PATH]
 
 Ports default to ``LOCAL_HTTP_PORT`` (webhook, 8080) and ``LOCAL_WS_PORT`` (WebSocket and
-management API, 8765); 0 picks free ones. SIGINT or SIGTERM stops everything (the DynamoDB Local
-child included) and exits 0. ``--ready-file`` receives the URLs as JSON once the stack is up
-(``make demo`` waits for it).
+management API, 8765); 0 picks free ones. The model: ``LLM_PROVIDER`` (``bedrock``, the agent's
+default, or ``openai``) and ``LLM_MODEL``; Bedrock at ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` with the
+environment's credentials and region if it is set, OpenAI at ``OPENAI_BASE_URL`` or with
+``OPENAI_API_KEY``, else the offline demo model behind a stand-in of that provider's protocol.
+SIGINT or SIGTERM stops everything (the DynamoDB Local child included) and exits 0.
+``--ready-file`` receives the URLs as JSON once the stack is up (``make demo`` waits for it).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
@@ -80,24 +80,27 @@ def find_java() -> str | None:
     return java if ok else None
 
 
-def client(endpoint_url: str) -> DynamoDBClient:
-    """A client for a loopback engine (explicit dummy credentials: never real AWS)."""
+def client(endpoint_url: str, credentials: Mapping[str, str] = LOCAL_CREDENTIALS) -> DynamoDBClient:
+    """A client for a loopback engine (explicit credentials, dummies by default: never real AWS)."""
     return boto3.client(
         "dynamodb",
         endpoint_url=endpoint_url,
-        region_name=LOCAL_CREDENTIALS["AWS_REGION"],
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=credentials["AWS_REGION"],
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=credentials.get("AWS_SESSION_TOKEN") or None,
         config=Config(connect_timeout=1, read_timeout=5, retries={"max_attempts": 1}),
     )
 
 
-def create_sessions_table(endpoint_url: str, table_name: str) -> None:
-    """The table as the CDK stack defines it (``voice_agent.table_schema``), TTL included."""
+def create_sessions_table(
+    endpoint_url: str, table_name: str, credentials: Mapping[str, str] = LOCAL_CREDENTIALS
+) -> None:
+    """The table as the CDK stack defines it (``voice_agent.table_schema``), TTL included, where
+    the handlers will look for it (moto keeps a table per region and account)."""
     from voice_agent.table_schema import create_table_request, time_to_live_request
 
-    db = client(endpoint_url)
+    db = client(endpoint_url, credentials)
     db.create_table(**create_table_request(table_name))
     db.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     db.update_time_to_live(**time_to_live_request(table_name))

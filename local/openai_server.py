@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, Protocol
 
-Fault = Literal["status", "cut", "stall", "drop"]
+Fault = Literal["status", "cut", "stall", "drop", "exception"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +38,14 @@ class Reply:
     tool_calls: Sequence[ToolCallReply] = ()
     # Faults: "status" answers ``status`` with an error body; "cut" stops the stream after
     # ``cut_after`` tokens without finishing it; "stall" sends headers then nothing; "drop"
-    # closes the connection without a response.
+    # closes the connection without a response; "exception" sends ``cut_after`` tokens and then an
+    # error inside the stream (Bedrock's exception events; this server treats it as "cut").
     fault: Fault | None = None
     status: int = 500
     cut_after: int = 0
+    # The error's name where the protocol has one (Bedrock: "ThrottlingException",
+    # "ModelNotReadyException", "modelStreamErrorException", ...); None: the status's usual one.
+    error: str | None = None
     # Per-reply timing overrides (seconds); None uses the server's settings.
     ttft_s: float | None = None
     token_interval_s: float | None = None
@@ -91,7 +95,7 @@ class FunctionBrain:
         return self.fn(request)
 
 
-class _QuietServer(ThreadingHTTPServer):
+class QuietHTTPServer(ThreadingHTTPServer):
     """A client that cancels a stream (an interrupted turn) resets its connection; that is normal
     here, not a traceback on the console."""
 
@@ -123,7 +127,7 @@ class OpenAICompatibleServer:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         handler = _handler_for(self)
-        self._httpd = _QuietServer((host, port), handler)
+        self._httpd = QuietHTTPServer((host, port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-server", daemon=True)
 
@@ -210,13 +214,13 @@ def _handler_for(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler]
                 time.sleep(ttft)
                 self._event(_chunk(model, {"role": "assistant", "content": ""}))
                 for i, token in enumerate(reply.tokens):
-                    if reply.fault == "cut" and i >= reply.cut_after:
+                    if reply.fault in ("cut", "exception") and i >= reply.cut_after:
                         self.close_connection = True
                         return  # no finish, no [DONE], no final chunk: a broken stream
                     if i:
                         time.sleep(gap)
                     self._event(_chunk(model, {"content": token}))
-                if reply.fault == "cut":
+                if reply.fault in ("cut", "exception"):
                     self.close_connection = True
                     return
                 for n, call in enumerate(reply.tool_calls):

@@ -6,7 +6,10 @@
 - The webhook: ``voice_agent.webhook.app:app`` (the app Mangum serves in Lambda) under uvicorn on
   ``LOCAL_HTTP_PORT``.
 - The sessions table: DynamoDB Local (a Java child process) or moto server.
-- The language model: OpenAI, the server at ``OPENAI_BASE_URL``, or the offline demo model.
+- The language model: whichever provider the agent runs on (``LLM_PROVIDER``, else the agent
+  configuration's), at the endpoint the environment names, or the offline demo model behind a
+  stand-in that speaks that provider's wire protocol (Bedrock's event stream, or OpenAI's
+  server-sent events), so the real client runs either way.
 
 The handlers read their configuration from ``os.environ`` (once per process, as a Lambda does per
 cold start), so :meth:`LocalStack.start` puts the local values there and :meth:`LocalStack.stop`
@@ -23,11 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from local.apigw_ws import INTEGRATION_TIMEOUT_S, ApiGatewayWebSocketStandIn, Invocation, Routes
+from local.bedrock_server import BedrockStandIn
 from local.demo_model import TIME_TO_FIRST_TOKEN_S, TOKEN_INTERVAL_S, DemoBrain
 from local.dynamodb import LOCAL_CREDENTIALS, DynamoEngine, create_sessions_table, start_engine
 from local.openai_server import Brain, OpenAICompatibleServer
 from local.servers import LOOPBACK, BackgroundServer
 from voice_agent import env_names as names
+from voice_agent.model_choice import PROVIDERS, Provider, providers
 
 log = logging.getLogger("local.stack")
 
@@ -53,6 +58,10 @@ _CLEARED: Final = (
 )
 
 
+# A Bedrock API key (boto3 sends it as a bearer token instead of signing).
+BEDROCK_API_KEY: Final = "AWS_BEARER_TOKEN_BEDROCK"
+
+
 def port_from_env(variable: str, default: int, env: Mapping[str, str] | None = None) -> int:
     raw = (os.environ if env is None else env).get(variable, "").strip()
     if not raw:
@@ -72,9 +81,18 @@ class StackOptions:
     stage: str = DEFAULT_STAGE
     table_name: str = DEFAULT_TABLE
     dynamodb: Literal["auto", "dynamodb-local", "moto"] = "auto"
-    # auto: OpenAI if OPENAI_API_KEY is set, the server at OPENAI_BASE_URL if that is set, else the
-    # demo model; demo: the demo model whatever the environment says.
+    # auto: each provider the model chain needs at the endpoint the environment names (OpenAI with
+    # OPENAI_API_KEY, the server at OPENAI_BASE_URL, the Bedrock endpoint at
+    # AWS_ENDPOINT_URL_BEDROCK_RUNTIME), else the demo model behind that provider's stand-in;
+    # demo: the demo model whatever the environment says.
     llm: LlmChoice = "auto"
+    # The first model's provider; None: LLM_PROVIDER, else OpenAI when an OPENAI_* variable is set
+    # (as before Bedrock), else the agent configuration's.
+    provider: Provider | None = None
+    # Providers to serve even if the chain does not need them (tests switch between them).
+    serve: tuple[Provider, ...] = ()
+    # The Bedrock stand-in thinks aloud before a tool call, as Amazon Nova does.
+    think_aloud: bool = True
     # None: TWILIO_AUTH_TOKEN from the environment (unset: signatures are not checked, loudly).
     twilio_auth_token: str | None = None
     integration_timeout_s: float = INTEGRATION_TIMEOUT_S
@@ -91,7 +109,7 @@ class StackUrls:
     relay: str  # ws://127.0.0.1:8765/local
     callback: str  # http://127.0.0.1:8765/local
     dynamodb: str
-    llm: str  # the model's base URL, or "OpenAI"
+    llm: str  # which model, served where
 
     @property
     def voice(self) -> str | None:
@@ -114,6 +132,8 @@ class LocalStack:
         self.options = options or StackOptions()
         self.engine: DynamoEngine | None = None
         self.model: OpenAICompatibleServer | None = None
+        self.bedrock: BedrockStandIn | None = None
+        self.provider: Provider = "bedrock"
         self.brain: Brain | None = None
         self.gateway: ApiGatewayWebSocketStandIn | None = None
         self.webhook: BackgroundServer | None = None
@@ -121,6 +141,7 @@ class LocalStack:
         self.llm_description = ""
         self._saved_env: dict[str, str | None] = {}
         self._urls: StackUrls | None = None
+        self._external_bedrock = False  # the environment's Bedrock endpoint, with its credentials
 
     @property
     def urls(self) -> StackUrls:
@@ -148,7 +169,8 @@ class LocalStack:
         o = self.options
         # 1. DynamoDB first: the Java child is forked before this process starts its threads.
         self.engine = start_engine(o.dynamodb)
-        create_sessions_table(self.engine.endpoint_url, o.table_name)
+        self._external_bedrock = self._names_a_bedrock_endpoint()
+        create_sessions_table(self.engine.endpoint_url, o.table_name, self._credentials())
         # 2. The model.
         llm_env = self._start_model()
         # 3. Both ports are bound now, so the public URLs are known before any handler runs.
@@ -170,7 +192,7 @@ class LocalStack:
             relay=self.gateway.url,
             callback=self.gateway.callback_url,
             dynamodb=self.engine.endpoint_url,
-            llm=llm_env.get(names.OPENAI_BASE_URL, "OpenAI"),
+            llm=self.llm_description,
         )
         # 4. The environment the handlers read, then the servers.
         self._apply_env(self._environment(llm_env, webhook_url or f"http://{LOOPBACK}:{o.http_port}"))
@@ -182,21 +204,95 @@ class LocalStack:
             self.webhook.start()
 
     def _start_model(self) -> dict[str, str]:
+        """Serve every provider the model chain needs; returns the handlers' model settings."""
+        from voice_agent.agent.config import AGENT
+
+        o = self.options
+        self.provider = self._provider()
+        chain = AGENT.llm_chain(self.provider, os.environ.get(names.LLM_MODEL, "").strip() or None)
+        needed = providers(chain) | set(o.serve)
+        out: dict[str, str] = {names.LLM_PROVIDER: self.provider}
+        said: list[str] = []
+        if "bedrock" in needed:
+            out.update(self._bedrock(said))
+        if "openai" in needed:
+            out.update(self._openai(said))
+        first = chain[0]
+        self.llm_description = f"{first} on " + "; ".join(said)
+        return out
+
+    def _provider(self) -> Provider:
+        from voice_agent.agent.config import AGENT
+
+        env = os.environ
+        chosen = self.options.provider or env.get(names.LLM_PROVIDER, "").strip().lower() or None
+        if chosen is not None:
+            if chosen not in PROVIDERS:
+                raise ValueError(f"{names.LLM_PROVIDER} must be one of {', '.join(PROVIDERS)}, not {chosen!r}")
+            return chosen
+        openai_set = any(env.get(n, "").strip() for n in (names.OPENAI_BASE_URL, names.OPENAI_API_KEY))
+        if self.options.llm == "auto" and openai_set:
+            return "openai"
+        return AGENT.llm_provider
+
+    def _brain(self) -> Brain:
+        if self.brain is None:
+            self.brain = self.options.brain or DemoBrain()
+        return self.brain
+
+    def _bedrock(self, said: list[str]) -> dict[str, str]:
+        o = self.options
+        endpoint = os.environ.get(names.BEDROCK_ENDPOINT_URL, "").strip()
+        if self._external_bedrock:
+            said.append(f"the Bedrock endpoint at {endpoint} ({names.BEDROCK_ENDPOINT_URL})")
+            return {names.BEDROCK_ENDPOINT_URL: endpoint}
+        self.bedrock = BedrockStandIn(
+            self._brain(), ttft_s=o.model_ttft_s, token_interval_s=o.model_token_interval_s, think_aloud=o.think_aloud
+        ).start()
+        said.append(f"the offline demo model behind the Bedrock stand-in at {self.bedrock.endpoint_url}")
+        return {names.BEDROCK_ENDPOINT_URL: self.bedrock.endpoint_url}
+
+    def _openai(self, said: list[str]) -> dict[str, str]:
         o = self.options
         env = os.environ
         if o.llm == "auto" and env.get(names.OPENAI_BASE_URL, "").strip():
-            self.llm_description = f"OpenAI-compatible server at {env[names.OPENAI_BASE_URL].strip()}"
+            said.append(f"the OpenAI-compatible server at {env[names.OPENAI_BASE_URL].strip()}")
             return {names.OPENAI_BASE_URL: env[names.OPENAI_BASE_URL].strip()}
         if o.llm == "auto" and env.get(names.OPENAI_API_KEY, "").strip():
-            self.llm_description = "OpenAI (OPENAI_API_KEY is set)"
+            said.append("OpenAI (OPENAI_API_KEY is set)")
             return {}
-        self.brain = o.brain or DemoBrain()
         self.model = OpenAICompatibleServer(
-            self.brain, ttft_s=o.model_ttft_s, token_interval_s=o.model_token_interval_s, model="local-demo"
+            self._brain(), ttft_s=o.model_ttft_s, token_interval_s=o.model_token_interval_s, model="local-demo"
         ).start()
-        self.llm_description = "the offline demo model (set OPENAI_API_KEY or OPENAI_BASE_URL for a real one)"
+        said.append(f"the offline demo model behind the OpenAI-compatible stand-in at {self.model.base_url}")
         # A dummy key: a real one must not travel to the demo server.
         return {names.OPENAI_BASE_URL: self.model.base_url, names.OPENAI_API_KEY: "local-demo"}
+
+    def _names_a_bedrock_endpoint(self) -> bool:
+        """The environment's own Bedrock endpoint is used (the chain needs Bedrock, llm=auto)."""
+        from voice_agent.agent.config import AGENT
+
+        if self.options.llm != "auto" or not os.environ.get(names.BEDROCK_ENDPOINT_URL, "").strip():
+            return False
+        chain = AGENT.llm_chain(self._provider(), os.environ.get(names.LLM_MODEL, "").strip() or None)
+        return "bedrock" in providers(chain)
+
+    def _credentials(self) -> dict[str, str]:
+        """Dummies, so nothing local reaches AWS; with a Bedrock endpoint of the environment's own
+        (``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``), the environment's credentials and region, which that
+        endpoint may check. Every other client still has a loopback endpoint."""
+        credentials = dict(LOCAL_CREDENTIALS)
+        env = os.environ
+        if self._external_bedrock and env.get("AWS_ACCESS_KEY_ID", "").strip():
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                credentials[name] = env.get(name, "").strip()  # empty: unset (no session token)
+        if self._external_bedrock:
+            region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
+            if region:
+                credentials["AWS_REGION"] = credentials["AWS_DEFAULT_REGION"] = region
+        else:
+            credentials[BEDROCK_API_KEY] = ""  # a real Bedrock API key must not travel to the stand-in
+        return credentials
 
     def _environment(self, llm_env: Mapping[str, str], webhook_url: str) -> dict[str, str]:
         assert self.engine is not None
@@ -204,7 +300,7 @@ class LocalStack:
         o = self.options
         token = o.twilio_auth_token if o.twilio_auth_token is not None else os.environ.get(names.TWILIO_AUTH_TOKEN, "")
         env = {
-            **LOCAL_CREDENTIALS,
+            **self._credentials(),
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             names.RUNTIME_ENVIRONMENT: "local",
@@ -238,6 +334,7 @@ class LocalStack:
             self.webhook.stop if self.webhook else None,
             self.gateway.stop if self.gateway else None,
             self.model.stop if self.model else None,
+            self.bedrock.stop if self.bedrock else None,
             self.engine.stop if self.engine else None,
         ):
             if stop is None:
@@ -247,6 +344,7 @@ class LocalStack:
             except Exception:
                 log.exception("stopping a part of the local stack failed")
         self.webhook = self.gateway = self.model = self.engine = None
+        self.bedrock = None
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

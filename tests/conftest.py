@@ -21,6 +21,9 @@ TEST_ENV = {
     "WEBHOOK_PUBLIC_URL": "https://hooks.example.com",
     "TWILIO_AUTH_TOKEN": "test-auth-token",
     "POWERTOOLS_METRICS_NAMESPACE": "VoiceAgentTest",
+    # Nothing listens on the discard port: a test that forgets to point Bedrock at a stand-in
+    # fails at once instead of reaching AWS.
+    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": "http://127.0.0.1:9",
 }
 REMOVED = (
     "AWS_PROFILE",
@@ -30,6 +33,8 @@ REMOVED = (
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
     "LLM_MODEL",
+    "LLM_PROVIDER",
+    "AWS_BEARER_TOKEN_BEDROCK",
     "DYNAMODB_ENDPOINT_URL",
     "TWILIO_SIGNATURE_VALIDATION",
     "LOG_SENSITIVE_DATA",

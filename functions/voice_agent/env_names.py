@@ -27,8 +27,13 @@ TWILIO_AUTH_TOKEN: Final = "TWILIO_AUTH_TOKEN"
 OPENAI_API_KEY_SECRET_ARN: Final = "OPENAI_API_KEY_SECRET_ARN"
 OPENAI_API_KEY: Final = "OPENAI_API_KEY"
 OPENAI_BASE_URL: Final = "OPENAI_BASE_URL"
-# Overrides the agent configuration's model (handy for OpenAI-compatible servers).
+# Override the agent configuration's first model: the provider ("openai" or "bedrock") and the
+# model id (a Bedrock model or inference profile id, or an OpenAI model name).
+LLM_PROVIDER: Final = "LLM_PROVIDER"
 LLM_MODEL: Final = "LLM_MODEL"
+# boto3's own variable for a Bedrock endpoint (a Bedrock-compatible server, the local stand-in);
+# read by boto3 itself, named here so the local stack and the tests spell it once.
+BEDROCK_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
 
 # "off" disables Twilio signature checks. Honoured only when RUNTIME_ENVIRONMENT is "local".
 TWILIO_SIGNATURE_VALIDATION: Final = "TWILIO_SIGNATURE_VALIDATION"

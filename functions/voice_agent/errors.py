@@ -39,7 +39,46 @@ class StoreUnavailableError(VoiceAgentError):
 
 
 class LLMError(VoiceAgentError):
-    """The language model failed: connection, status, timeout or a broken stream."""
+    """The language model failed: connection, status, timeout or a broken stream.
+
+    ``kind`` names the failure for logs and metrics (never the prompt or the reply). Every
+    subclass is an ``LLMError``, so whatever the model does wrong the caller hears the apology; the
+    fallback chain (``core/fallback.py``) reads ``kind`` only to say why it moved on.
+    """
+
+    kind = "error"
+
+
+class LLMThrottledError(LLMError):
+    """The provider refused the request for now: too many requests or tokens (HTTP 429)."""
+
+    kind = "throttled"
+
+
+class LLMUnavailableError(LLMError):
+    """The model or the service cannot answer now: not ready, overloaded, an internal error, a
+    timeout, or the connection failed."""
+
+    kind = "unavailable"
+
+
+class LLMRejectedError(LLMError):
+    """The provider refused this request as invalid (a request shape it does not accept)."""
+
+    kind = "rejected"
+
+
+class LLMAccessDeniedError(LLMError):
+    """The caller may not use this model: missing IAM permission, model access not granted, an
+    unknown model id, or a bad key. A deployment problem, not a passing one."""
+
+    kind = "access_denied"
+
+
+class LLMStreamBrokenError(LLMError):
+    """The reply stream broke after it started: an error event, a dropped connection, or no end."""
+
+    kind = "stream_broken"
 
 
 class ToolError(VoiceAgentError):

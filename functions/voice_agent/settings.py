@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from voice_agent import env_names as names
 from voice_agent.errors import ConfigurationError
+from voice_agent.model_choice import PROVIDERS, Provider
 
 Environment = Literal["aws", "local"]
 
@@ -36,6 +37,7 @@ class Settings:
     openai_api_key_secret_arn: str | None
     openai_api_key: str | None
     openai_base_url: str | None
+    llm_provider_override: Provider | None
     llm_model_override: str | None
     signature_validation: bool
     log_sensitive_data: bool
@@ -63,6 +65,7 @@ class Settings:
             openai_api_key_secret_arn=_opt(env, names.OPENAI_API_KEY_SECRET_ARN),
             openai_api_key=_opt(env, names.OPENAI_API_KEY),
             openai_base_url=_opt(env, names.OPENAI_BASE_URL),
+            llm_provider_override=_provider(env),
             llm_model_override=_opt(env, names.LLM_MODEL),
             signature_validation=validation,
             log_sensitive_data=_flag(env, names.LOG_SENSITIVE_DATA, default=False) is True,
@@ -112,6 +115,15 @@ def _url(env: Mapping[str, str], name: str, environment: Environment, *, secure:
     if parts.query or parts.fragment:
         raise ConfigurationError(f"{name} must not carry a query string or fragment: {raw!r}")
     return raw.rstrip("/")
+
+
+def _provider(env: Mapping[str, str]) -> Provider | None:
+    raw = (_opt(env, names.LLM_PROVIDER) or "").lower()
+    if not raw:
+        return None
+    if raw not in PROVIDERS:
+        raise ConfigurationError(f"{names.LLM_PROVIDER} must be one of {', '.join(PROVIDERS)}, not {raw!r}")
+    return raw
 
 
 def _opt(env: Mapping[str, str], name: str) -> str | None:

@@ -63,3 +63,11 @@ def record_count(name: str, value: int = 1) -> None:
     m = _metrics()
     m.add_metric(name=name, unit=MetricUnit.Count, value=value)
     m.flush_metrics()
+
+
+def record_usage(input_tokens: int, output_tokens: int) -> None:
+    """The tokens one model request billed."""
+    m = _metrics()
+    m.add_metric(name=metric.LLM_INPUT_TOKENS, unit=MetricUnit.Count, value=input_tokens)
+    m.add_metric(name=metric.LLM_OUTPUT_TOKENS, unit=MetricUnit.Count, value=output_tokens)
+    m.flush_metrics()

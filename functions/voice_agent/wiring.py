@@ -2,7 +2,8 @@
 
 Entry points take their dependencies as parameters with these as defaults, so tests pass fakes
 and the local stand-in runs the very same handlers. Imports are inside the factories: ``$connect``
-must not pay for the turn engine, and nothing here imports ``openai`` (the adapter does, lazily).
+must not pay for the turn engine, and nothing here imports ``openai`` (the adapter does, lazily, and
+only when a model of the chain is an OpenAI one).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from voice_agent.settings import load_settings
 if TYPE_CHECKING:
     from voice_agent.adapters.dynamo_store import DynamoSessionStore
     from voice_agent.adapters.management_api import ManagementApiSender
-    from voice_agent.adapters.openai_chat import OpenAIChatModel
     from voice_agent.agent.config import AgentConfig
+    from voice_agent.core.fallback import Fallback
+    from voice_agent.core.model import TokenUsage
+    from voice_agent.core.ports import ChatModel
     from voice_agent.core.relay import Relay
     from voice_agent.core.tools import ToolRegistry
+    from voice_agent.model_choice import ModelRef
 
 
 @lru_cache(maxsize=1)
@@ -77,19 +81,70 @@ def twilio_auth_token() -> str | None:
     return secret_value(arn=s.twilio_auth_token_secret_arn, plain=s.twilio_auth_token, name="Twilio auth token")
 
 
+def model_chain() -> tuple[ModelRef, ...]:
+    """The models a turn tries, in order: the agent configuration's, with the environment's
+    ``LLM_PROVIDER`` / ``LLM_MODEL`` in front."""
+    s = load_settings()
+    return agent().llm_chain(s.llm_provider_override, s.llm_model_override)
+
+
 @lru_cache(maxsize=1)
-def chat_model() -> OpenAIChatModel:
+def chat_model() -> ChatModel:
+    """The model of every turn: one model, or a fallback chain that answers like one."""
+    chain = model_chain()
+    models = [_model(ref, last=i == len(chain) - 1) for i, ref in enumerate(chain)]
+    if len(models) == 1:
+        return models[0]
+    from voice_agent.core.fallback import Candidate, FallbackChatModel
+
+    return FallbackChatModel(
+        [Candidate(str(ref), model) for ref, model in zip(chain, models, strict=True)],
+        first_token_timeout_s=agent().llm_fallback_after_s,
+        on_fallback=_record_fallback,
+    )
+
+
+def _model(ref: ModelRef, *, last: bool) -> ChatModel:
+    a, s = agent(), load_settings()
+    if ref.provider == "bedrock":
+        from voice_agent.adapters.bedrock_chat import BedrockChatModel
+
+        return BedrockChatModel(
+            model=ref.model,
+            connect_timeout_s=a.llm_connect_timeout_s,
+            # A backstop for a silent socket: the engine's first-token and token-gap deadlines
+            # are shorter and close the stream first.
+            read_timeout_s=max(a.llm_first_token_timeout_s, a.llm_token_gap_timeout_s) + 1.0,
+            max_attempts=2 if last else 1,  # with a fallback behind it, the next model is the retry
+            on_usage=_record_usage,
+        )
     from voice_agent.adapters.openai_chat import OpenAIChatModel
 
-    a, s = agent(), load_settings()
     return OpenAIChatModel(
-        model=s.llm_model_override or a.llm_model,
+        model=ref.model,
         api_key=openai_api_key,
         base_url=s.openai_base_url,
         connect_timeout_s=a.llm_connect_timeout_s,
         read_timeout_s=a.llm_token_gap_timeout_s,
+        max_retries=1 if last else 0,
         warm_connection=a.warm_llm_connection,
     )
+
+
+def _record_fallback(event: Fallback) -> None:
+    from voice_agent import metric_names, telemetry
+
+    logger.warning("llm fallback", extra={"failed": event.failed, "next": event.next, "reason": event.reason})
+    telemetry.record_count(metric_names.LLM_FALLBACKS)
+
+
+def _record_usage(model: str, usage: TokenUsage) -> None:
+    from voice_agent import telemetry
+
+    logger.info(
+        "llm usage", extra={"model": model, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+    )
+    telemetry.record_usage(usage.input_tokens, usage.output_tokens)
 
 
 _warmed = threading.Event()
@@ -124,6 +179,14 @@ def warn_if_unsigned() -> None:
 
 
 _unsigned_warned = threading.Event()
+
+
+def reset_model() -> None:
+    """Forget the model chain and the settings it was built from, keep every client (a test or
+    the benchmark switching ``LLM_PROVIDER`` in a running process)."""
+    load_settings.cache_clear()
+    chat_model.cache_clear()
+    _warmed.clear()
 
 
 def reset() -> None:

@@ -30,9 +30,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from infra.config import ConfigError, StackConfig
+
+if TYPE_CHECKING:
+    from voice_agent.agent.config import AgentConfig
 
 CDK_JSON: Final = Path(__file__).resolve().parents[2] / "cdk.json"
 # The CDK's Node.js support (docs.aws.amazon.com/cdk/v2/guide/node-versions.html): LTS versions,
@@ -56,10 +59,6 @@ TOOLKIT_STACK: Final = "CDKToolkit"
 # smaller): a reservation or provisioned concurrency that would cut into it fails the deploy.
 UNRESERVED_MINIMUM: Final = 100
 LOW_CONCURRENCY_QUOTA: Final = 100
-# Bedrock, once the stack can use it: these context keys (or AgentConfig.llm_provider) name the
-# provider and the models. Until then the check is skipped.
-BEDROCK_PROVIDER_KEYS: Final = ("llmProvider",)
-BEDROCK_MODEL_KEYS: Final = ("bedrockModelIds", "llmModel")
 # Inference profile ids start with a geography; availability is asked about the model itself.
 _PROFILE_PREFIXES: Final = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
 _MAX_PAGES: Final = 5
@@ -349,17 +348,13 @@ def check_api_gateway_role(found: Findings, aws: Aws, config: StackConfig) -> No
     found.add("ok", check, f"set ({role.rsplit('/', 1)[-1]})")
 
 
-def bedrock_models(context: Mapping[str, Any], agent: object | None = None) -> tuple[str, ...]:
-    """The Bedrock models the stack is configured to call; () when it does not use Bedrock."""
-    provider = next((context[k] for k in BEDROCK_PROVIDER_KEYS if context.get(k)), None)
-    provider = provider or getattr(agent, "llm_provider", None)
-    if str(provider or "").strip().lower() != "bedrock":
-        return ()
-    raw: Any = next((context[k] for k in BEDROCK_MODEL_KEYS if context.get(k)), None) or getattr(
-        agent, "llm_model", None
-    )
-    items = raw.split(",") if isinstance(raw, str) else list(raw or [])
-    return tuple(dict.fromkeys(str(m).strip() for m in items if str(m).strip()))
+def bedrock_models(config: StackConfig, agent: AgentConfig | None = None) -> tuple[str, ...]:
+    """The Bedrock models the stack will grant and every turn may call: the chain the stack itself
+    resolves (the agent's models, ``llmProvider`` / ``llmModel`` in front); () without Bedrock."""
+    from voice_agent.agent.config import AGENT
+
+    chain = (agent or AGENT).llm_chain(config.llm_provider, config.llm_model)
+    return tuple(dict.fromkeys(ref.model for ref in chain if ref.provider == "bedrock"))
 
 
 def foundation_model_id(model_id: str) -> str:
@@ -466,7 +461,7 @@ def run_checks(
     node: str | None,
     npm: bool,
     today: date,
-    agent: object | None = None,
+    agent: AgentConfig | None = None,
 ) -> Findings:
     found = Findings()
     check_node(found, node, today, npm=npm)
@@ -481,7 +476,7 @@ def run_checks(
     check_bootstrap(found, aws, str(context.get(QUALIFIER_CONTEXT_KEY) or DEFAULT_QUALIFIER))
     check_concurrency(found, aws, config)
     check_api_gateway_role(found, aws, config)
-    check_bedrock(found, aws, bedrock_models(context, agent))
+    check_bedrock(found, aws, bedrock_models(config, agent))
     return found
 
 

@@ -74,13 +74,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     width = max(map(len, values), default=0)
     for name in sorted(values):
         print(f"{name:<{width}}  {values[name]}")
+    openai = values.get(outputs.OPENAI_API_KEY_SECRET_ARN)
     print(
         "\nNext: put the secret values in (once), then wire your number:\n"
         f"  aws secretsmanager put-secret-value --secret-id {values.get(outputs.TWILIO_AUTH_TOKEN_SECRET_ARN, '<arn>')}"
         ' --secret-string "$TWILIO_AUTH_TOKEN"\n'
-        f"  aws secretsmanager put-secret-value --secret-id {values.get(outputs.OPENAI_API_KEY_SECRET_ARN, '<arn>')}"
-        ' --secret-string "$OPENAI_API_KEY"\n'
-        "  make twilio-number NUMBER=+15551234567"
+        + (
+            f'  aws secretsmanager put-secret-value --secret-id {openai} --secret-string "$OPENAI_API_KEY"\n'
+            if openai
+            else "  (a Bedrock model needs no key: enable model access in the Bedrock console, docs/deploy.md)\n"
+        )
+        + "  make twilio-number NUMBER=+15551234567"
     )
     return 0
 

@@ -223,6 +223,12 @@ class Monitoring(Construct):
                 width=8,
             ),
             cw.GraphWidget(
+                title="Model: fallbacks and tokens",
+                left=[m(metric.LLM_FALLBACKS, "Sum", metric.LLM_FALLBACKS)],
+                right=[m(n, "Sum", n) for n in (metric.LLM_INPUT_TOKENS, metric.LLM_OUTPUT_TOKENS)],
+                width=8,
+            ),
+            cw.GraphWidget(
                 title="Relay WebSocket",
                 left=[self._relay_metric(n) for n in ("ConnectCount", "MessageCount")],
                 right=[self._relay_metric(n) for n in ("ClientError", "IntegrationError", "ExecutionError")],

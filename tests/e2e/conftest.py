@@ -19,6 +19,8 @@ from local.caller import scenario
 from local.demo_model import DemoBrain
 from local.dynamodb import client
 from local.stack import LocalStack, StackOptions
+from voice_agent import env_names as names
+from voice_agent import wiring
 from voice_agent.table_schema import PARTITION_KEY, SORT_KEY
 
 if TYPE_CHECKING:
@@ -52,6 +54,8 @@ def stack(brain: DemoBrain) -> Iterator[LocalStack]:
         # Faster than the demo's realistic pace, slow enough that a barge-in lands mid-reply.
         model_ttft_s=0.1,
         model_token_interval_s=0.015,
+        # Both providers' stand-ins (the demo model behind each); Bedrock's thinks aloud like Nova.
+        serve=("bedrock", "openai"),
     )
     with LocalStack(options) as running:
         yield running
@@ -63,6 +67,17 @@ def isolated_env(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
     every test runs with the running stack's environment, whatever a previous test did."""
     for name, value in stack.env.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(params=["bedrock", "openai"])
+def provider(request: pytest.FixtureRequest, stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test with the agent on this provider (the handlers rebuild their model chain)."""
+    chosen = str(request.param)
+    monkeypatch.setenv(names.LLM_PROVIDER, chosen)
+    wiring.reset_model()
+    yield chosen
+    monkeypatch.setenv(names.LLM_PROVIDER, stack.provider)
+    wiring.reset_model()
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,10 @@ def test_a_quick_bench_run_produces_every_figure(tmp_path: Path) -> None:
     assert frames["failed_turns"] == 0
     assert frames["first_frame_is_first_token"]
     assert frames["project_posts"]["max"] <= frames["reply_tokens"] / 5
+    bedrock = r["bedrock"]  # the same figures with the project's model on Bedrock
+    assert bedrock["latency"]["project"]["n"] == 4 and bedrock["latency"]["failed_turns"] == 0
+    assert bedrock["frames"]["failed_turns"] == 0 and bedrock["frames"]["first_frame_is_first_token"]
+    assert bedrock["requests"] >= 5 and bedrock["refused"] == []
     plain = r["dynamodb"]["plain_turn"]
     assert plain["fixed_per_turn"] == {"min": 4, "max": 4}
     assert plain["one_claim_per_post"]

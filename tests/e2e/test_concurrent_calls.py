@@ -14,6 +14,7 @@ from local.caller import scenario
 from local.demo_model import DemoBrain
 from local.stack import LocalStack
 from tests.e2e.conftest import AUTH_TOKEN, explain, run, scripted, texts_by_role, turn_items
+from voice_agent.adapters.bedrock_messages import CALL_START_NOTE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -71,7 +72,7 @@ def test_twenty_concurrent_calls_each_see_only_their_own_history(
     assert sorted(last_request) == list(range(CALLS))
     for n, messages in last_request.items():
         item = list(ORDERS.values())[n % len(ORDERS)]
-        users = [m["content"] for m in messages if m["role"] == "user"]
+        users = [m["content"] for m in messages if m["role"] == "user" and m["content"] != CALL_START_NOTE]
         assert len(users) == 3, users
         tools = [m["content"] for m in messages if m["role"] == "tool"]
         assert len(tools) == 1

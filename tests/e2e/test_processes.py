@@ -14,11 +14,17 @@ from typing import Any
 
 import pytest
 
+from local.bedrock_server import BedrockStandIn
+from local.caller import scenario
+from local.demo_model import DemoBrain
 from local.dynamodb import find_jar, find_java
+from tests.e2e.conftest import explain, run, scripted
 
 pytestmark = pytest.mark.timeout(300)  # processes start their own stack; make demo takes ~20 s
 
 ROOT = Path(__file__).resolve().parents[2]
+# The running test stack's model settings, which a child process must not inherit.
+MODEL_VARIABLES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LLM_PROVIDER", "LLM_MODEL", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
 needs_dynamodb_local = pytest.mark.skipif(
     find_java() is None or find_jar() is None, reason="needs Java and DynamoDB Local (make local-deps)"
 )
@@ -46,10 +52,18 @@ def wait_dead(pid: int, timeout_s: float = 20) -> bool:
     return True
 
 
-def start_dev(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, Any], Path]:
+def start_dev(
+    tmp_path: Path, *extra: str, extra_env: dict[str, str | None] | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, Any], Path]:
+    """``make dev`` as a child process; ``extra_env``: variables to set (None: to remove)."""
     ready = tmp_path / "ready.json"
     log = tmp_path / "dev.log"
-    env = {k: v for k, v in os.environ.items() if k not in ("TWILIO_AUTH_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in (*MODEL_VARIABLES, "TWILIO_AUTH_TOKEN")}
+    for name, value in (extra_env or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603
             [
@@ -115,7 +129,7 @@ def test_make_dev_falls_back_to_moto_and_says_so(tmp_path: Path) -> None:
 
 
 def test_make_demo_places_the_call_and_exits_zero() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in MODEL_VARIABLES}
     completed = subprocess.run(
         [sys.executable, "-m", "local.demo"], cwd=ROOT, env=env, capture_output=True, timeout=240, check=False
     )
@@ -124,3 +138,46 @@ def test_make_demo_places_the_call_and_exits_zero() -> None:
     assert "PASSED: demo" in output
     assert "transferred to +15555550100" in output
     assert "Latency per turn" in output
+
+
+def test_make_dev_sends_every_turn_to_the_bedrock_endpoint_and_model_the_environment_names(tmp_path: Path) -> None:
+    """The contract: LLM_PROVIDER=bedrock, LLM_MODEL, AWS_ENDPOINT_URL_BEDROCK_RUNTIME, a region and
+    credentials in the environment, no OPENAI_* variable: every turn is a converse_stream request to
+    that endpoint, for that model, signed with those credentials for that region."""
+    model_id = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+    with BedrockStandIn(DemoBrain()) as bedrock:
+        process, ready, log = start_dev(
+            tmp_path,
+            "--dynamodb",
+            "moto",
+            extra_env={
+                "LLM_PROVIDER": "bedrock",
+                "LLM_MODEL": model_id,
+                "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.endpoint_url,
+                "AWS_REGION": "eu-west-1",
+                "AWS_DEFAULT_REGION": None,
+                "AWS_ACCESS_KEY_ID": "AKIACONTRACT00000TEST",
+                "AWS_SECRET_ACCESS_KEY": "contract-test-secret",
+                "AWS_SESSION_TOKEN": None,
+            },
+        )
+        try:
+            call = scripted(
+                [
+                    {"say": "Hi! When are you open on Sunday?", "expect": "Sunday"},
+                    {"say": "Can you check my order? It's 1001.", "expect": "cordless drill"},
+                    {"hangup": True},
+                ]
+            )
+            result = run(scenario.run(call, voice_url=ready["voice_url"], auth_token=None, out=lambda _: None))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(30) == 0
+    assert result.passed, explain(result) + log.read_text(errors="replace")[-3000:]
+    assert len(bedrock.model_ids()) >= 3  # two turns, one of them with a tool round
+    assert set(bedrock.model_ids()) == {model_id}
+    assert {tuple(sorted(s.items())) for s in bedrock.signers} == {
+        (("access_key_id", "AKIACONTRACT00000TEST"), ("region", "eu-west-1"), ("scheme", "sigv4"))
+    }
+    assert bedrock.refused == []
+    assert model_id in ready["llm"] and bedrock.endpoint_url in ready["llm"]

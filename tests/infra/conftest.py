@@ -6,6 +6,7 @@ synthesized once per session; bundling is skipped except in test_bundle.py.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from aws_cdk.assertions import Template
 
 from app import build_app
 from infra.stack import VoiceAgentStack
+from voice_agent.agent.config import AGENT, AgentConfig
+from voice_agent.model_choice import ModelRef
 
 SKIP_BUNDLING: Mapping[str, Any] = {"aws:cdk:bundling-stacks": []}
 
@@ -37,6 +40,7 @@ OPTIONS_CONTEXT: Mapping[str, Any] = {
     "messageFunctionProvisionedConcurrency": "2",
     "relayAccessLogs": "true",
     "openaiBaseUrl": "https://llm.example.com/v1",
+    "llmProvider": "openai",
     "llmModel": "gpt-test",
     "relayDomainName": "relay.example.com",
     "relayBasePath": "relay",
@@ -63,13 +67,13 @@ class Synthesized:
         return str(self.stack.resolve(self.stack.get_logical_id(resource)))
 
 
-def synthesize(outdir: Path, context: Mapping[str, Any]) -> Synthesized:
+def synthesize(outdir: Path, context: Mapping[str, Any], agent: AgentConfig | None = None) -> Synthesized:
     """What `python app.py` does, with extra context. cdk-nag runs: an unacknowledged finding
     makes ``synth`` raise, so every fixture built here has already passed AwsSolutions."""
     with pytest.MonkeyPatch.context() as env:
         env.delenv("CDK_CONTEXT_JSON", raising=False)  # a developer's shell must not leak in
         env.delenv("CDK_OUTDIR", raising=False)
-        app = build_app(dict(context), outdir=str(outdir))
+        app = build_app(dict(context), outdir=str(outdir), agent=agent)
         assembly = app.synth()
     stacks = [c for c in app.node.children if isinstance(c, VoiceAgentStack)]
     assert len(stacks) == 1
@@ -92,3 +96,19 @@ def options(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 @pytest.fixture(scope="session")
 def snap_start(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synthesize(tmp_path_factory.mktemp("snapstart"), {**SKIP_BUNDLING, "messageFunctionSnapStart": "true"})
+
+
+# A chain across providers: Bedrock through a US inference profile, then a foundation model in
+# the stack's Region, then OpenAI.
+FALLBACK_AGENT = dataclasses.replace(
+    AGENT,
+    llm_fallbacks=(
+        ModelRef("bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0"),
+        ModelRef("openai", "gpt-4.1-mini"),
+    ),
+)
+
+
+@pytest.fixture(scope="session")
+def fallbacks(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory.mktemp("fallbacks"), SKIP_BUNDLING, agent=FALLBACK_AGENT)

@@ -78,7 +78,7 @@ def _lint_errors(template: Mapping[str, Any]) -> list[str]:
     return [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.id.startswith("E")]
 
 
-@pytest.mark.parametrize("variant", ["default", "options", "snap_start"])
+@pytest.mark.parametrize("variant", ["default", "options", "snap_start", "fallbacks"])
 def test_cfn_lint_finds_no_errors(variant: str, request: pytest.FixtureRequest) -> None:
     s: Synthesized = request.getfixturevalue(variant)
     assert _lint_errors(s.template) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,6 +68,7 @@ def test_a_misspelt_option_fails_instead_of_deploying_the_default() -> None:
         ({"openaiBaseUrl": "llm.example.com"}, "openaiBaseUrl"),
         ({"metricsNamespace": "AWS/Lambda"}, "metricsNamespace"),
         ({"relayRateLimit": "0"}, "relayRateLimit"),
+        ({"llmProvider": "azure"}, "llmProvider"),
     ],
 )
 def test_bad_options_are_refused_with_the_option_named(context: dict[str, Any], complaint: str) -> None:
@@ -79,3 +81,19 @@ def test_every_problem_is_reported_at_once() -> None:
         StackConfig(stage_name="", log_retention_days=2)
     assert "stageName" in str(excinfo.value)
     assert "logRetentionDays" in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("context", "complaint"),
+    [
+        ({"llmModel": "gpt-4.1-mini"}, "not a Bedrock model id"),  # the default provider is Bedrock
+        ({"openaiBaseUrl": "https://llm.example.com/v1"}, "no model of the chain is an OpenAI one"),
+    ],
+)
+def test_a_model_the_runtime_could_not_call_fails_the_synthesis(
+    context: dict[str, Any], complaint: str, tmp_path: Path
+) -> None:
+    from app import build_app
+
+    with pytest.raises(ConfigError, match=complaint):
+        build_app({"aws:cdk:bundling-stacks": [], **context}, outdir=str(tmp_path))

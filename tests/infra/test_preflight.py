@@ -3,6 +3,7 @@ botocore's Stubber (the real clients, validating every request against the servi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from datetime import date
@@ -16,6 +17,8 @@ from botocore.stub import Stubber
 from infra.cli import preflight
 from infra.config import ConfigError, StackConfig
 from tests.infra.conftest import Synthesized
+from voice_agent.agent.config import AGENT, AgentConfig
+from voice_agent.model_choice import ModelRef
 
 TODAY = date(2026, 12, 2)
 REGION = "eu-west-1"
@@ -315,18 +318,20 @@ def test_relay_access_logs_need_the_account_role(aws: StubbedAws) -> None:
 CLAUDE = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
-def test_the_bedrock_models_come_from_the_configuration_and_none_means_skip() -> None:
-    assert preflight.bedrock_models({}) == ()
-    assert preflight.bedrock_models({"llmModel": "gpt-4.1-mini"}) == ()  # OpenAI: nothing to check
-    assert preflight.bedrock_models({"llmProvider": "bedrock", "llmModel": f"us.{CLAUDE}"}) == (f"us.{CLAUDE}",)
-    both = {"llmProvider": "Bedrock", "bedrockModelIds": f"{CLAUDE}, amazon.nova-lite-v1:0"}
-    assert preflight.bedrock_models(both) == (CLAUDE, "amazon.nova-lite-v1:0")
+def test_the_bedrock_models_are_the_chain_the_stack_resolves_and_none_means_skip() -> None:
+    def models(context: dict[str, str], agent: AgentConfig = AGENT) -> tuple[str, ...]:
+        return preflight.bedrock_models(StackConfig.from_context(context), agent)
 
-    class Agent:
-        llm_provider = "bedrock"
-        llm_model = "amazon.nova-pro-v1:0"
-
-    assert preflight.bedrock_models({}, Agent()) == ("amazon.nova-pro-v1:0",)
+    assert models({}) == tuple(m.model for m in AGENT.llm_chain() if m.provider == "bedrock")
+    assert models({"llmProvider": "openai"}) == ()  # OpenAI: nothing to check
+    assert models({"llmProvider": "bedrock", "llmModel": f"us.{CLAUDE}"}) == (f"us.{CLAUDE}",)
+    chain = dataclasses.replace(
+        AGENT,
+        llm_provider="bedrock",
+        llm_model=CLAUDE,
+        llm_fallbacks=(ModelRef("bedrock", "amazon.nova-lite-v1:0"), ModelRef("openai", "gpt-4.1-mini")),
+    )
+    assert models({}, chain) == (CLAUDE, "amazon.nova-lite-v1:0")
     found = preflight.Findings()
     preflight.check_bedrock(found, StubbedAws(), ())
     assert (found.items[0].level, found.items[0].text) == ("skip", "the stack does not use Bedrock")
@@ -448,7 +453,8 @@ def test_a_whole_run_reports_each_check_and_fails_on_a_problem(
     bootstrapped(aws)
     account_settings(aws, 10, 10)
     not_deployed(aws)
-    argv = ["-c", "reservedConcurrency=5", "--require-approval", "never", "--profile", "ignored-by-the-fake"]
+    argv = ["-c", "reservedConcurrency=5", "-c", "llmProvider=openai", "--require-approval", "never"]
+    argv += ["--profile", "ignored-by-the-fake"]
     code = preflight.main(argv, aws=aws, node=lambda: "v24.11.1", today=TODAY)
     out = capsys.readouterr().out.splitlines()
     assert code == 1
@@ -471,6 +477,7 @@ def test_a_clean_account_passes_and_a_misspelt_option_is_a_problem(
     identity(aws)
     bootstrapped(aws)
     account_settings(aws, 1000, 1000)
+    model(aws, AGENT.llm_model)  # the default agent's model, on Bedrock: available
     assert preflight.main([], aws=aws, node=lambda: "v24.11.1", today=TODAY) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "preflight passed (0 warning(s))"
     assert preflight.main(["-c", "reservedConcurency=5"], aws=aws, node=lambda: "v24.11.1", today=TODAY) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
@@ -280,6 +281,18 @@ def _grants(s: Synthesized) -> dict[str, set[tuple[str, frozenset[str]]]]:
     return found
 
 
+def model_grants(s: Synthesized) -> set[tuple[str, frozenset[str]]]:
+    """The message role's access to its models: the OpenAI key's secret when an OpenAI model is in
+    the chain, streaming invocation when a Bedrock one is (its ARNs are checked in
+    ``test_model_access.py``: they hold no logical id)."""
+    grants: set[tuple[str, frozenset[str]]] = set()
+    if s.stack.openai_api_key is not None:
+        grants.add(("secretsmanager:GetSecretValue", frozenset({s.logical_id(s.stack.openai_api_key.secret)})))
+    if s.stack.model_access is not None:
+        grants.add(("bedrock:InvokeModelWithResponseStream", frozenset()))
+    return grants
+
+
 @pytest.mark.parametrize("variant", ["default", "options", "snap_start"])
 def test_each_role_is_allowed_exactly_the_actions_its_function_makes(
     variant: str, request: pytest.FixtureRequest
@@ -289,7 +302,7 @@ def test_each_role_is_allowed_exactly_the_actions_its_function_makes(
     st, t = s.stack, s.template
     fns, roles = _functions(s), _roles(s)
     table = s.logical_id(st.sessions.table)
-    twilio_secret, openai_secret = s.logical_id(st.twilio_auth_token.secret), s.logical_id(st.openai_api_key.secret)
+    twilio_secret = s.logical_id(st.twilio_auth_token.secret)
 
     def own_logs(name: str) -> set[tuple[str, frozenset[str]]]:
         group = cfn.refs(t["Resources"][fns[name]]["Properties"]["LoggingConfig"]["LogGroup"])
@@ -302,8 +315,8 @@ def test_each_role_is_allowed_exactly_the_actions_its_function_makes(
         roles["connect"]: own_logs("connect") | on(twilio_secret, "secretsmanager:GetSecretValue"),
         roles["message"]: own_logs("message")
         | on(table, *MESSAGE_STORE_ACTIONS)
-        | on(openai_secret, "secretsmanager:GetSecretValue")
-        | on(s.logical_id(st.relay.api), "execute-api:ManageConnections"),
+        | on(s.logical_id(st.relay.api), "execute-api:ManageConnections")
+        | model_grants(s),
         roles["disconnect"]: own_logs("disconnect") | on(table, "dynamodb:UpdateItem"),
         roles["webhook"]: own_logs("webhook")
         | on(table, "dynamodb:GetItem", "dynamodb:UpdateItem")
@@ -331,22 +344,88 @@ def test_only_the_message_function_may_post_to_connections_of_this_api_and_stage
 
 
 @pytest.mark.parametrize(
-    ("secret", "readers"),
-    [("twilio_auth_token", {"connect", "webhook"}), ("openai_api_key", {"message"})],
+    ("variant", "secret", "readers"),
+    [
+        ("default", "twilio_auth_token", {"connect", "webhook"}),
+        ("options", "twilio_auth_token", {"connect", "webhook"}),
+        ("options", "openai_api_key", {"message"}),
+        ("fallbacks", "openai_api_key", {"message"}),
+    ],
 )
 def test_secrets_are_readable_only_by_the_functions_that_need_them(
-    default: Synthesized, secret: str, readers: set[str]
+    variant: str, secret: str, readers: set[str], request: pytest.FixtureRequest
 ) -> None:
-    secret_id = default.logical_id(getattr(default.stack, secret).secret)
-    roles = _roles(default)
+    s: Synthesized = request.getfixturevalue(variant)
+    secret_id = s.logical_id(getattr(s.stack, secret).secret)
+    roles = _roles(s)
     can_read = {
         role
-        for role, statement in cfn.statements_by_role(default.template)
+        for role, statement in cfn.statements_by_role(s.template)
         if "secretsmanager:GetSecretValue" in cfn.actions(statement)
         and any(secret_id in cfn.refs(r) for r in cfn.resources(statement))
     }
     assert can_read == {roles[n] for n in readers}
-    assert cfn.of_type(default.template, "AWS::SecretsManager::ResourcePolicy") == {}
+    assert cfn.of_type(s.template, "AWS::SecretsManager::ResourcePolicy") == {}
+
+
+def test_no_openai_secret_without_an_openai_model(default: Synthesized) -> None:
+    """Bedrock needs no key: the default stack holds one secret (Twilio's), $0.40 a month less."""
+    assert default.stack.openai_api_key is None
+    assert len(cfn.of_type(default.template, "AWS::SecretsManager::Secret")) == 1
+    assert outputs.OPENAI_API_KEY_SECRET_ARN not in default.template["Outputs"]
+
+
+# --- the model: Bedrock by IAM, exactly the configured models ------------------------------------
+
+BEDROCK_ACTION = "bedrock:InvokeModelWithResponseStream"
+NOVA_LITE_US = {
+    "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-lite-v1:0",
+    *(
+        f"arn:aws:bedrock:{r}::foundation-model/amazon.nova-lite-v1:0"
+        for r in ("us-east-1", "us-east-2", "us-west-1", "us-west-2")
+    ),
+}
+
+
+def _bedrock_grants(s: Synthesized) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (r, st)
+        for r, st in cfn.statements_by_role(s.template)
+        if any(a.startswith("bedrock:") for a in cfn.actions(st))
+    ]
+
+
+def test_the_message_function_may_stream_from_exactly_the_configured_bedrock_models(default: Synthesized) -> None:
+    """The default model is the US inference profile for Nova Lite: the profile in the stack's
+    Region and the foundation model in every Region the profile routes to. Nothing else."""
+    grants = _bedrock_grants(default)
+    assert [role for role, _ in grants] == [_roles(default)["message"]]
+    [(_, statement)] = grants
+    assert statement["Effect"] == "Allow"
+    assert cfn.actions(statement) == {BEDROCK_ACTION}
+    resources = [cfn.render(r) for r in cfn.resources(statement)]
+    assert set(resources) == NOVA_LITE_US
+    assert not any("*" in r for r in resources)
+    assert "Condition" not in statement
+
+
+def test_a_chain_grants_each_bedrock_model_and_keys_only_for_openai(fallbacks: Synthesized) -> None:
+    [(role, statement)] = _bedrock_grants(fallbacks)
+    assert role == _roles(fallbacks)["message"]
+    assert cfn.actions(statement) == {BEDROCK_ACTION}
+    resources = {cfn.render(r) for r in cfn.resources(statement)}
+    claude_in_region = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0"
+    assert resources == NOVA_LITE_US | {claude_in_region}
+    env = cfn.environment(fallbacks.template, _functions(fallbacks)["message"])
+    assert names.OPENAI_API_KEY_SECRET_ARN in env  # the OpenAI fallback needs its key
+    assert fallbacks.template["Outputs"][outputs.LLM_MODELS]["Value"] == (
+        "bedrock:us.amazon.nova-lite-v1:0 bedrock:anthropic.claude-3-5-haiku-20241022-v1:0 openai:gpt-4.1-mini"
+    )
+
+
+def test_an_openai_deployment_has_no_bedrock_permission(options: Synthesized) -> None:
+    assert _bedrock_grants(options) == []
+    assert options.stack.model_access is None
 
 
 def test_secrets_start_with_the_placeholder_the_runtime_refuses(default: Synthesized) -> None:
@@ -364,7 +443,7 @@ COMMON = {
 }
 EXPECTED_ENVIRONMENT = {
     "connect": COMMON | {names.RELAY_PUBLIC_URL, names.TWILIO_AUTH_TOKEN_SECRET_ARN},
-    "message": COMMON | {names.SESSIONS_TABLE_NAME, names.RELAY_CALLBACK_URL, names.OPENAI_API_KEY_SECRET_ARN},
+    "message": COMMON | {names.SESSIONS_TABLE_NAME, names.RELAY_CALLBACK_URL},  # Bedrock: IAM, no key
     "disconnect": COMMON | {names.SESSIONS_TABLE_NAME},
     "webhook": COMMON
     | {names.SESSIONS_TABLE_NAME, names.WEBHOOK_PUBLIC_URL, names.RELAY_PUBLIC_URL, names.TWILIO_AUTH_TOKEN_SECRET_ARN},
@@ -386,9 +465,12 @@ def test_optional_llm_settings_reach_only_the_message_function(options: Synthesi
     fns = _functions(options)
     env = cfn.environment(options.template, fns["message"])
     assert env[names.OPENAI_BASE_URL] == "https://llm.example.com/v1"
+    assert env[names.LLM_PROVIDER] == "openai"
     assert env[names.LLM_MODEL] == "gpt-test"
+    assert names.OPENAI_API_KEY_SECRET_ARN in env
     for name in ("connect", "disconnect", "webhook"):
         assert names.LLM_MODEL not in cfn.environment(options.template, fns[name])
+        assert names.LLM_PROVIDER not in cfn.environment(options.template, fns[name])
 
 
 def test_the_runtime_accepts_the_environment_the_stack_sets(default: Synthesized, options: Synthesized) -> None:
@@ -569,10 +651,12 @@ def test_outputs_say_where_to_point_twilio_and_where_to_look(default: Synthesize
         outputs.RELAY_URL,
         outputs.DASHBOARD_URL,
         outputs.TWILIO_AUTH_TOKEN_SECRET_ARN,
-        outputs.OPENAI_API_KEY_SECRET_ARN,
         outputs.SESSIONS_TABLE_NAME,
+        outputs.LLM_MODELS,
     ):
         assert name in out, name
+    assert out[outputs.LLM_MODELS]["Value"] == "bedrock:us.amazon.nova-lite-v1:0"
+    assert outputs.OPENAI_API_KEY_SECRET_ARN in options.template["Outputs"]
     assert cfn.render(out[outputs.WEBHOOK_VOICE_URL]["Value"]).endswith(".amazonaws.com/voice")
     assert cfn.render(out[outputs.RELAY_URL]["Value"]).startswith("wss://")
     assert "#dashboards:name=" in cfn.render(out[outputs.DASHBOARD_URL]["Value"])

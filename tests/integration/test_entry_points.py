@@ -1,6 +1,7 @@
-"""A whole conversation through the Lambda entry points, with the production wiring:
-moto for DynamoDB and the management API, and the real ``openai`` client talking to an
-OpenAI-compatible server on loopback."""
+"""A whole conversation through the Lambda entry points, with the production wiring: moto for
+DynamoDB and the management API, and each model provider through its real client: ``openai``
+talking to an OpenAI-compatible server on loopback, boto3's ``bedrock-runtime`` talking to the
+Bedrock stand-in (which refuses any request the real service would refuse)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from local.bedrock_server import BedrockStandIn
 from local.openai_server import OpenAICompatibleServer, Reply, ScriptedBrain, split_tokens
 from tests.conftest import TEST_ENV
 from tests.support.aws import create_table, posted_frames
@@ -24,7 +26,9 @@ from tests.support.events import (
     message_event,
     relay_frame,
 )
+from voice_agent import env_names as names
 from voice_agent import wiring
+from voice_agent.adapters.bedrock_messages import CALL_START_NOTE
 from voice_agent.agent.config import AGENT
 from voice_agent.entry import ws_connect, ws_disconnect, ws_message
 from voice_agent.signatures import sign
@@ -41,12 +45,27 @@ def brain() -> ScriptedBrain:
     return ScriptedBrain()
 
 
+@pytest.fixture(params=["bedrock", "openai"])
+def provider(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def llm(brain: ScriptedBrain, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatibleServer]:
-    with OpenAICompatibleServer(brain, ttft_s=0.02, token_interval_s=0.005) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+def llm(
+    brain: ScriptedBrain, provider: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[OpenAICompatibleServer | BedrockStandIn]:
+    monkeypatch.setenv(names.LLM_PROVIDER, provider)
+    if provider == "openai":
+        with OpenAICompatibleServer(brain, ttft_s=0.02, token_interval_s=0.005) as server:
+            monkeypatch.setenv(names.OPENAI_BASE_URL, server.base_url)
+            wiring.reset()
+            yield server
+        return
+    with BedrockStandIn(brain, ttft_s=0.02, token_interval_s=0.005) as bedrock:
+        monkeypatch.setenv(names.BEDROCK_ENDPOINT_URL, bedrock.endpoint_url)
         wiring.reset()
-        yield server
+        yield bedrock
+    assert bedrock.refused == []  # every request was one the real service accepts
 
 
 @pytest.fixture
@@ -79,8 +98,22 @@ def prompt(text: str) -> str:
     return relay_frame("prompt", voicePrompt=text)
 
 
+def as_the_model_sees_it(provider: str, turns: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The conversation as each provider's request carries it: Bedrock starts with a note in the
+    user role before a greeting, and joins consecutive messages of one role."""
+    if provider == "openai":
+        return turns
+    out = [("user", CALL_START_NOTE)] if turns and turns[0][0] == "assistant" else []
+    for role, content in turns:
+        if out and out[-1][0] == role:
+            out[-1] = (role, out[-1][1] + "\n\n" + content)
+        else:
+            out.append((role, content))
+    return out
+
+
 def test_a_whole_conversation_interrupt_and_resume(
-    aws: None, llm: OpenAICompatibleServer, brain: ScriptedBrain
+    aws: None, llm: OpenAICompatibleServer | BedrockStandIn, brain: ScriptedBrain, provider: str
 ) -> None:
     ctx = FakeLambdaContext()
     # 1. Twilio opens the socket (signed) and sends setup.
@@ -120,14 +153,15 @@ def test_a_whole_conversation_interrupt_and_resume(
     send("conn-1", prompt("Sorry, go on"))
     third_request = brain.requests[-1]["messages"]
     assert third_request[0]["role"] == "system"
-    assert [(m["role"], m["content"]) for m in third_request[1:]] == [
+    so_far = [
         ("assistant", AGENT.lines.welcome_greeting),
         ("user", "When do you open?"),
         ("assistant", "The store opens at nine, and closes at six."),
         ("user", "Tell me about life"),
         ("assistant", heard),
-        ("user", "Sorry, go on"),
     ]
+    third = [(m["role"], m["content"]) for m in third_request[1:]]
+    assert third == as_the_model_sees_it(provider, [*so_far, ("user", "Sorry, go on")])
 
     # 5. The socket drops; a new connection with the same callSid resumes the conversation.
     assert ws_disconnect.handler(disconnect_event("conn-1", 1006), ctx) == {"statusCode": 200}
@@ -136,12 +170,16 @@ def test_a_whole_conversation_interrupt_and_resume(
     brain.push("We were talking about life.")
     send("conn-2", prompt("Where were we?"))
     resumed = [(m["role"], m["content"]) for m in brain.requests[-1]["messages"][1:]]
-    assert resumed[:6] == [(r, c) for r, c in [(m["role"], m["content"]) for m in third_request[1:]]]
-    assert resumed[6:] == [
-        ("assistant", "Sure, what else would you like to know?"),
-        ("assistant", AGENT.lines.reconnect_greeting),
-        ("user", "Where were we?"),
-    ]
+    assert resumed == as_the_model_sees_it(
+        provider,
+        [
+            *so_far,
+            ("user", "Sorry, go on"),
+            ("assistant", "Sure, what else would you like to know?"),
+            ("assistant", AGENT.lines.reconnect_greeting),
+            ("user", "Where were we?"),
+        ],
+    )
     assert spoken(texts("conn-2")) == "We were talking about life."
 
 
@@ -161,7 +199,7 @@ def test_connect_without_configuration_fails_closed(aws: None, monkeypatch: pyte
 
 
 def test_bad_frames_are_ignored_without_an_error_frame(
-    aws: None, llm: OpenAICompatibleServer, brain: ScriptedBrain
+    aws: None, llm: OpenAICompatibleServer | BedrockStandIn, brain: ScriptedBrain
 ) -> None:
     send("c1", relay_frame("setup"))
     for body in ["not json", '{"type": 7}', '{"type": "prompt"}', json.dumps({"type": "brandNew", "x": 1}), None]:
@@ -192,7 +230,7 @@ def test_handlers_never_raise_even_when_everything_is_broken(monkeypatch: pytest
 
 
 def test_a_setup_the_store_cannot_keep_asks_action_for_a_restart(
-    aws: None, llm: OpenAICompatibleServer, brain: ScriptedBrain
+    aws: None, llm: OpenAICompatibleServer | BedrockStandIn, brain: ScriptedBrain
 ) -> None:
     # DynamoDB fails the binding on every attempt botocore makes: without it the socket would be
     # mute (every prompt on it ignored), so the session ends asking /action for a restart.
@@ -215,7 +253,7 @@ def test_a_setup_the_store_cannot_keep_asks_action_for_a_restart(
 
 
 def test_dtmf_human_key_hands_off_and_other_keys_reach_the_model(
-    aws: None, llm: OpenAICompatibleServer, brain: ScriptedBrain
+    aws: None, llm: OpenAICompatibleServer | BedrockStandIn, brain: ScriptedBrain
 ) -> None:
     send("c1", relay_frame("setup"))
     brain.push("You pressed one.")
@@ -232,7 +270,16 @@ def test_dtmf_human_key_hands_off_and_other_keys_reach_the_model(
     assert json.loads(end["handoffData"])["reasonCode"] == "dtmf-transfer"
 
 
-def test_setup_warms_the_model_connection(aws: None, llm: OpenAICompatibleServer) -> None:
+def test_setup_warms_the_model_connection(
+    aws: None, llm: OpenAICompatibleServer | BedrockStandIn, provider: str
+) -> None:
     send("c1", relay_frame("setup"))
-    assert wiring.chat_model()._client is not None  # the SDK is loaded before the first prompt
-    assert "openai.resources.chat.completions" in sys.modules  # loaded on first use otherwise
+    if provider == "openai":
+        assert wiring.chat_model()._client is not None  # type: ignore[attr-defined]  # the SDK before the first prompt
+        assert "openai.resources.chat.completions" in sys.modules  # loaded on first use otherwise
+    else:
+        from voice_agent.adapters import aws_clients
+
+        assert isinstance(llm, BedrockStandIn)
+        assert aws_clients._bedrock_runtime.cache_info().currsize == 1  # the client is built
+        assert list(llm.requests) == []  # without a request (none is free to make)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
+from local.bedrock_server import BedrockStandIn
 from local.openai_server import OpenAICompatibleServer, ScriptedBrain
 from tests.conftest import TEST_ENV
 from tests.support.aws import create_table
@@ -36,14 +37,21 @@ def json_log() -> Iterator[io.StringIO]:
     std.removeHandler(handler)
 
 
-def run_call(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(params=["bedrock", "openai"])
+def provider(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def run_call(monkeypatch: pytest.MonkeyPatch, provider: str) -> None:
     brain = ScriptedBrain()
     brain.push(REPLY)
-    with OpenAICompatibleServer(brain) as server, mock_aws():
+    monkeypatch.setenv("LLM_PROVIDER", provider)
+    with OpenAICompatibleServer(brain) as server, BedrockStandIn(brain) as bedrock, mock_aws():
         import boto3
 
         create_table(boto3.client("dynamodb", region_name="us-east-1"))
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bedrock.endpoint_url)
         wiring.reset()
         ctx = FakeLambdaContext()
         signature = sign(TEST_ENV["TWILIO_AUTH_TOKEN"], TEST_ENV["RELAY_PUBLIC_URL"])
@@ -63,9 +71,9 @@ def lines(buffer: io.StringIO) -> list[dict[str, object]]:
 
 
 def test_default_logs_hold_no_transcripts_numbers_or_secrets(
-    json_log: io.StringIO, monkeypatch: pytest.MonkeyPatch
+    json_log: io.StringIO, monkeypatch: pytest.MonkeyPatch, provider: str
 ) -> None:
-    run_call(monkeypatch)
+    run_call(monkeypatch, provider)
     text = json_log.getvalue()
     records = lines(json_log)
     assert len(records) >= 6
@@ -88,9 +96,11 @@ def test_default_logs_hold_no_transcripts_numbers_or_secrets(
         assert isinstance(record.get("cold_start"), bool)
 
 
-def test_sensitive_logging_is_an_explicit_switch(json_log: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sensitive_logging_is_an_explicit_switch(
+    json_log: io.StringIO, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
     monkeypatch.setenv("LOG_SENSITIVE_DATA", "true")
-    run_call(monkeypatch)
+    run_call(monkeypatch, provider)
     text = json_log.getvalue()
     assert SECRET_SPEECH in text
     assert CALLER in text

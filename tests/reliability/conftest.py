@@ -49,6 +49,9 @@ def stack(brain: RoutingBrain) -> Iterator[LocalStack]:
         http_port=0,
         ws_port=0,
         llm="demo",
+        # The tier's faults are scripted for the OpenAI path (its status codes, its base URL); the
+        # Bedrock path's are covered by tests/integration/test_bedrock_adapter.py and the e2e tier.
+        provider="openai",
         brain=brain,
         twilio_auth_token=AUTH_TOKEN,
         table_name="reliability-sessions",

@@ -16,9 +16,11 @@ from moto import mock_aws
 
 from tests.conftest import TEST_ENV
 from tests.support.aws import TABLE, create_table
-from voice_agent import telemetry
+from voice_agent import telemetry, wiring
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT
+from voice_agent.core.fallback import Fallback
+from voice_agent.core.model import TokenUsage
 from voice_agent.core.relay import HandledFrame
 from voice_agent.core.turn_states import TurnOutcome, TurnStatus
 from voice_agent.signatures import sign
@@ -37,6 +39,9 @@ def emitted_metric_names() -> set[str]:
             telemetry.record_frame(HandledFrame(kind="prompt", outcome=outcome))
         telemetry.record_frame(HandledFrame(kind="interrupt"))
         telemetry.record_frame(HandledFrame(kind="setup", ignored=True, refused=True))
+        # What the model chain reports, through the callbacks wiring hands the chain and adapters.
+        wiring._record_fallback(Fallback(failed="bedrock:a", next="openai:b", reason="throttled"))
+        wiring._record_usage("bedrock:a", TokenUsage(input_tokens=10, output_tokens=5))
         _webhook_callbacks()
     names: set[str] = set()
     for line in out.getvalue().splitlines():

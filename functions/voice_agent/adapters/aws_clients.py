@@ -18,6 +18,7 @@ from voice_agent.settings import load_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -41,6 +42,19 @@ MANAGEMENT_API_CONFIG = Config(
     max_pool_connections=20,
 )
 SECRETS_CONFIG = Config(connect_timeout=2.0, read_timeout=3.0, retries={"mode": "standard", "total_max_attempts": 3})
+
+
+def bedrock_runtime(*, connect_timeout_s: float, read_timeout_s: float, max_attempts: int) -> BedrockRuntimeClient:
+    """The Bedrock runtime client for one set of timeouts (a model chain shares it).
+
+    The endpoint is boto3's own choice: the region's, or ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` (a
+    Bedrock-compatible server, the local stand-in). ``read_timeout_s`` bounds every socket read,
+    the wait for the first event included; the turn engine's own deadlines are shorter and close
+    the stream first. Retries back off on throttling; a model with a fallback behind it is not
+    retried (``max_attempts=1``): the next model is the better retry.
+    """
+    with _CREATE:
+        return _bedrock_runtime(connect_timeout_s, read_timeout_s, max_attempts)
 
 
 def dynamodb() -> DynamoDBClient:
@@ -74,9 +88,22 @@ def _secrets_manager() -> SecretsManagerClient:
     return boto3.client("secretsmanager", config=SECRETS_CONFIG)
 
 
+@lru_cache(maxsize=8)
+def _bedrock_runtime(connect_timeout_s: float, read_timeout_s: float, max_attempts: int) -> BedrockRuntimeClient:
+    config = Config(
+        connect_timeout=connect_timeout_s,
+        read_timeout=read_timeout_s,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        tcp_keepalive=True,
+        max_pool_connections=20,
+    )
+    return boto3.client("bedrock-runtime", config=config)
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests that restart moto, and SnapStart restore hooks)."""
     with _CREATE:
         _dynamodb.cache_clear()
         _management_api.cache_clear()
         _secrets_manager.cache_clear()
+        _bedrock_runtime.cache_clear()

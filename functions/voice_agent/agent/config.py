@@ -19,6 +19,7 @@ from typing import Literal
 
 from voice_agent.core.phrases import PhrasePolicy
 from voice_agent.errors import ConfigurationError
+from voice_agent.model_choice import DEFAULT_MODELS, ModelRef, Provider, model_problems, resolve_chain
 
 Interruptible = Literal["any", "speech", "dtmf", "none"]
 TtsProvider = Literal["Google", "Amazon", "ElevenLabs"]
@@ -29,6 +30,7 @@ _LANG = re.compile(r"^(multi|[a-z]{2,3}(-[A-Za-z0-9]{2,8})*)$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 _INTERRUPTIBLE = ("any", "speech", "dtmf", "none")
+_TOOL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +102,17 @@ class AgentConfig:
     record_call: bool = False
     transcript_retention_days: int = 7
 
-    # The model.
-    llm_model: str = "gpt-4.1-mini"
+    # The model: who serves it and its id. "bedrock" runs it in your AWS account (IAM, no API key;
+    # a model id or a cross-Region inference profile id such as us.amazon.nova-lite-v1:0);
+    # "openai" is OpenAI or any OpenAI-compatible server (OPENAI_BASE_URL). LLM_PROVIDER and
+    # LLM_MODEL override these two from the environment (README, "Choosing the model").
+    llm_provider: Provider = "bedrock"
+    llm_model: str = DEFAULT_MODELS["bedrock"]
+    # Tried in order when the model before them fails before its first word (an error, throttling,
+    # no first token within llm_fallback_after_s); once a reply has started it is never switched.
+    # For example (ModelRef("bedrock", "us.amazon.nova-micro-v1:0"), ModelRef("openai", "gpt-4.1-mini")).
+    llm_fallbacks: tuple[ModelRef, ...] = ()
+    llm_fallback_after_s: float = 2.5
     max_reply_tokens: int = 300
     temperature: float | None = 0.5
     max_history_items: int = 40
@@ -125,6 +136,11 @@ class AgentConfig:
     def system_prompt(self) -> str:
         return self.system_prompt_file.read_text(encoding="utf-8").strip()
 
+    def llm_chain(self, provider: str | None = None, model: str | None = None) -> tuple[ModelRef, ...]:
+        """The models a turn tries, in order (``provider``/``model``: the environment's overrides)."""
+        first = ModelRef(self.llm_provider, self.llm_model)
+        return resolve_chain(first, self.llm_fallbacks, provider=provider, model=model)
+
     def language_option(self, code: str) -> LanguageOption | None:
         wanted = code.lower()
         return next((o for o in self.languages if o.code.lower() == wanted), None)
@@ -134,6 +150,9 @@ class AgentConfig:
         problems = list(_problems(self))
         if known_tools is not None:
             problems += [f"tools: unknown tool {t!r}" for t in self.tools if t not in known_tools]
+        # Bedrock's rule for tool names (OpenAI's is looser), so a tool works with either provider.
+        bad_names = [t for t in self.tools if not _TOOL_NAME.match(t)]
+        problems += [f"tools: {t!r} must be a letter then letters, digits or _" for t in bad_names]
         if problems:
             raise ConfigurationError("invalid agent configuration:\n- " + "\n- ".join(problems))
         return self
@@ -207,6 +226,7 @@ def _model_problems(c: AgentConfig) -> list[str]:
     p: list[str] = []
     if not c.llm_model.strip():
         p.append("llm_model is empty")
+    p += _fallback_problems(c)
     if not 16 <= c.max_reply_tokens <= 4096:
         p.append("max_reply_tokens must be 16..4096")
     if c.temperature is not None and not 0 <= c.temperature <= 2:
@@ -224,6 +244,23 @@ def _model_problems(c: AgentConfig) -> list[str]:
             p.append(f"{attr} must be positive and shorter than turn_budget_s")
     if c.max_reply_chars < 80:
         p.append("max_reply_chars must be at least 80")
+    return p
+
+
+def _fallback_problems(c: AgentConfig) -> list[str]:
+    p: list[str] = []
+    for ref in (ModelRef(c.llm_provider, c.llm_model), *c.llm_fallbacks):
+        p += model_problems(ref)
+    if c.llm_fallbacks:
+        if len(set(c.llm_chain())) != 1 + len(c.llm_fallbacks):
+            p.append("llm_fallbacks must not repeat a model")
+        # Every model but the last waits llm_fallback_after_s; the last needs time of its own.
+        waited = c.llm_fallback_after_s * len(c.llm_fallbacks)
+        if c.llm_fallback_after_s <= 0 or waited + 1.0 > c.llm_first_token_timeout_s:
+            p.append(
+                "llm_fallback_after_s times the number of fallbacks must leave the last model at least "
+                "1 s of llm_first_token_timeout_s"
+            )
     return p
 
 

@@ -87,9 +87,18 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Tokens a model billed for one request, as its provider reported them."""
+
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class StreamFinished:
     finish_reason: str | None
     tool_calls: tuple[ToolCall, ...] = ()
+    usage: TokenUsage | None = None  # when the provider reports it (Bedrock always does)
 
 
 StreamEvent = TextDelta | StreamFinished
