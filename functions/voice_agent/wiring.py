@@ -1,16 +1,21 @@
 """Composition root: builds the production objects once per execution environment.
 
 Entry points take their dependencies as parameters with these as defaults, so tests pass fakes
-and the local stand-in runs the very same handlers. Imports are inside the factories: ``$connect``
-must not pay for the turn engine, and nothing here imports ``openai`` (the adapter does, lazily, and
-only when a model of the chain is an OpenAI one).
+and the local stand-in runs the very same handlers. Every factory is a ``@provided`` one: built
+once, forgotten all together by :func:`reset` (none can be left out), and replaceable for a test
+with :func:`overrides` (as Powertools' and FastAPI's ``dependency_overrides`` do).
+
+Imports are inside the factories: ``$connect`` must not pay for the turn engine, and nothing here
+imports ``openai`` (the adapter does, lazily, and only when a model of the chain is an OpenAI one).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from voice_agent import env_names as names
 from voice_agent.log import logger
@@ -28,7 +33,61 @@ if TYPE_CHECKING:
     from voice_agent.model_choice import ModelRef
 
 
-@lru_cache(maxsize=1)
+T = TypeVar("T")
+_UNBUILT: Any = object()
+
+
+class Provided(Generic[T]):
+    """One dependency: built on first use (thread-safe), then the same object until :func:`reset`."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        functools.update_wrapper(self, build)
+        self._build = build
+        self._value: T = _UNBUILT
+        self._lock = threading.Lock()
+        _PROVIDED[build.__name__] = self
+
+    def __call__(self) -> T:
+        override = _OVERRIDES.get(self._build.__name__, _UNBUILT)
+        if override is not _UNBUILT:
+            return override  # type: ignore[no-any-return]
+        if self._value is _UNBUILT:
+            with self._lock:
+                if self._value is _UNBUILT:
+                    self._value = self._build()
+        return self._value
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._value = _UNBUILT
+
+
+_PROVIDED: dict[str, Provided[Any]] = {}
+_OVERRIDES: dict[str, Any] = {}
+
+
+def provided(build: Callable[[], T]) -> Provided[T]:
+    return Provided(build)
+
+
+@contextmanager
+def overrides(**values: Any) -> Iterator[None]:
+    """``with wiring.overrides(session_store=fake):`` every factory named returns that object; what
+    was built from the real one is rebuilt (``reset``) on the way in and out."""
+    unknown = set(values) - set(_PROVIDED)
+    if unknown:
+        raise KeyError(f"no such dependency: {', '.join(sorted(unknown))}")
+    reset()
+    _OVERRIDES.update(values)
+    try:
+        yield
+    finally:
+        for name in values:
+            _OVERRIDES.pop(name, None)
+        reset()
+
+
+@provided
 def tool_registry() -> ToolRegistry:
     from voice_agent.agent.tools import TOOLS
     from voice_agent.core.builtin_tools import BUILTIN_TOOLS
@@ -37,7 +96,7 @@ def tool_registry() -> ToolRegistry:
     return ToolRegistry.of([*BUILTIN_TOOLS, *TOOLS])
 
 
-@lru_cache(maxsize=1)
+@provided
 def agent() -> AgentConfig:
     """The agent configuration, validated once (a bad edit fails the cold start, loudly)."""
     from voice_agent.agent.config import AGENT
@@ -45,7 +104,7 @@ def agent() -> AgentConfig:
     return AGENT.validate(known_tools=tool_registry().names)
 
 
-@lru_cache(maxsize=1)
+@provided
 def session_store() -> DynamoSessionStore:
     from voice_agent.adapters import aws_clients
     from voice_agent.adapters.dynamo_store import DynamoSessionStore
@@ -57,7 +116,7 @@ def session_store() -> DynamoSessionStore:
     )
 
 
-@lru_cache(maxsize=1)
+@provided
 def sender() -> ManagementApiSender:
     from voice_agent.adapters import aws_clients
     from voice_agent.adapters.management_api import ManagementApiSender
@@ -88,7 +147,7 @@ def model_chain() -> tuple[ModelRef, ...]:
     return agent().llm_chain(s.llm_provider_override, s.llm_model_override)
 
 
-@lru_cache(maxsize=1)
+@provided
 def chat_model() -> ChatModel:
     """The model of every turn: one model, or a fallback chain that answers like one."""
     chain = model_chain()
@@ -158,7 +217,7 @@ def warm_model_once() -> None:
     chat_model().warm()
 
 
-@lru_cache(maxsize=1)
+@provided
 def relay() -> Relay:
     from voice_agent.core.relay import Relay
     from voice_agent.core.turn_engine import TurnEngine
@@ -190,10 +249,11 @@ def reset_model() -> None:
 
 
 def reset() -> None:
-    """Forget everything built (tests that change the environment)."""
+    """Forget everything built (tests that change the environment): every ``@provided`` factory,
+    the settings, the AWS clients and the secrets."""
     from voice_agent.adapters import aws_clients, secrets
 
-    for factory in (tool_registry, agent, session_store, sender, chat_model, relay):
+    for factory in _PROVIDED.values():
         factory.cache_clear()
     load_settings.cache_clear()
     aws_clients.reset_clients()
