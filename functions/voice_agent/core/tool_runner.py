@@ -3,6 +3,7 @@ they are slow, and every failure turned into a result the model can read (never 
 
 from __future__ import annotations
 
+import contextvars
 import json
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -33,7 +34,9 @@ class ToolRunner:
     ) -> list[tuple[ToolCall, ToolResult]]:
         """Each call's result, in order. ``filler`` (say a short line) runs once if the tools are
         still working ``filler_after_s`` from now; a tool past ``deadline`` answers with an error."""
-        futures: list[Future[ToolResult]] = [self._pool.submit(self._invoke, c, ctx, offered) for c in calls]
+        futures: list[Future[ToolResult]] = [
+            self._pool.submit(contextvars.copy_context().run, self._invoke, c, ctx, offered) for c in calls
+        ]
         filler_at = None if filler is None else self._clock.monotonic() + self._filler_after_s
         results: list[tuple[ToolCall, ToolResult]] = []
         for call, future in zip(calls, futures, strict=True):
