@@ -64,6 +64,7 @@ def brain() -> ScriptedBrain:
 @pytest.fixture
 def recorded(brain: ScriptedBrain, monkeypatch: pytest.MonkeyPatch) -> Iterator[OperationsByFunction]:
     with OpenAICompatibleServer(brain, ttft_s=0.01, token_interval_s=0.005) as llm, mock_aws():
+        monkeypatch.setenv("LLM_PROVIDER", "openai")  # the scripted model speaks the OpenAI protocol
         monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
         wiring.reset()
         create_table(aws_clients.dynamodb())
