@@ -114,14 +114,15 @@ def _tool_config(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _messages(body: Mapping[str, Any]) -> str | None:  # noqa: PLR0912 (one rule per branch, in the service's order)
+def _messages(body: Mapping[str, Any]) -> str | None:
+    """The conversation's rules, in the service's order: each message's shape, who speaks first and
+    in turn, tool blocks where they belong and answered, and who speaks last."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return START_WITH_USER
-    for i, message in enumerate(messages):
-        problem = _message_shape(i, message)
-        if problem is not None:
-            return problem
+    problem = next((p for i, m in enumerate(messages) if (p := _message_shape(i, m)) is not None), None)
+    if problem is not None:
+        return problem
     if messages[0]["role"] != "user":
         return START_WITH_USER
     if any(a["role"] == b["role"] for a, b in pairwise(messages)):
@@ -131,21 +132,24 @@ def _messages(body: Mapping[str, Any]) -> str | None:  # noqa: PLR0912 (one rule
         return TOOL_CONFIG_REQUIRED
     seen_ids: set[str] = set()
     for i, message in enumerate(messages):
-        for j, block in enumerate(message["content"]):
-            kind = _kind(block)
-            if kind == "toolUse" and message["role"] != "assistant":
-                return f"messages.{i}.content.{j}: toolUse blocks are only allowed in assistant messages."
-            if kind == "toolResult" and message["role"] != "user":
-                return f"messages.{i}.content.{j}: toolResult blocks are only allowed in user messages."
-            if kind == "toolUse":
-                problem = _tool_use(i, j, block["toolUse"], seen_ids)
-                if problem is not None:
-                    return problem
-        problem = _answers(messages, i)
+        problem = _tool_blocks(i, message, seen_ids) or _answers(messages, i)
         if problem is not None:
             return problem
-    if messages[-1]["role"] != "user":
-        return END_WITH_USER
+    return END_WITH_USER if messages[-1]["role"] != "user" else None
+
+
+def _tool_blocks(i: int, message: Mapping[str, Any], seen_ids: set[str]) -> str | None:
+    """toolUse only from the assistant, toolResult only from the user, each toolUse well formed."""
+    for j, block in enumerate(message["content"]):
+        kind = _kind(block)
+        if kind == "toolUse" and message["role"] != "assistant":
+            return f"messages.{i}.content.{j}: toolUse blocks are only allowed in assistant messages."
+        if kind == "toolResult" and message["role"] != "user":
+            return f"messages.{i}.content.{j}: toolResult blocks are only allowed in user messages."
+        if kind == "toolUse":
+            problem = _tool_use(i, j, block["toolUse"], seen_ids)
+            if problem is not None:
+                return problem
     return None
 
 

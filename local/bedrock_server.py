@@ -35,7 +35,7 @@ from binascii import crc32
 from collections import deque
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 from urllib.parse import unquote
 
 from local.bedrock_rules import violation
@@ -218,135 +218,135 @@ class BedrockStandIn:
                 self.refused.append(refused)
 
 
-def _handler_for(server: BedrockStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    stand_in: ClassVar[BedrockStandIn]
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            return
+    protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    def do_GET(self) -> None:
+        self._error(404, "UnknownOperationException", "Only ConverseStream is implemented here.")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        match = _PATH.match(self.path.split("?", 1)[0])
+        if match is None:
             self._error(404, "UnknownOperationException", "Only ConverseStream is implemented here.")
+            return
+        signer = _signer(self.headers.get("Authorization", ""))
+        if signer is None:
+            self._error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
+            return
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            self._error(400, "ValidationException", "The request body is not valid JSON.")
+            return
+        model = unquote(match.group("model"))
+        problem = violation(model, body) if isinstance(body, dict) else "The request body must be a JSON object."
+        self.stand_in.remember(model, body if isinstance(body, dict) else {}, signer, problem)
+        if problem is not None:
+            self._error(400, "ValidationException", problem)
+            return
+        reply = self.stand_in.brain.reply(openai_view(model, body))
+        if reply.fault == "drop":
+            self.close_connection = True
+            self.connection.close()
+            return
+        if reply.fault == "status":
+            error = reply.error or ERRORS_BY_STATUS.get(reply.status, "InternalServerException")
+            self._error(reply.status, error, "Injected failure.")
+            return
+        self.stand_in.record("completions")
+        self._stream(reply, input_tokens=max(1, len(raw) // 4))
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            match = _PATH.match(self.path.split("?", 1)[0])
-            if match is None:
-                self._error(404, "UnknownOperationException", "Only ConverseStream is implemented here.")
+    def _stream(self, reply: Reply, *, input_tokens: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-amzn-RequestId", _request_id())
+        self.end_headers()
+        ttft = self.stand_in.ttft_s if reply.ttft_s is None else reply.ttft_s
+        gap = self.stand_in.token_interval_s if reply.token_interval_s is None else reply.token_interval_s
+        started = time.monotonic()
+        try:
+            self.wfile.flush()
+            if reply.fault == "stall":
+                self.stand_in.stopping.wait(60)  # the client's first-token timeout fires first
                 return
-            signer = _signer(self.headers.get("Authorization", ""))
-            if signer is None:
-                self._error(
-                    403, "UnrecognizedClientException", "The security token included in the request is invalid."
-                )
-                return
-            try:
-                body = json.loads(raw or b"{}")
-            except ValueError:
-                self._error(400, "ValidationException", "The request body is not valid JSON.")
-                return
-            model = unquote(match.group("model"))
-            problem = violation(model, body) if isinstance(body, dict) else "The request body must be a JSON object."
-            server.remember(model, body if isinstance(body, dict) else {}, signer, problem)
-            if problem is not None:
-                self._error(400, "ValidationException", problem)
-                return
-            reply = server.brain.reply(openai_view(model, body))
-            if reply.fault == "drop":
-                self.close_connection = True
-                self.connection.close()
-                return
-            if reply.fault == "status":
-                error = reply.error or ERRORS_BY_STATUS.get(reply.status, "InternalServerException")
-                self._error(reply.status, error, "Injected failure.")
-                return
-            server.record("completions")
-            self._stream(reply, input_tokens=max(1, len(raw) // 4))
-
-        def _stream(self, reply: Reply, *, input_tokens: int) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE)
-            self.send_header("Transfer-Encoding", "chunked")
-            self.send_header("x-amzn-RequestId", _request_id())
-            self.end_headers()
-            ttft = server.ttft_s if reply.ttft_s is None else reply.ttft_s
-            gap = server.token_interval_s if reply.token_interval_s is None else reply.token_interval_s
-            started = time.monotonic()
-            try:
-                self.wfile.flush()
-                if reply.fault == "stall":
-                    server.stopping.wait(60)  # the client's first-token timeout fires first
-                    return
-                time.sleep(ttft)
-                self._chunk(event("messageStart", {"role": "assistant"}))
-                tokens = list(reply.tokens)
-                if reply.tool_calls and server.think_aloud:
-                    tokens = [*split_tokens(THINKING), *tokens]  # Nova thinks aloud before a tool call
-                for i, token in enumerate(tokens):
-                    if reply.fault in ("cut", "exception") and i >= reply.cut_after:
-                        self._break(reply)
-                        return
-                    if i:
-                        time.sleep(gap)
-                    self._chunk(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": token}}))
-                if reply.fault in ("cut", "exception"):
+            time.sleep(ttft)
+            self._chunk(event("messageStart", {"role": "assistant"}))
+            tokens = list(reply.tokens)
+            if reply.tool_calls and self.stand_in.think_aloud:
+                tokens = [*split_tokens(THINKING), *tokens]  # Nova thinks aloud before a tool call
+            for i, token in enumerate(tokens):
+                if reply.fault in ("cut", "exception") and i >= reply.cut_after:
                     self._break(reply)
                     return
-                index = 0
-                if tokens:
-                    self._chunk(event("contentBlockStop", {"contentBlockIndex": 0}))
-                    index = 1
-                for n, call in enumerate(reply.tool_calls, start=index):
-                    self._tool_call(
-                        n, call.id or f"tooluse_{secrets.token_urlsafe(16)[:22]}", call.name, call.arguments
-                    )
-                stop = "tool_use" if reply.tool_calls else "end_turn"
-                self._chunk(event("messageStop", {"stopReason": stop}))
-                output_tokens = len(tokens) + 8 * len(reply.tool_calls)
-                usage = {"inputTokens": input_tokens, "outputTokens": output_tokens}
-                usage["totalTokens"] = input_tokens + output_tokens
-                latency = {"latencyMs": int((time.monotonic() - started) * 1000)}
-                self._chunk(event("metadata", {"usage": usage, "metrics": latency}))
-                self._raw(b"")  # the last chunk
-            except (BrokenPipeError, ConnectionResetError, OSError):
-                server.record("cancelled")
-                self.close_connection = True
-
-        def _tool_call(self, index: int, tool_use_id: str, name: str, arguments: Mapping[str, Any]) -> None:
-            start = {"toolUse": {"toolUseId": tool_use_id, "name": name}}
-            self._chunk(event("contentBlockStart", {"contentBlockIndex": index, "start": start}))
-            text = json.dumps(dict(arguments))
-            for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
-                delta = {"toolUse": {"input": piece}}
-                self._chunk(event("contentBlockDelta", {"contentBlockIndex": index, "delta": delta}))
-            self._chunk(event("contentBlockStop", {"contentBlockIndex": index}))
-
-        def _break(self, reply: Reply) -> None:
-            """The stream fails half-way: an exception event, or the connection just ends."""
-            if reply.fault == "exception":
-                self._chunk(exception_event(reply.error or "modelStreamErrorException", "Injected stream error."))
-                self._raw(b"")
+                if i:
+                    time.sleep(gap)
+                self._chunk(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": token}}))
+            if reply.fault in ("cut", "exception"):
+                self._break(reply)
+                return
+            index = 0
+            if tokens:
+                self._chunk(event("contentBlockStop", {"contentBlockIndex": 0}))
+                index = 1
+            for n, call in enumerate(reply.tool_calls, start=index):
+                self._tool_call(n, call.id or f"tooluse_{secrets.token_urlsafe(16)[:22]}", call.name, call.arguments)
+            stop = "tool_use" if reply.tool_calls else "end_turn"
+            self._chunk(event("messageStop", {"stopReason": stop}))
+            output_tokens = len(tokens) + 8 * len(reply.tool_calls)
+            usage = {"inputTokens": input_tokens, "outputTokens": output_tokens}
+            usage["totalTokens"] = input_tokens + output_tokens
+            latency = {"latencyMs": int((time.monotonic() - started) * 1000)}
+            self._chunk(event("metadata", {"usage": usage, "metrics": latency}))
+            self._raw(b"")  # the last chunk
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.stand_in.record("cancelled")
             self.close_connection = True
 
-        def _chunk(self, data: bytes) -> None:
-            self._raw(data)
+    def _tool_call(self, index: int, tool_use_id: str, name: str, arguments: Mapping[str, Any]) -> None:
+        start = {"toolUse": {"toolUseId": tool_use_id, "name": name}}
+        self._chunk(event("contentBlockStart", {"contentBlockIndex": index, "start": start}))
+        text = json.dumps(dict(arguments))
+        for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
+            delta = {"toolUse": {"input": piece}}
+            self._chunk(event("contentBlockDelta", {"contentBlockIndex": index, "delta": delta}))
+        self._chunk(event("contentBlockStop", {"contentBlockIndex": index}))
 
-        def _raw(self, data: bytes) -> None:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            self.wfile.flush()
+    def _break(self, reply: Reply) -> None:
+        """The stream fails half-way: an exception event, or the connection just ends."""
+        if reply.fault == "exception":
+            self._chunk(exception_event(reply.error or "modelStreamErrorException", "Injected stream error."))
+            self._raw(b"")
+        self.close_connection = True
 
-        def _error(self, status: int, error_type: str, message: str) -> None:
-            data = json.dumps({"message": message}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("x-amzn-ErrorType", f"{error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/")
-            self.send_header("x-amzn-RequestId", _request_id())
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def _chunk(self, data: bytes) -> None:
+        self._raw(data)
 
-    return Handler
+    def _raw(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _error(self, status: int, error_type: str, message: str) -> None:
+        data = json.dumps({"message": message}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("x-amzn-ErrorType", f"{error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/")
+        self.send_header("x-amzn-RequestId", _request_id())
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _handler_for(server: BedrockStandIn) -> type[BaseHTTPRequestHandler]:
+    """A handler class bound to ``server`` (``http.server`` builds one handler per request)."""
+    return type("Handler", (_Handler,), {"stand_in": server})
 
 
 def _signer(authorization: str) -> dict[str, str] | None:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 Fault = Literal["status", "cut", "stall", "drop", "exception"]
 
@@ -160,101 +160,103 @@ class OpenAICompatibleServer:
             setattr(self, attr, getattr(self, attr) + 1)
 
 
-def _handler_for(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as real APIs (the benchmark measures reuse)
+class _Handler(BaseHTTPRequestHandler):
+    stand_in: ClassVar[OpenAICompatibleServer]
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
+    protocol_version = "HTTP/1.1"  # keep-alive, as real APIs (the benchmark measures reuse)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._json(200, {"object": "list", "data": [{"id": self.stand_in.model, "object": "model"}]})
+        else:
+            self._json(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            request = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            self._json(400, {"error": {"message": "invalid JSON"}})
             return
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._json(404, {"error": {"message": "not found"}})
+            return
+        self.stand_in.count("completions")
+        reply = self.stand_in.brain.reply(request)
+        if reply.fault == "drop":
+            self.close_connection = True
+            self.connection.close()
+            return
+        if reply.fault == "status":
+            self._json(reply.status, {"error": {"message": "injected failure", "type": "server_error"}})
+            return
+        if not request.get("stream"):
+            self._json(400, {"error": {"message": "only streaming is implemented"}})
+            return
+        self._stream(request, reply)
 
-        def do_GET(self) -> None:
-            if self.path.rstrip("/").endswith("/models"):
-                self._json(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
-            else:
-                self._json(404, {"error": {"message": "not found"}})
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            try:
-                request = json.loads(self.rfile.read(length) or b"{}")
-            except ValueError:
-                self._json(400, {"error": {"message": "invalid JSON"}})
-                return
-            if not self.path.rstrip("/").endswith("/chat/completions"):
-                self._json(404, {"error": {"message": "not found"}})
-                return
-            server.count("completions")
-            reply = server.brain.reply(request)
-            if reply.fault == "drop":
-                self.close_connection = True
-                self.connection.close()
-                return
-            if reply.fault == "status":
-                self._json(reply.status, {"error": {"message": "injected failure", "type": "server_error"}})
-                return
-            if not request.get("stream"):
-                self._json(400, {"error": {"message": "only streaming is implemented"}})
-                return
-            self._stream(request, reply)
-
-        def _stream(self, request: dict[str, Any], reply: Reply) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            ttft = server.ttft_s if reply.ttft_s is None else reply.ttft_s
-            gap = server.token_interval_s if reply.token_interval_s is None else reply.token_interval_s
-            model = str(request.get("model") or server.model)
-            try:
-                self.wfile.flush()
-                if reply.fault == "stall":
-                    server.stopping.wait(60)  # the client's first-token timeout fires first
-                    return
-                time.sleep(ttft)
-                self._event(_chunk(model, {"role": "assistant", "content": ""}))
-                for i, token in enumerate(reply.tokens):
-                    if reply.fault in ("cut", "exception") and i >= reply.cut_after:
-                        self.close_connection = True
-                        return  # no finish, no [DONE], no final chunk: a broken stream
-                    if i:
-                        time.sleep(gap)
-                    self._event(_chunk(model, {"content": token}))
-                if reply.fault in ("cut", "exception"):
-                    self.close_connection = True
-                    return
-                for n, call in enumerate(reply.tool_calls):
-                    args = json.dumps(call.arguments)
-                    head = {"index": n, "id": call.id or f"call_{n}_{int(time.time() * 1000)}", "type": "function"}
-                    self._event(
-                        _chunk(model, {"tool_calls": [{**head, "function": {"name": call.name, "arguments": ""}}]})
-                    )
-                    for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
-                        self._event(_chunk(model, {"tool_calls": [{"index": n, "function": {"arguments": piece}}]}))
-                finish = "tool_calls" if reply.tool_calls else "stop"
-                self._event(_chunk(model, {}, finish))
-                self._raw(b"data: [DONE]\n\n")
-                self._raw(b"")  # last chunk
-            except (BrokenPipeError, ConnectionResetError, OSError):
-                server.count("cancelled")
-                self.close_connection = True
-
-        def _event(self, payload: dict[str, Any]) -> None:
-            self._raw(b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n")
-
-        def _raw(self, data: bytes) -> None:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+    def _stream(self, request: dict[str, Any], reply: Reply) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        ttft = self.stand_in.ttft_s if reply.ttft_s is None else reply.ttft_s
+        gap = self.stand_in.token_interval_s if reply.token_interval_s is None else reply.token_interval_s
+        model = str(request.get("model") or self.stand_in.model)
+        try:
             self.wfile.flush()
+            if reply.fault == "stall":
+                self.stand_in.stopping.wait(60)  # the client's first-token timeout fires first
+                return
+            time.sleep(ttft)
+            self._event(_chunk(model, {"role": "assistant", "content": ""}))
+            for i, token in enumerate(reply.tokens):
+                if reply.fault in ("cut", "exception") and i >= reply.cut_after:
+                    self.close_connection = True
+                    return  # no finish, no [DONE], no final chunk: a broken stream
+                if i:
+                    time.sleep(gap)
+                self._event(_chunk(model, {"content": token}))
+            if reply.fault in ("cut", "exception"):
+                self.close_connection = True
+                return
+            for n, call in enumerate(reply.tool_calls):
+                args = json.dumps(call.arguments)
+                head = {"index": n, "id": call.id or f"call_{n}_{int(time.time() * 1000)}", "type": "function"}
+                self._event(_chunk(model, {"tool_calls": [{**head, "function": {"name": call.name, "arguments": ""}}]}))
+                for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+                    self._event(_chunk(model, {"tool_calls": [{"index": n, "function": {"arguments": piece}}]}))
+            finish = "tool_calls" if reply.tool_calls else "stop"
+            self._event(_chunk(model, {}, finish))
+            self._raw(b"data: [DONE]\n\n")
+            self._raw(b"")  # last chunk
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.stand_in.count("cancelled")
+            self.close_connection = True
 
-        def _json(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def _event(self, payload: dict[str, Any]) -> None:
+        self._raw(b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n")
 
-    return Handler
+    def _raw(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _handler_for(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler]:
+    """A handler class bound to ``server`` (``http.server`` builds one handler per request)."""
+    return type("Handler", (_Handler,), {"stand_in": server})
 
 
 def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from voice_agent.log import logger
 if TYPE_CHECKING:
     from openai import OpenAI, Stream
     from openai.types.chat import ChatCompletionChunk
+    from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 NO_KEY = "no-key"  # OpenAI-compatible servers that need no key still want a non-empty header
 
@@ -47,9 +48,18 @@ def to_openai_messages(messages: list[ChatMessage] | tuple[ChatMessage, ...] | A
 
 @dataclass(slots=True)
 class _PartialCall:
+    """One tool call as its chunks arrive: the id once, the name and the arguments in pieces."""
+
     id: str = ""
     name: str = ""
     arguments: list[str] = field(default_factory=list)
+
+    def add(self, chunk: ChoiceDeltaToolCall) -> None:
+        self.id = chunk.id or self.id
+        if chunk.function is not None:
+            self.name += chunk.function.name or ""
+            if chunk.function.arguments:
+                self.arguments.append(chunk.function.arguments)
 
 
 class OpenAIChatStream:
@@ -68,14 +78,7 @@ class OpenAIChatStream:
                 if delta is not None and delta.content:
                     yield TextDelta(delta.content)
                 for tc in (delta.tool_calls if delta is not None else None) or ():
-                    partial = calls.setdefault(tc.index, _PartialCall())
-                    if tc.id:
-                        partial.id = tc.id
-                    if tc.function is not None:
-                        if tc.function.name:
-                            partial.name += tc.function.name
-                        if tc.function.arguments:
-                            partial.arguments.append(tc.function.arguments)
+                    calls.setdefault(tc.index, _PartialCall()).add(tc)
                 if choice.finish_reason:
                     finish = choice.finish_reason
         except GeneratorExit:

@@ -184,6 +184,14 @@ def _speech_problems(c: AgentConfig) -> list[str]:
         p.append("voice is empty (set it explicitly: account defaults differ)")
     if not c.speech_model.strip():
         p.append("speech_model is empty")
+    for attr in ("interruptible", "welcome_greeting_interruptible"):
+        if getattr(c, attr) not in _INTERRUPTIBLE:
+            p.append(f"{attr} must be one of {', '.join(_INTERRUPTIBLE)}")
+    return p + _language_problems(c)
+
+
+def _language_problems(c: AgentConfig) -> list[str]:
+    p: list[str] = []
     codes = [o.code.lower() for o in c.languages]
     if len(set(codes)) != len(codes):
         p.append("languages: duplicate codes")
@@ -196,9 +204,6 @@ def _speech_problems(c: AgentConfig) -> list[str]:
             p.append(f"languages: {o.code} needs an explicit voice and speech model")
         if o.code == "multi" and (o.tts_provider != "ElevenLabs" or o.transcription_provider != "Deepgram"):
             p.append("languages: 'multi' needs ElevenLabs speech and Deepgram transcription")
-    for attr in ("interruptible", "welcome_greeting_interruptible"):
-        if getattr(c, attr) not in _INTERRUPTIBLE:
-            p.append(f"{attr} must be one of {', '.join(_INTERRUPTIBLE)}")
     return p
 
 
@@ -227,14 +232,20 @@ def _model_problems(c: AgentConfig) -> list[str]:
     if not c.llm_model.strip():
         p.append("llm_model is empty")
     p += _fallback_problems(c)
-    if not 16 <= c.max_reply_tokens <= 4096:
-        p.append("max_reply_tokens must be 16..4096")
+    for attr, low, high in _REPLY_BOUNDS:
+        if not low <= getattr(c, attr) <= high:
+            p.append(f"{attr} must be {low}..{high}")
     if c.temperature is not None and not 0 <= c.temperature <= 2:
         p.append("temperature must be 0..2 or None")
-    if not 2 <= c.max_history_items <= 200:
-        p.append("max_history_items must be 2..200")
-    if not 0 <= c.max_tool_rounds <= 8:
-        p.append("max_tool_rounds must be 0..8")
+    return p + _timing_problems(c)
+
+
+# What a reply may be: (field, lowest, highest).
+_REPLY_BOUNDS = (("max_reply_tokens", 16, 4096), ("max_history_items", 2, 200), ("max_tool_rounds", 0, 8))
+
+
+def _timing_problems(c: AgentConfig) -> list[str]:
+    p: list[str] = []
     if not 1 <= c.turn_budget_s <= 27:
         p.append("turn_budget_s must be 1..27 (API Gateway cuts a route at 29 s)")
     if c.tool_timeout_s >= c.turn_budget_s:
