@@ -81,5 +81,9 @@ class LLMStreamBrokenError(LLMError):
     kind = "stream_broken"
 
 
+class StreamEndedError(LLMError):
+    """The model's stream ended before it said it had finished (no finish event)."""
+
+
 class ToolError(VoiceAgentError):
     """A tool call could not be executed (unknown tool, bad arguments, failure, time limit)."""

@@ -154,10 +154,12 @@ def chat_model() -> ChatModel:
     models = [_model(ref, last=i == len(chain) - 1) for i, ref in enumerate(chain)]
     if len(models) == 1:
         return models[0]
+    from voice_agent.adapters.threads import start_pump
     from voice_agent.core.fallback import Candidate, FallbackChatModel
 
     return FallbackChatModel(
         [Candidate(str(ref), model) for ref, model in zip(chain, models, strict=True)],
+        start_pump=start_pump,
         first_token_timeout_s=agent().llm_fallback_after_s,
         on_fallback=_record_fallback,
     )

@@ -21,6 +21,7 @@ from voice_agent import metric_names, wiring
 from voice_agent.adapters.bedrock_chat import BedrockChatModel
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.adapters.openai_chat import OpenAIChatModel
+from voice_agent.adapters.threads import start_pump
 from voice_agent.agent.config import AGENT, AgentConfig
 from voice_agent.core.budget import Budget, SystemClock
 from voice_agent.core.fallback import Candidate, Fallback, FallbackChatModel
@@ -62,7 +63,8 @@ def chain(*models: Any, after_s: float = 0.3) -> tuple[FallbackChatModel, list[F
     seen: list[Fallback] = []
     names = ("bedrock:us.amazon.nova-lite-v1:0", "bedrock:us.amazon.nova-micro-v1:0", "openai:gpt-4.1-mini")
     candidates = [Candidate(name, m) for name, m in zip(names, models, strict=False)]
-    return FallbackChatModel(candidates, first_token_timeout_s=after_s, on_fallback=seen.append), seen
+    chain = FallbackChatModel(candidates, first_token_timeout_s=after_s, start_pump=start_pump, on_fallback=seen.append)
+    return chain, seen
 
 
 def turn(store: DynamoSessionStore, sender: RecordingSender, model: Any, agent: AgentConfig = AGENT) -> Any:

@@ -10,8 +10,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
-from voice_agent.core.model import ChatRequest, StreamEvent, StreamFailed
+from voice_agent.core.model import ChatRequest, StreamEvent, StreamFailed, StreamFinished
 from voice_agent.core.ports import ChatModel, ChatStream
+from voice_agent.errors import StreamEndedError
 
 _JOIN_TIMEOUT_S: Final = 0.5
 
@@ -54,6 +55,10 @@ class ThreadedPump(threading.Thread):
                 if self._cancelled.is_set():
                     return
                 self._events.put(event)
+                if isinstance(event, StreamFinished):
+                    return
+            if not self._cancelled.is_set():  # ended without saying it had finished
+                self._events.put(StreamFailed(StreamEndedError("the stream ended before it finished")))
         except BaseException as exc:  # everything the model does wrong becomes an apology
             if not self._cancelled.is_set():
                 self._events.put(StreamFailed(exc))

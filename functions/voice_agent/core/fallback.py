@@ -10,26 +10,25 @@ this stream when they pass, which closes the model it is waiting on). Once a tex
 call has come out, the chain is committed: a failure after that is the turn's failure (the caller
 has heard words; a second voice starting over would be worse than the apology).
 
-Each model is read on its own helper thread into a queue, so the wait for a first event can end on
-time whatever the transport does. Each switch is reported to ``on_fallback`` (wiring logs it and
-counts it as the ``LLMFallbacks`` metric). Framework-free: no boto3, no SDK.
+Each model is read through a ``ModelPump`` (the reader the turn engine uses, on its own thread),
+so the wait for a first event can end on time whatever the transport does. Each switch is reported
+to ``on_fallback`` (wiring logs it and counts it as the ``LLMFallbacks`` metric). Framework-free:
+no boto3, no SDK, no thread of its own.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from voice_agent.core.model import ChatRequest, StreamEvent
-from voice_agent.core.ports import ChatModel, ChatStream
-from voice_agent.errors import LLMError
+from voice_agent.core.model import ChatRequest, StreamEvent, StreamFailed, StreamFinished, TextDelta
+from voice_agent.core.ports import ChatModel, ModelPump, StartPump
+from voice_agent.errors import LLMError, StreamEndedError
 
 _POLL_S: Final = 0.25  # how often a wait looks at whether the stream was closed
-_JOIN_S: Final = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +52,7 @@ class FallbackChatModel:
         candidates: Sequence[Candidate],
         *,
         first_token_timeout_s: float,
+        start_pump: StartPump,
         on_fallback: Callable[[Fallback], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -60,6 +60,7 @@ class FallbackChatModel:
             raise ValueError("a fallback chain needs at least one model")
         self._candidates = tuple(candidates)
         self._first_token_timeout_s = first_token_timeout_s
+        self._start_pump = start_pump
         self._on_fallback = on_fallback
         self._clock = clock
 
@@ -79,138 +80,81 @@ class FallbackChatModel:
             self._on_fallback(event)
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    error: BaseException
-
-
-class _End:
-    """The model's stream ended."""
-
-
-_END: Final = _End()
-
-
-class _Reader(threading.Thread):
-    """Opens one model's stream and reads it into a queue; ``cancel`` closes it."""
-
-    def __init__(self, model: ChatModel, request: ChatRequest) -> None:
-        super().__init__(name="llm-fallback", daemon=True)
-        self.events: queue.Queue[StreamEvent | _Failure | _End] = queue.Queue()
-        self._model = model
-        self._request = request
-        self._stream: ChatStream | None = None
-        self._cancelled = threading.Event()
-        self._lock = threading.Lock()
-
-    def run(self) -> None:
-        try:
-            stream = self._model.stream(self._request)
-            with self._lock:
-                if self._cancelled.is_set():
-                    stream.close()
-                    return
-                self._stream = stream
-            for event in stream:
-                if self._cancelled.is_set():
-                    return
-                self.events.put(event)
-            if not self._cancelled.is_set():
-                self.events.put(_END)
-        except BaseException as exc:  # whatever the model does wrong is this model's failure
-            if not self._cancelled.is_set():
-                self.events.put(_Failure(exc))
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._cancelled.set()
-            stream = self._stream
-        if stream is not None:
-            stream.close()
-
-
 class FallbackStream:
     def __init__(self, chain: FallbackChatModel, request: ChatRequest) -> None:
         self._chain = chain
         self._request = request
         self._closed = threading.Event()
         self._lock = threading.Lock()
-        self._current: _Reader | None = None
+        self._current: ModelPump | None = None
 
     def __iter__(self) -> Iterator[StreamEvent]:
         candidates = self._chain._candidates
         for index, candidate in enumerate(candidates):
             last = index == len(candidates) - 1
-            reader = self._open(candidate.model)
-            if reader is None:
+            pump = self._open(candidate.model)
+            if pump is None:
                 return  # closed
             limit = None if last else self._chain._clock() + self._chain._first_token_timeout_s
-            first = self._next(reader, until=limit)
+            first = self._next(pump, until=limit)
             if self._closed.is_set():
-                self._finish(reader)
+                pump.cancel()
                 return
-            if first is None:
-                reason = "first_token_timeout"
-            elif isinstance(first, _Failure):
-                reason = getattr(first.error, "kind", type(first.error).__name__)
-                if last:
-                    self._finish(reader)
-                    raise _as_llm_error(first.error)
-            elif isinstance(first, _End):
-                reason = "empty"
-                if last:
-                    self._finish(reader)
-                    raise LLMError(f"{candidate.name}: the stream ended before any event")
-            else:
+            if isinstance(first, TextDelta | StreamFinished):
                 yield first  # committed: this model answers the turn
-                yield from self._rest(reader)
+                yield from self._rest(pump)
                 return
-            self._finish(reader)
+            pump.cancel()
+            if last:
+                raise _as_llm_error(first.error) if first is not None else LLMError("no first event")
+            reason = "first_token_timeout" if first is None else _reason(first.error)
             self._chain._report(Fallback(failed=candidate.name, next=candidates[index + 1].name, reason=reason))
 
     def close(self) -> None:
         with self._lock:
             self._closed.set()
-            reader = self._current
-        if reader is not None:
-            reader.cancel()
+            pump = self._current
+        if pump is not None:
+            pump.cancel()
 
-    def _open(self, model: ChatModel) -> _Reader | None:
-        reader = _Reader(model, self._request)
+    def _open(self, model: ChatModel) -> ModelPump | None:
         with self._lock:
             if self._closed.is_set():
                 return None
-            self._current = reader
-        reader.start()
-        return reader
+            pump = self._chain._start_pump(model, self._request)
+            self._current = pump
+        return pump
 
-    def _next(self, reader: _Reader, *, until: float | None) -> StreamEvent | _Failure | _End | None:
-        """The reader's next item; None once ``until`` passed or the stream was closed."""
+    def _next(self, pump: ModelPump, *, until: float | None) -> StreamEvent | StreamFailed | None:
+        """The pump's next item; None once ``until`` passed or the stream was closed."""
         while not self._closed.is_set():
             wait = _POLL_S if until is None else min(_POLL_S, until - self._chain._clock())
             if wait <= 0:
                 return None
-            try:
-                return reader.events.get(timeout=wait)
-            except queue.Empty:
-                continue
+            item = pump.next_event(wait)
+            if item is not None:
+                return item
         return None
 
-    def _rest(self, reader: _Reader) -> Iterator[StreamEvent]:
+    def _rest(self, pump: ModelPump) -> Iterator[StreamEvent]:
         try:
             while True:
-                item = self._next(reader, until=None)
-                if item is None or isinstance(item, _End):
+                item = self._next(pump, until=None)
+                if item is None:
                     return
-                if isinstance(item, _Failure):
+                if isinstance(item, StreamFailed):
                     raise _as_llm_error(item.error)
                 yield item
+                if isinstance(item, StreamFinished):
+                    return
         finally:
-            self._finish(reader)
+            pump.cancel()
 
-    def _finish(self, reader: _Reader) -> None:
-        reader.cancel()
-        reader.join(_JOIN_S)
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, StreamEndedError):
+        return "empty"
+    return str(getattr(error, "kind", type(error).__name__))
 
 
 def _as_llm_error(error: BaseException) -> BaseException:
