@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Final, Literal
 from urllib.parse import unquote
 
 from local.bedrock_rules import violation
-from local.openai_server import Brain, QuietHTTPServer, Reply, split_tokens
+from local.openai_server import Brain, Reply, StandInServer, split_tokens
 from local.servers import LOOPBACK
 
 CONTENT_TYPE: Final = "application/vnd.amazon.eventstream"
@@ -149,7 +149,7 @@ def openai_view(model_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
-class BedrockStandIn:
+class BedrockStandIn(StandInServer):
     """``with BedrockStandIn(brain) as bedrock: bedrock.endpoint_url`` -> ``http://127.0.0.1:N``."""
 
     def __init__(
@@ -172,35 +172,12 @@ class BedrockStandIn:
         self.refused: list[str] = []  # ValidationException messages sent (a test wants none)
         self.requests: deque[tuple[str, dict[str, Any]]] = deque(maxlen=history)  # (model id, body)
         self.signers: deque[dict[str, str]] = deque(maxlen=history)  # who signed each request
-        self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._httpd = QuietHTTPServer((host, port), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="bedrock-stand-in", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        self._serve(_handler_for(self), host=host, port=port, name="bedrock-stand-in")
 
     @property
     def endpoint_url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
-
-    def start(self) -> BedrockStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> BedrockStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def model_ids(self) -> list[str]:
         with self._lock:

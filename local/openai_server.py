@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, Self
 
 Fault = Literal["status", "cut", "stall", "drop", "exception"]
 
@@ -105,7 +105,38 @@ class QuietHTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class OpenAICompatibleServer:
+class StandInServer:
+    """A model stand-in's HTTP server on a background thread: ``start``/``stop`` or ``with``; its
+    request handler class is bound to the subclass instance (``_serve``)."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler], *, host: str, port: int, name: str) -> None:
+        self.stopping = threading.Event()  # long streams give up when the server stops
+        self._httpd = QuietHTTPServer((host, port), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=name, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class OpenAICompatibleServer(StandInServer):
     """``with OpenAICompatibleServer(brain) as server: server.base_url`` -> ``http://127.0.0.1:N/v1``."""
 
     def __init__(
@@ -124,36 +155,12 @@ class OpenAICompatibleServer:
         self.model = model
         self.completions = 0
         self.cancelled = 0  # streams the client closed before the end
-        self.stopping = threading.Event()
         self._lock = threading.Lock()
-        handler = _handler_for(self)
-        self._httpd = QuietHTTPServer((host, port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-server", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        self._serve(_handler_for(self), host=host, port=port, name="openai-server")
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> OpenAICompatibleServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> OpenAICompatibleServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def count(self, attr: Literal["completions", "cancelled"]) -> None:
         with self._lock:
