@@ -118,8 +118,9 @@ def test_a_lone_surrogate_never_breaks_the_later_turns(stack: LocalStack, error_
     answers: list[Reply] = []
 
     async def program(session: RelaySession) -> None:
-        # A prompt and an interrupt each carrying a lone surrogate (JSON lets a frame hold one).
-        await session.send_raw('{"type":"prompt","voicePrompt":"Hello \\ud800 there, when are you open?","last":true}')
+        # A prompt and an interrupt each carrying a lone surrogate (JSON lets a frame hold one:
+        # json.dumps writes it as \ud800).
+        await say(session, "Hello \ud800 there, when are you open?")
         long = await say_until(session, "Tell me about the store.", chars=30)
         assert long.text
         await session.send_raw(
@@ -127,6 +128,8 @@ def test_a_lone_surrogate_never_breaks_the_later_turns(stack: LocalStack, error_
             + long.text[:20]
             + '\\udfff","durationUntilInterruptMs":900}'
         )
+        await asyncio.sleep(1.0)  # the cut reply's last frame in flight arrives (sent raw: the caller's
+        # own barge-in bookkeeping did not run)
         for _ in range(RUNS):
             answers.append(await say(session, "When are you open?"))
 
