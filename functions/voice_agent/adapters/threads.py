@@ -4,6 +4,7 @@ transport does), and the pools for tools and for store requests run beside the t
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -33,8 +34,14 @@ class ThreadedPump(threading.Thread):
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
         self._opened = threading.Event()  # the request is out (or failed): the turn's CPU is free
+        self._context = contextvars.copy_context()
 
     def run(self) -> None:
+        # The adapters log from this thread (a model's token usage, its errors): with the
+        # invocation's keys (call_sid, the Lambda request id), as every other line of the turn.
+        self._context.run(self._read)
+
+    def _read(self) -> None:
         try:
             try:
                 stream = self._model.stream(self._request)
