@@ -65,6 +65,7 @@ def brain() -> ScriptedBrain:
 def recorded(brain: ScriptedBrain, monkeypatch: pytest.MonkeyPatch) -> Iterator[OperationsByFunction]:
     with OpenAICompatibleServer(brain, ttft_s=0.01, token_interval_s=0.005) as llm, mock_aws():
         monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
+        monkeypatch.setenv("LLM_PROVIDER", "openai")  # the scripted brain speaks OpenAI's protocol
         wiring.reset()
         create_table(aws_clients.dynamodb())
         yield OperationsByFunction()
