@@ -13,11 +13,10 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from voice_agent.adapters.aws_clients import EventsClient, S3Client
-from voice_agent.core.call_record import EVENT_DETAIL_TYPE, EVENT_SOURCE
+from voice_agent.core.call_record import EVENT_DETAIL_TYPE, EVENT_SOURCE, KEY_PREFIX
 from voice_agent.errors import RecordError
 from voice_agent.log import logger
 
-KEY_PREFIX: Final = "calls"
 EVENTS_FILE: Final = "events.jsonl"
 _PRECONDITION_FAILED: Final = {"PreconditionFailed", "412"}
 

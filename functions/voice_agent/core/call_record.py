@@ -40,6 +40,7 @@ from voice_agent.log import logger
 from voice_agent.protocol.text import clean_text
 
 SCHEMA_VERSION: Final = 1
+KEY_PREFIX: Final = "calls"  # S3: calls/<YYYY-MM-DD>/<CallSid>.json (the stack grants this prefix only)
 EVENT_SOURCE: Final = "voice-agent"
 EVENT_DETAIL_TYPE: Final = "Call Record Created"
 LEASE_S: Final = 120  # longer than the records function runs (60 s)
