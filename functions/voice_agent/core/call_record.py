@@ -127,7 +127,7 @@ def build_record(
     transcript = [
         {
             "speaker": "caller" if line.message.role == "user" else "agent",
-            "text": clean_text(line.shown or line.message.content),
+            "text": clean_text(line.shown or line.message.content).strip(),
             "at": iso(line.at_ms / 1000) if line.at_ms is not None else None,
         }
         for line in lines
@@ -146,7 +146,7 @@ def build_record(
         "to": facts.to_number or None,
         "startedAt": iso(started),
         "endedAt": iso(ended),
-        "durationS": round(ended - started, 1) if started is not None and ended is not None else None,
+        "durationS": round(float(ended - started), 1) if started is not None and ended is not None else None,
         "outcome": outcome,
         "language": facts.language or agent.language,
         "transcript": transcript,
