@@ -8,6 +8,7 @@ import dataclasses
 
 import pytest
 
+from tests.integration.conftest import RequestCounter
 from tests.integration.test_turn_engine import CONN, SETUP, budget
 from tests.support.fakes import RecordingRecordQueue, RecordingSender, RecordingTimers, ScriptedModel
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
@@ -219,3 +220,14 @@ def test_a_queue_that_refuses_a_timer_costs_the_caller_nothing(store: DynamoSess
     rig.model.say("We open at nine.")
     rig.say("When do you open?")
     assert rig.sender.spoken(CONN) == "We open at nine."
+
+
+def test_a_turn_with_timers_makes_the_same_dynamodb_requests(rig: Rig, requests: RequestCounter) -> None:
+    """The silence timer is one SQS message after `last`: no DynamoDB round trip is added, before
+    the model request or after it."""
+    rig.model.say("We open at nine in the morning, every day of the week except Sunday.")
+    requests.reset()
+    rig.say("When do you open?")
+    posts = len([m for _, m in rig.sender.messages if isinstance(m, Text)])
+    assert requests.by_operation() == {"UpdateItem": 1 + posts, "Query": 1, "PutItem": 2}
+    assert [t.kind for t, _ in rig.timers.timers[-1:]] == ["silence"]
