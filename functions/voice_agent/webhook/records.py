@@ -16,8 +16,10 @@ from voice_agent.log import logger
 from voice_agent.webhook.forms import DialResult, VoiceRequest
 
 
-def on_action(queue: RecordQueue | None, store: CallStore, end: call_flow.SessionEnd, decision: object) -> None:
-    asked = after_action(end, decision)  # type: ignore[arg-type]
+def on_action(
+    queue: RecordQueue | None, store: CallStore, end: call_flow.SessionEnd, decision: call_flow.Decision
+) -> None:
+    asked = after_action(end, decision)
     if asked is None:
         return
     if asked.request.outcome == "transferred" and asked.request.reason:
