@@ -152,7 +152,7 @@ def test_a_hung_up_call_leaves_a_record_with_what_the_caller_heard_and_an_event(
     said = [(line["speaker"], line["text"]) for line in record["transcript"]]
     assert said == [
         ("caller", "When are you open?"),
-        ("agent", HEARD),
+        ("agent", HEARD.strip()),
         ("caller", "Also on Sundays?"),
         ("agent", "Yes, on Sundays too."),
     ]

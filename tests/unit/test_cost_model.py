@@ -77,4 +77,3 @@ def test_each_calls_record_and_timers_are_priced_per_1000_calls() -> None:
     assert lines["S3 PUT"] == pytest.approx(1_000 * PRICES.s3_put_per_thousand / 1e3)
     assert lines["EventBridge events"] == pytest.approx(1_000 * PRICES.eventbridge_event_per_million / 1e6)
     assert base < 0.10  # cents per thousand calls: nothing next to a call's telephony
-
