@@ -168,7 +168,8 @@ def relay() -> Relay:
     from voice_agent.core.key_entry import KeyEntry
     from voice_agent.core.relay import Relay
 
-    store, out, engine, schedule = session_store(), sender(), turn_engine(), timer_scheduler()
+    # Its own engine (not turn_engine()'s): whoever rebuilds the relay rebuilds what it speaks through.
+    store, out, engine, schedule = session_store(), sender(), _new_turn_engine(), timer_scheduler()
 
     def run_keys_turn(connection_id: str, note: str, shown: str, budget: Budget, call_sid: str) -> object:
         return engine.run_prompt(connection_id, note, budget, call_sid=call_sid, shown=shown)
@@ -184,6 +185,11 @@ def relay() -> Relay:
 
 @lru_cache(maxsize=1)
 def turn_engine() -> TurnEngine:
+    """The timers function's engine (a key entry that ends on a timer runs one turn)."""
+    return _new_turn_engine()
+
+
+def _new_turn_engine() -> TurnEngine:
     from voice_agent.core.turn_engine import TurnEngine
 
     return TurnEngine(
