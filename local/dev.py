@@ -116,7 +116,7 @@ def write_ready_file(path: Path, stack: LocalStack) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("httpx", "httpx2", "httpcore", "botocore", "urllib3"):  # one line per request otherwise
+    for chatty in ("httpx", "httpx2", "httpcore", "botocore", "urllib3", "werkzeug"):  # a line per request otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         http_port = (
