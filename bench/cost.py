@@ -68,6 +68,32 @@ class Assumptions:
 
 
 @dataclass(frozen=True, slots=True)
+class AfterCall:
+    """Per call, after and around it: the record and the timers. Request counts are what the
+    integration tests count (``tests/integration/test_call_records.py``, ``test_silence.py``); the
+    record's size is a 3-minute call of 12 turns built by ``core/call_record.py``."""
+
+    record_sqs_requests: float = 3.0  # the webhook's send, the event source mapping's receive and delete
+    record_read_units: float = 3.0  # the call item (GetItem, 1) and every turn (Query, ~6 KB consistent: 2)
+    record_write_units: float = 2.0  # the lease and recordedAt (UpdateItem each)
+    record_bytes: float = 6_000.0  # S3 object; its event is ~0.5 KB (one 64 KB chunk)
+    record_seconds: float = 0.3  # warm: one GetItem, one Query, two UpdateItem, one PUT, one PutEvents
+    timers_per_call: float = 14.0  # one after each reply (12), the greeting's, the call watch's one look
+    timer_sqs_requests: float = 3.0  # send, receive, delete
+    timer_write_units: float = 1.0  # one conditional write (a failed condition is billed too)
+    watch_read_units: float = 2.0  # the watch reads the call and its socket
+    timer_seconds: float = 0.05
+    queued_memory_mb: int = 512  # the timers and records functions (infra/stack.py)
+    cold_starts_per_call: float = 2.0  # low traffic: each of the two functions starts cold once a call
+    init_seconds: float = 1.0
+    log_bytes_per_invocation: float = 1_200.0  # JSON lines, the metric line, START/END/REPORT
+    retention_days: float = 7.0  # the bucket's lifecycle (transcript_retention_days)
+    # Optional (CallRecordPolicy): a summary and fields, two requests to the model after the call.
+    summary_input_tokens: float = 3_800.0  # the transcript twice (~1,800 tokens) and the instructions
+    summary_output_tokens: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     item: str
     count: str
@@ -198,8 +224,61 @@ def outside_lines(a: Assumptions, p: Prices = PRICES) -> list[Line]:
     return lines
 
 
+def after_call_lines(c: AfterCall, p: Prices = PRICES) -> list[Line]:
+    """Per 1,000 calls: each call's record (S3 and its event) and its timers (silence, the watch)."""
+    calls = 1000.0
+    timers = calls * c.timers_per_call
+    sqs = calls * c.record_sqs_requests + timers * c.timer_sqs_requests
+    invocations = calls + timers
+    gb = c.queued_memory_mb / MB_PER_GB
+    gbs = (calls * c.record_seconds + timers * c.timer_seconds + calls * c.cold_starts_per_call * c.init_seconds) * gb
+    wru = calls * c.record_write_units + timers * c.timer_write_units
+    rru = calls * (c.record_read_units + c.watch_read_units)
+    stored_gb_months = calls * c.record_bytes / 1e9 * c.retention_days / 30
+    logs = (invocations * c.log_bytes_per_invocation) / 1e9
+    return [
+        Line("SQS requests (records, timers)", f"{sqs:,.0f}", sqs * p.sqs_request_per_million / 1e6),
+        Line(
+            "Lambda, records and timers functions",
+            f"{invocations:,.0f} invocations, {gbs:,.0f} GB-s (cold starts included)",
+            invocations * p.lambda_request_per_million / 1e6 + gbs * p.lambda_arm64_per_gb_second,
+        ),
+        Line(
+            "DynamoDB",
+            f"{wru:,.0f} WRU, {rru:,.0f} RRU",
+            wru * p.dynamodb_write_unit_per_million / 1e6 + rru * p.dynamodb_read_unit_per_million / 1e6,
+        ),
+        Line("S3 PUT", f"{calls:,.0f}", calls * p.s3_put_per_thousand / 1e3),
+        Line(
+            "S3 storage",
+            f"{calls * c.record_bytes / 1e6:,.1f} MB for {c.retention_days:g} days",
+            stored_gb_months * p.s3_storage_per_gb_month,
+        ),
+        Line("EventBridge events", f"{calls:,.0f}", calls * p.eventbridge_event_per_million / 1e6),
+        Line("CloudWatch Logs ingestion", f"{logs * 1e3:,.1f} MB", logs * p.logs_ingestion_per_gb),
+    ]
+
+
+def summary_line(c: AfterCall, p: Prices = PRICES) -> Line:
+    """The optional summary and fields, on the default model (per 1,000 calls)."""
+    calls = 1000.0
+    usd = calls * (
+        c.summary_input_tokens * p.bedrock_nova_lite_input_per_million
+        + c.summary_output_tokens * p.bedrock_nova_lite_output_per_million
+    )
+    return Line(
+        "Summary and fields (optional), Nova Lite",
+        f"{c.summary_input_tokens:,.0f} input + {c.summary_output_tokens:,.0f} output tokens a call",
+        usd / 1e6,
+    )
+
+
 def idle_lines(p: Prices = PRICES) -> list[Line]:
     """What the stack costs a month with no calls (the secrets; alarms and metrics: docs/deploy.md)."""
+    # Lambda long-polls each SQS source with about five pollers (20 s waits): empty receives,
+    # billed as SQS requests. Not measured here (see docs/deploy.md); the first million requests
+    # of the month are free.
+    polls = 2 * 5 * 3 * 60 * 24 * 30
     return [
         Line(
             "Secrets Manager, Bedrock model (default)",
@@ -211,13 +290,22 @@ def idle_lines(p: Prices = PRICES) -> list[Line]:
             "2 secrets: the Twilio auth token and the OpenAI API key",
             2 * p.secrets_manager_per_secret_month,
         ),
+        Line(
+            "SQS, Lambda polling the two queues",
+            f"about {polls / 1e6:.1f} million empty receives (before SQS's free million)",
+            polls * p.sqs_request_per_million / 1e6,
+        ),
     ]
 
 
 def model(u: Usage, a: Assumptions, p: Prices = PRICES) -> dict[str, Any]:
     aws = aws_lines(u, a, p)
     outside = outside_lines(a, p)
+    after = after_call_lines(AfterCall(), p)
     return {
+        "after_call_lines": [asdict(line) for line in after],
+        "after_call_per_1000_calls_usd": round(sum(line.usd for line in after), 4),
+        "summary_line": asdict(summary_line(AfterCall(), p)),
         "usage": asdict(u),
         "assumptions": asdict(a),
         "aws_lines": [asdict(line) for line in aws],
@@ -239,6 +327,9 @@ def render(result: dict[str, Any], *, markdown: bool) -> str:
     aws = [Line(**line) for line in result["aws_lines"]]
     outside = [Line(**line) for line in result["outside_lines"]]
     idle = [Line(**line) for line in result.get("idle_lines", [])]
+    after = [Line(**line) for line in result.get("after_call_lines", [])]
+    after_total = result.get("after_call_per_1000_calls_usd", 0.0)
+    summary = Line(**result["summary_line"]) if "summary_line" in result else None
     total = result["aws_per_1000_minutes_usd"]
     if markdown:
         rows = ["| Item | Count per 1,000 call-minutes | Cost |", "|---|---|---|"]
@@ -247,15 +338,25 @@ def render(result: dict[str, Any], *, markdown: bool) -> str:
         rows += ["| Per 1,000 call-minutes | Cost | Basis |", "|---|---|---|"]
         rows += [f"| AWS (above) | {_usd(total)} | the counts and assumptions above |"]
         rows += [f"| {line.item} | {_usd(line.usd)} | {line.count} |" for line in outside]
+        rows += ["", "| Per 1,000 calls, after the call | Count | Cost |", "|---|---|---|"]
+        rows += [f"| {line.item} | {line.count} | {_usd(line.usd)} |" for line in after]
+        rows += [f"| **Record and timers total** | | **{_usd(after_total)}** |"]
+        if summary is not None:
+            rows += [f"| {summary.item} | {summary.count} | {_usd(summary.usd)} |"]
         rows += ["", "| While idle, a month | Cost | Basis |", "|---|---|---|"]
         rows += [f"| {line.item} | {_usd(line.usd)} | {line.count} |" for line in idle]
         return "\n".join(rows)
-    width = max(len(line.item) for line in aws + outside + idle) + 2
+    width = max(len(line.item) for line in aws + outside + idle + after) + 2
     out = ["AWS, per 1,000 call-minutes (us-east-1 list prices, bench/prices.py):"]
     out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in aws]
     out += [f"  {'AWS total':<{width}}{_usd(total):>10}   (${total / 1000:.5f} a call-minute)", ""]
     out += ["Next to what else a call-minute costs (per 1,000 call-minutes):"]
     out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in outside]
+    out += ["", "Per 1,000 calls, after the call (each call's record and event, its timers):"]
+    out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in after]
+    out += [f"  {'Record and timers total':<{width}}{_usd(after_total):>10}"]
+    if summary is not None:
+        out += [f"  {summary.item:<{width}}{_usd(summary.usd):>10}   {summary.count}"]
     out += ["", "While no one calls, a month:"]
     out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in idle]
     return "\n".join(out)

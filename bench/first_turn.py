@@ -23,6 +23,7 @@ import secrets
 from pathlib import Path
 
 from bench.client import RelayClient
+from bench.live import BENCH_RECORDS
 from bench.llm import BenchBrain, prompt, reply_text
 from bench.stats import ms
 from local.dynamodb import client as dynamodb_client
@@ -46,6 +47,7 @@ async def first_turns(
         table_name="bench-first-turn",
         model_ttft_s=ttft_s,
         model_token_interval_s=token_interval_s,
+        records_dir=BENCH_RECORDS,
     )
     with LocalStack(options) as stack:
         warm_engine(stack.urls.dynamodb, options.table_name)

@@ -23,6 +23,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from bench import counters as c
@@ -36,6 +37,10 @@ from local.stack import LocalStack, StackOptions
 
 Side = Literal["project", "baseline"]
 SIDES: tuple[Side, Side] = ("project", "baseline")
+
+
+# The benchmark's calls leave their records here, out of `make calls`.
+BENCH_RECORDS = Path(__file__).resolve().parents[1] / ".bench" / "calls"
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class Live:
                 model_ttft_s=options.ttft_s,
                 model_token_interval_s=options.token_interval_s,
                 on_invocation=self.tracker,
+                records_dir=BENCH_RECORDS,  # the benchmark's calls stay out of `make calls`
             )
         )
         self.baseline: BaselineServer | None = None

@@ -33,6 +33,13 @@ class Prices:
     logs_ingestion_per_gb: float = 0.50
     # Secrets Manager API calls (each function reads its secret once per cold start).
     secrets_manager_per_10k_calls: float = 0.05
+    # After the call (https://aws.amazon.com/sqs/pricing/, https://aws.amazon.com/s3/pricing/,
+    # https://aws.amazon.com/eventbridge/pricing/): SQS standard requests (64 KB chunks), S3
+    # Standard PUTs and storage, EventBridge custom events (64 KB chunks).
+    sqs_request_per_million: float = 0.40
+    s3_put_per_thousand: float = 0.005
+    s3_storage_per_gb_month: float = 0.023
+    eventbridge_event_per_million: float = 1.00
 
     # -- outside AWS, per call-minute, for scale ------------------------------------------------
     # ConversationRelay: about $0.07/min, community-cited; confirm on twilio.com/voice/pricing.

@@ -49,6 +49,10 @@ class StackConfig:
     # The sessions table.
     retain_table: bool = True
     table_deletion_protection: bool = False
+    # How long DynamoDB point-in-time recovery can bring the table back (1..35 days; 0: off). A
+    # transcript lives its TTL (the agent's transcript_retention_days), up to two more days until
+    # DynamoDB deletes it, and then this long in the recovery window: keep it short.
+    point_in_time_recovery_days: int = 7
     # Cost guards: WebSocket route throttling (inbound frames), webhook throttling, and a cap on
     # concurrent message-function executions (None: no reservation, the account pool is shared).
     relay_rate_limit: int = 50
@@ -157,6 +161,7 @@ OPTIONS: Mapping[str, tuple[str, Parser]] = {
     "metricsNamespace": ("metrics_namespace", _text),
     "retainTable": ("retain_table", _flag),
     "tableDeletionProtection": ("table_deletion_protection", _flag),
+    "pointInTimeRecoveryDays": ("point_in_time_recovery_days", _integer),
     "relayRateLimit": ("relay_rate_limit", _integer),
     "relayBurstLimit": ("relay_burst_limit", _integer),
     "webhookRateLimit": ("webhook_rate_limit", _integer),
@@ -185,6 +190,8 @@ def _problems(c: StackConfig) -> list[str]:
         p.append(f"logRetentionDays must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
     if c.alarm_email is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", c.alarm_email):
         p.append(f"alarmEmail does not look like an e-mail address: {c.alarm_email!r}")
+    if not 0 <= c.point_in_time_recovery_days <= 35:
+        p.append("pointInTimeRecoveryDays must be 0 (off) or 1..35")
     if not 100 <= c.first_phrase_alarm_ms <= 25_000:
         p.append("firstPhraseAlarmMs must be between 100 and 25000")
     if not _NAMESPACE.match(c.metrics_namespace) or c.metrics_namespace.startswith("AWS/"):

@@ -16,6 +16,11 @@ WEBHOOK_LOG_GROUP: Final = "WebhookLogGroup"
 CONNECT_LOG_GROUP: Final = "ConnectLogGroup"
 RELAY_DOMAIN_TARGET: Final = "RelayDomainTarget"  # only with a custom domain: the DNS CNAME target
 WEBHOOK_DOMAIN_TARGET: Final = "WebhookDomainTarget"
-# Set by the stack once it keeps call records (a later version): `make smoke` then checks that the
-# scripted call's record arrives in this bucket, and says the check was skipped while it is absent.
+# Each call's record (S3), its event (EventBridge), the requests that failed every attempt, and the
+# two functions behind them. `make smoke` checks that the scripted call's record arrives in the
+# bucket (and says the check was skipped against a stack without one).
 CALL_RECORDS_BUCKET: Final = "CallRecordsBucketName"
+CALL_EVENTS_BUS: Final = "CallEventsBusName"
+CALL_RECORDS_DEAD_LETTER_QUEUE: Final = "CallRecordsDeadLetterQueueUrl"
+RECORDS_LOG_GROUP: Final = "RecordsLogGroup"
+TIMERS_LOG_GROUP: Final = "TimersLogGroup"

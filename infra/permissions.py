@@ -22,7 +22,18 @@ MESSAGE_STORE_ACTIONS: Final = (
 WEBHOOK_STORE_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:UpdateItem")
 # $disconnect marks its connection closed: one update.
 DISCONNECT_STORE_ACTIONS: Final = ("dynamodb:UpdateItem",)
+# The timers: the call watch reads the call and its socket, a timer takes a generation and stores
+# its line; a key entry that ends on a timer runs one turn (the message function's requests).
+TIMERS_STORE_ACTIONS: Final = MESSAGE_STORE_ACTIONS
+# The records function reads the call and every turn, and marks the record made (a lease first).
+RECORDS_STORE_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
 # Everything the store can do, whoever calls it.
 SESSION_STORE_ACTIONS: Final = tuple(
-    dict.fromkeys(MESSAGE_STORE_ACTIONS + WEBHOOK_STORE_ACTIONS + DISCONNECT_STORE_ACTIONS)
+    dict.fromkeys(
+        MESSAGE_STORE_ACTIONS
+        + WEBHOOK_STORE_ACTIONS
+        + DISCONNECT_STORE_ACTIONS
+        + TIMERS_STORE_ACTIONS
+        + RECORDS_STORE_ACTIONS
+    )
 )

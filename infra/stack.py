@@ -6,6 +6,8 @@
                  $default ──► message function ── LLM ── PostToConnection ───────┤
                               (Bedrock by IAM, or OpenAI with a key in Secrets Manager)
                  $disconnect ► disconnect function ───────────────────────────────┘
+    message function ── timers queue (SQS delays) ──► timers function (reminders, key pauses, watch)
+    webhook function ── records queue ──► records function ──► S3 (records) + EventBridge (events)
 
 Every function runs the same code asset (``functions/voice_agent`` and its locked dependencies)
 with a different entry point; each gets only the environment and permissions its job needs.
@@ -25,15 +27,24 @@ from infra import outputs
 from infra.bundling import runtime_code
 from infra.config import ConfigError, StackConfig
 from infra.constructs.agent_function import AgentFunction
+from infra.constructs.call_records import RECORDS_TIMEOUT, CallRecords
 from infra.constructs.model_access import ModelAccess
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.provider_secret import ProviderSecret
 from infra.constructs.relay_api import RelayApi
 from infra.constructs.sessions_table import SessionsTable
+from infra.constructs.timers import TIMERS_TIMEOUT, Timers
 from infra.constructs.webhook_api import WebhookApi
-from infra.permissions import DISCONNECT_STORE_ACTIONS, MESSAGE_STORE_ACTIONS, WEBHOOK_STORE_ACTIONS
+from infra.permissions import (
+    DISCONNECT_STORE_ACTIONS,
+    MESSAGE_STORE_ACTIONS,
+    RECORDS_STORE_ACTIONS,
+    TIMERS_STORE_ACTIONS,
+    WEBHOOK_STORE_ACTIONS,
+)
 from voice_agent import env_names as names
 from voice_agent.agent.config import AGENT, AgentConfig
+from voice_agent.core.call_record import EVENT_DETAIL_TYPE, EVENT_SOURCE
 from voice_agent.model_choice import ModelRef, model_problems, providers
 
 
@@ -71,6 +82,19 @@ DISCONNECT = FunctionSpec(
     timeout=cdk.Duration.seconds(10),
     description="Relay $disconnect: marks the connection closed",
 )
+TIMERS = FunctionSpec(
+    handler="voice_agent.entry.silence_timer.handler",
+    # Usually one conditional write and one post; a key entry that ends on a timer runs a turn.
+    memory_mb=512,
+    timeout=TIMERS_TIMEOUT,
+    description="Timers: silence reminders, key-entry pauses, the hang-up after them, the call watch",
+)
+RECORDS = FunctionSpec(
+    handler="voice_agent.entry.record_builder.handler",
+    memory_mb=512,  # after the call: nobody waits on it
+    timeout=RECORDS_TIMEOUT,
+    description="Call records: one JSON document per call into S3, one event on EventBridge",
+)
 WEBHOOK = FunctionSpec(
     handler="voice_agent.entry.webhook.handler",
     # Twilio waits for the TwiML before the call connects (FastAPI + Mangum + boto3 cold start).
@@ -107,7 +131,20 @@ class VoiceAgentStack(cdk.Stack):
 
         # State and credentials.
         self.sessions = SessionsTable(
-            self, "Sessions", retain=config.retain_table, deletion_protection=config.table_deletion_protection
+            self,
+            "Sessions",
+            retain=config.retain_table,
+            deletion_protection=config.table_deletion_protection,
+            recovery_days=config.point_in_time_recovery_days,
+        )
+        self.agent = agent or AGENT
+        # After and around the call: timers, and each call's record and event.
+        self.timers = Timers(self, "TimerQueue")
+        self.call_records = CallRecords(
+            self,
+            "CallRecords",
+            retention_days=self.agent.transcript_retention_days,
+            bus_name=f"{config.stack_name}-calls",
         )
         self.twilio_auth_token = ProviderSecret(
             self, "TwilioAuthToken", description="Twilio auth token: checks X-Twilio-Signature on every request"
@@ -144,6 +181,18 @@ class VoiceAgentStack(cdk.Stack):
 
         # The functions, each with only the settings its entry point reads.
         table_name = self.sessions.table.table_name
+        timer_queue = self.timers.queue.queue_url
+        record_queue = self.call_records.queue.queue_url
+        model_settings: dict[str, str] = {
+            **(
+                {names.OPENAI_API_KEY_SECRET_ARN: self.openai_api_key.secret.secret_arn}
+                if self.openai_api_key is not None
+                else {}
+            ),
+            **_optional(names.OPENAI_BASE_URL, config.openai_base_url),
+            **_optional(names.LLM_PROVIDER, config.llm_provider),
+            **_optional(names.LLM_MODEL, config.llm_model),
+        }
         self.connect_fn = self._function(
             "Connect",
             CONNECT,
@@ -160,14 +209,8 @@ class VoiceAgentStack(cdk.Stack):
             {
                 names.SESSIONS_TABLE_NAME: table_name,
                 names.RELAY_CALLBACK_URL: self.relay.callback_url,
-                **(
-                    {names.OPENAI_API_KEY_SECRET_ARN: self.openai_api_key.secret.secret_arn}
-                    if self.openai_api_key is not None
-                    else {}
-                ),
-                **_optional(names.OPENAI_BASE_URL, config.openai_base_url),
-                **_optional(names.LLM_PROVIDER, config.llm_provider),
-                **_optional(names.LLM_MODEL, config.llm_model),
+                names.TIMER_QUEUE_URL: timer_queue,
+                **model_settings,
             },
             reserved_concurrency=config.reserved_concurrency,
             snap_start=config.message_function_snap_start,
@@ -182,9 +225,9 @@ class VoiceAgentStack(cdk.Stack):
                 names.WEBHOOK_PUBLIC_URL: self.webhook_api.base_url,
                 names.RELAY_PUBLIC_URL: self.relay.public_url,
                 names.TWILIO_AUTH_TOKEN_SECRET_ARN: self.twilio_auth_token.secret.secret_arn,
+                names.RECORD_QUEUE_URL: record_queue,
             },
         )
-
         # Wiring: routes, then permissions, each granted only to the functions that need it.
         self.message_target = self._message_target()
         self.relay.route(
@@ -196,13 +239,10 @@ class VoiceAgentStack(cdk.Stack):
         self.sessions.grant_session_store(self.disconnect_fn.function, DISCONNECT_STORE_ACTIONS)
         for needs_twilio in (self.connect_fn, self.webhook_fn):
             self.twilio_auth_token.grant_get_value(needs_twilio.function)
-        if self.openai_api_key is not None:
-            self.openai_api_key.grant_get_value(self.message_fn.function)
-        self.model_access: ModelAccess | None = None
-        bedrock_models = [m.model for m in self.model_chain if m.provider == "bedrock"]
-        if bedrock_models:
-            self.model_access = ModelAccess(self, "ModelAccess", role=self.message_fn.role, models=bedrock_models)
+        self._queued_functions(code, model_settings)
+        self._grant_models()
         self.relay.grant_manage_connections(self.message_fn.function)
+        self.timers.grant_schedule(self.message_fn.function)
 
         self.monitoring = Monitoring(
             self,
@@ -215,6 +255,11 @@ class VoiceAgentStack(cdk.Stack):
                 "Disconnect": self.disconnect_fn.function,
                 "Webhook": self.webhook_fn.function,
             },
+            queued_functions={"Timers": self.timers_fn.function, "Records": self.records_fn.function},
+            dead_letter_queues={
+                "Records": self.call_records.dead_letters,
+                "Timers": self.timers.dead_letters,
+            },
             relay_api_id=self.relay.api.api_id,
             relay_stage_name=self.relay.stage.stage_name,
             webhook_api=self.webhook_api.api,
@@ -223,6 +268,64 @@ class VoiceAgentStack(cdk.Stack):
         )
         self._outputs()
         cdk.Tags.of(self).add("project", "voice-agent")
+
+    def _queued_functions(self, code: lambda_.Code, model_settings: Mapping[str, str]) -> None:
+        """The timers and records functions, each fed by its queue (after and around the call)."""
+        table_name = self.sessions.table.table_name
+        timer_queue, record_queue = self.timers.queue.queue_url, self.call_records.queue.queue_url
+        # A key entry that ends on a timer runs a turn: the message function's model settings.
+        self.timers_fn = self._function(
+            "Timers",
+            TIMERS,
+            code,
+            {
+                names.SESSIONS_TABLE_NAME: table_name,
+                names.RELAY_CALLBACK_URL: self.relay.callback_url,
+                names.TIMER_QUEUE_URL: timer_queue,
+                names.RECORD_QUEUE_URL: record_queue,
+                **model_settings,
+            },
+        )
+        self.records_uses_model = self.agent.call_record.uses_model
+        self.records_fn = self._function(
+            "Records",
+            RECORDS,
+            code,
+            {
+                names.SESSIONS_TABLE_NAME: table_name,
+                names.CALL_RECORDS_BUCKET: self.call_records.bucket.bucket_name,
+                names.CALL_EVENTS_BUS: self.call_records.bus.event_bus_name,
+                **(model_settings if self.records_uses_model else {}),
+            },
+        )
+        self.sessions.grant_session_store(self.timers_fn.function, TIMERS_STORE_ACTIONS)
+        self.sessions.grant_session_store(self.records_fn.function, RECORDS_STORE_ACTIONS)
+        self.relay.grant_manage_connections(self.timers_fn.function)
+        self.timers.grant_schedule(self.timers_fn.function)  # the next reminder, the watch's next look
+        self.timers.attach(self.timers_fn.function)
+        self.call_records.grant_request(self.webhook_fn.function)
+        self.call_records.grant_request(self.timers_fn.function)  # a call the watch found cut off
+        self.call_records.attach(self.records_fn.function)
+
+    def _grant_models(self) -> None:
+        """The model's key and Bedrock models: to the message function, the timers function (a key
+        entry's turn) and, only when the agent asks for a summary or fields, the records function."""
+        thinkers = [self.message_fn, self.timers_fn] + ([self.records_fn] if self.records_uses_model else [])
+        if self.openai_api_key is not None:
+            for thinker in thinkers:
+                self.openai_api_key.grant_get_value(thinker.function)
+        self.model_access: ModelAccess | None = None
+        self.model_accesses: list[ModelAccess] = []
+        bedrock_models = [m.model for m in self.model_chain if m.provider == "bedrock"]
+        if bedrock_models:
+            self.model_accesses = [
+                ModelAccess(
+                    self, "ModelAccess" if t is self.message_fn else f"{t.node.id}ModelAccess", role=t.role,
+                    models=bedrock_models,
+                )
+                for t in thinkers
+            ]  # fmt: skip
+            self.model_access = self.model_accesses[0]
 
     def _function(
         self,
@@ -298,6 +401,23 @@ class VoiceAgentStack(cdk.Stack):
             )
         output(outputs.LLM_MODELS, " ".join(str(m) for m in self.model_chain), "The models a turn tries, in order")
         output(outputs.SESSIONS_TABLE_NAME, self.sessions.table.table_name, "DynamoDB sessions table (kept on destroy)")
+        output(
+            outputs.CALL_RECORDS_BUCKET,
+            self.call_records.bucket.bucket_name,
+            "Each call's record: s3://<this>/calls/<YYYY-MM-DD>/<CallSid>.json (kept on destroy)",
+        )
+        output(
+            outputs.CALL_EVENTS_BUS,
+            self.call_records.bus.event_bus_name,
+            f'Each record\'s event: source "{EVENT_SOURCE}", detail-type "{EVENT_DETAIL_TYPE}"; add a rule here',
+        )
+        output(
+            outputs.CALL_RECORDS_DEAD_LETTER_QUEUE,
+            self.call_records.dead_letters.queue_url,
+            "Record requests that failed every attempt (alarmed); redrive them once the cause is fixed",
+        )
+        output(outputs.RECORDS_LOG_GROUP, self.records_fn.log_group.log_group_name, "aws logs tail <this> --follow")
+        output(outputs.TIMERS_LOG_GROUP, self.timers_fn.log_group.log_group_name, "aws logs tail <this> --follow")
         output(outputs.MESSAGE_LOG_GROUP, self.message_fn.log_group.log_group_name, "aws logs tail <this> --follow")
         output(outputs.WEBHOOK_LOG_GROUP, self.webhook_fn.log_group.log_group_name, "aws logs tail <this> --follow")
         output(outputs.CONNECT_LOG_GROUP, self.connect_fn.log_group.log_group_name, "aws logs tail <this> --follow")

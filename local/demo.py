@@ -1,5 +1,6 @@
 """``make demo``: start the local stack with the offline model, place the scripted demo call, print
-the transcript and the latencies, stop everything; exit 0 only if the call met its expectations.
+the transcript and the latencies, wait for the call's record and say where it is, stop everything;
+exit 0 only if the call met its expectations and left its record.
 
 The stack runs as a child process (``python -m local.dev``, exactly what ``make dev`` runs)
 on free ports, with its logs in ``.local/demo-stack.log``, so the transcript stays readable and a
@@ -28,6 +29,8 @@ from voice_agent import env_names as names
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
+# The record is asked for a few seconds after the end callback (the last writes land first).
+RECORD_TIMEOUT_S = 20.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -128,8 +131,30 @@ async def _run_all(to_run: list[scenarios.Scenario], ready: dict[str, Any], toke
             result = await scenarios.run(scenario, relay_url=ready["relay_url"], auth_token=token)
         for line in scenarios.summary(result):
             print(line)
-        ok = ok and result.passed
+        ok = ok and result.passed and await _record(ready, result.call.call_sid)
     return ok
+
+
+async def _record(ready: dict[str, Any], call_sid: str) -> bool:
+    """Wait for the call's record (the records function writes it after the call) and say where."""
+    directory = ready.get("records_dir")
+    if not directory or not call_sid:
+        return True
+    path = Path(directory) / f"{call_sid}.json"
+    deadline = time.monotonic() + RECORD_TIMEOUT_S
+    while not path.is_file() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    if not path.is_file():
+        print(f"\nNo call record at {path} within {RECORD_TIMEOUT_S:g} s (see the stack log).")
+        return False
+    record = json.loads(path.read_text(encoding="utf-8"))
+    print(f"\nCall record: {path}")
+    print(
+        f"  outcome {record['outcome']}, {len(record['transcript'])} lines, {len(record['turns'])} turns, "
+        f"{path.stat().st_size:,} bytes; its event is in {path.parent / 'events.jsonl'}"
+    )
+    print("  `make calls` lists the records, `make transcript` prints this one.")
+    return True
 
 
 if __name__ == "__main__":

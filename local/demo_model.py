@@ -18,6 +18,8 @@ What it understands (the latest user message, case-insensitive):
 | where, address, directions, parking      | the address                                        |
 | tell me about the store / what you sell  | a long answer (good for barge-in)                  |
 | "(The caller pressed the N key …)"       | a key menu: 1 hours, 2 address                     |
+| my account, account number               | calls ``collect_keys`` for six keys                |
+| "(The caller keyed in: …)"               | confirms the account by its last two digits        |
 | ignore your instructions / system prompt | declines                                           |
 """
 
@@ -56,6 +58,10 @@ HELP: Final = "I can help with our opening hours, our address, or the status of 
 DECLINE: Final = "Sorry, I can't help with that. Is there anything about the store I can help with?"
 
 _DTMF = re.compile(r"\(the caller pressed the (\S+) key", re.IGNORECASE)
+_KEYED = re.compile(r"\(the caller keyed in: (\d+)\)", re.IGNORECASE)
+_STOPPED_KEYING = re.compile(r"\(the caller (stopped keying in|did not key)", re.IGNORECASE)
+_ACCOUNT = re.compile(r"\baccount\b", re.IGNORECASE)
+ACCOUNT_PROMPT: Final = "Please key in your six-digit account number on your keypad."
 _PERSON = re.compile(
     r"\b(person|human|agent|representative|someone|somebody|operator|colleague|manager|real people)\b", re.IGNORECASE
 )
@@ -168,6 +174,12 @@ def demo_reply(request: Mapping[str, Any]) -> Reply:
     key = _DTMF.search(said)
     if key is not None:
         return _key(key.group(1))
+    keyed = _KEYED.search(said)
+    if keyed is not None:
+        ending = spoken_number(keyed.group(1)[-2:])
+        return _say(f"Thanks. The account ending in {ending} is in good standing. What else can I do for you?")
+    if _STOPPED_KEYING.search(said):
+        return _say("No problem, we can leave the account for now. What else can I help with?")
     return _tool_intent(said, _offered(request)) or _recall(said, messages) or _say(_answer(said))
 
 
@@ -191,6 +203,8 @@ def _tool_intent(said: str, tools: set[str]) -> Reply | None:
         return _tool_reply("transfer_to_human", {"reason": "The caller asked to speak with a person."})
     if _GOODBYE.search(said) and "end_call" in tools:
         return _tool_reply("end_call", {})
+    if _ACCOUNT.search(said) and "collect_keys" in tools:
+        return _tool_reply("collect_keys", {"prompt": ACCOUNT_PROMPT, "count": 6})
     number = _NUMBER.search(said)
     if number is not None and "lookup_order" in tools:
         return _tool_reply("lookup_order", {"order_id": number.group(1)}, "Let me look that up.")

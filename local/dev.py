@@ -67,6 +67,9 @@ def banner(stack: LocalStack) -> str:
         f"  management API     {urls.callback}/@connections/{{connectionId}}",
         f"  sessions table     {stack.options.table_name} on {stack.engine.description} at {urls.dynamodb}",
         f"  language model     {stack.llm_description}",
+        f"  call records       {urls.records_dir}/<CallSid>.json  (make calls lists them)",
+        "  timers             "
+        + ("silence, key entry, time limit (SQS stand-in)" if names.TIMER_QUEUE_URL in stack.env else "off"),
     ]
     if stack.signatures_checked:
         lines.append(f"  Twilio signatures  checked with {names.TWILIO_AUTH_TOKEN}")
@@ -102,6 +105,7 @@ def write_ready_file(path: Path, stack: LocalStack) -> None:
         "dynamodb": stack.engine.description,
         "llm": stack.llm_description,
         "signatures_checked": stack.signatures_checked,
+        "records_dir": str(urls.records_dir) if urls.records_dir is not None else None,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -112,7 +116,7 @@ def write_ready_file(path: Path, stack: LocalStack) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("httpx", "httpx2", "httpcore", "botocore", "urllib3"):  # one line per request otherwise
+    for chatty in ("httpx", "httpx2", "httpcore", "botocore", "urllib3", "werkzeug"):  # a line per request otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         http_port = (

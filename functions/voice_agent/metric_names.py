@@ -32,3 +32,14 @@ TRANSFERS_FAILED: Final = "TransfersFailed"
 REFUSED_SIGNATURES: Final = "RefusedSignatures"
 # Per socket (the message function): a setup naming a call without that call's token.
 REFUSED_SETUPS: Final = "RefusedSetups"
+
+# After the call and on timers (the records and timer functions): records made, and attempts that
+# failed (the queue retries them; the last one lands in the dead-letter queue); silence reminders,
+# calls the agent ended after them or at the time limit, and calls that ended without any end
+# callback (cut off).
+CALL_RECORDS: Final = "CallRecords"
+CALL_RECORD_FAILURES: Final = "CallRecordFailures"
+SILENCE_REMINDERS: Final = "SilenceReminders"
+SILENCE_HANGUPS: Final = "SilenceHangups"
+TIME_LIMIT_HANGUPS: Final = "TimeLimitHangups"
+CUT_OFF_CALLS: Final = "CutOffCalls"

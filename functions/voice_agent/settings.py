@@ -41,6 +41,11 @@ class Settings:
     llm_model_override: str | None
     signature_validation: bool
     log_sensitive_data: bool
+    timer_queue_url: str | None = None
+    record_queue_url: str | None = None
+    call_records_bucket: str | None = None
+    call_events_bus: str | None = None
+    call_records_dir: str | None = None  # local only
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +74,11 @@ class Settings:
             llm_model_override=_opt(env, names.LLM_MODEL),
             signature_validation=validation,
             log_sensitive_data=_flag(env, names.LOG_SENSITIVE_DATA, default=False) is True,
+            timer_queue_url=_opt(env, names.TIMER_QUEUE_URL),
+            record_queue_url=_opt(env, names.RECORD_QUEUE_URL),
+            call_records_bucket=_opt(env, names.CALL_RECORDS_BUCKET),
+            call_events_bus=_opt(env, names.CALL_EVENTS_BUS),
+            call_records_dir=_records_dir(env, environment),
         )
 
     def require(self, value: str | None, name: str) -> str:
@@ -115,6 +125,13 @@ def _url(env: Mapping[str, str], name: str, environment: Environment, *, secure:
     if parts.query or parts.fragment:
         raise ConfigurationError(f"{name} must not carry a query string or fragment: {raw!r}")
     return raw.rstrip("/")
+
+
+def _records_dir(env: Mapping[str, str], environment: Environment) -> str | None:
+    directory = _opt(env, names.LOCAL_CALL_RECORDS_DIR)
+    if directory is not None and environment == "aws":
+        raise ConfigurationError(f"{names.LOCAL_CALL_RECORDS_DIR} is local only; a deployed stack writes to S3")
+    return directory
 
 
 def _provider(env: Mapping[str, str]) -> Provider | None:

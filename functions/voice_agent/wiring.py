@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from voice_agent import env_names as names
+from voice_agent.core.budget import Budget
+from voice_agent.errors import ConfigurationError
 from voice_agent.log import logger
 from voice_agent.settings import load_settings
 
@@ -25,11 +27,14 @@ if TYPE_CHECKING:
     from voice_agent.adapters.dynamo_store import DynamoSessionStore
     from voice_agent.adapters.management_api import ManagementApiSender
     from voice_agent.agent.config import AgentConfig
+    from voice_agent.core.call_record import RecordProducer
     from voice_agent.core.fallback import Fallback
     from voice_agent.core.model import TokenUsage
-    from voice_agent.core.ports import ChatModel
+    from voice_agent.core.ports import ChatModel, RecordQueue, Timers
     from voice_agent.core.relay import Relay
+    from voice_agent.core.silence import TimerHandler, TimerScheduler
     from voice_agent.core.tools import ToolRegistry
+    from voice_agent.core.turn_engine import TurnEngine
     from voice_agent.model_choice import ModelRef
 
 
@@ -221,12 +226,123 @@ def warm_model_once() -> None:
 
 @provided
 def relay() -> Relay:
+    from voice_agent.core.key_entry import KeyEntry
     from voice_agent.core.relay import Relay
+
+    # Its own engine (not turn_engine()'s): whoever rebuilds the relay rebuilds what it speaks through.
+    store, out, engine, schedule = session_store(), sender(), _new_turn_engine(), timer_scheduler()
+
+    def run_keys_turn(connection_id: str, note: str, shown: str, budget: Budget, call_sid: str) -> object:
+        return engine.run_prompt(connection_id, note, budget, call_sid=call_sid, shown=shown)
+
+    keys = KeyEntry(store=store, agent=agent(), run_turn=run_keys_turn, schedule=schedule)
+    return Relay(
+        store=store, engine=engine, sender=out, agent=agent(), warm_model=warm_model_once, keys=keys, timers=schedule
+    )
+
+
+# -- the turn engine, timers and call records (issue "record out"; adapted on merge) -----------
+
+
+@provided
+def turn_engine() -> TurnEngine:
+    """The timers function's engine (a key entry that ends on a timer runs one turn)."""
+    return _new_turn_engine()
+
+
+def _new_turn_engine() -> TurnEngine:
     from voice_agent.core.turn_engine import TurnEngine
 
-    store, out = session_store(), sender()
-    engine = TurnEngine(store=store, sender=out, model=chat_model, agent=agent(), tools=tool_registry())
-    return Relay(store=store, engine=engine, sender=out, agent=agent(), warm_model=warm_model_once)
+    return TurnEngine(
+        store=session_store(),
+        sender=sender(),
+        model=chat_model,
+        agent=agent(),
+        tools=tool_registry(),
+        timers=timer_scheduler(),
+    )
+
+
+@provided
+def timers() -> Timers | None:
+    """The timer queue, or ``None`` where none is configured (no reminders, no time limit)."""
+    url = load_settings().timer_queue_url
+    if url is None:
+        return None
+    from voice_agent.adapters import aws_clients
+    from voice_agent.adapters.queues import SqsQueue, SqsTimers
+
+    return SqsTimers(SqsQueue(aws_clients.sqs(), url, name="timers"))
+
+
+@provided
+def timer_scheduler() -> TimerScheduler | None:
+    queue = timers()
+    if queue is None:
+        return None
+    from voice_agent.core.silence import TimerScheduler
+
+    return TimerScheduler(timers=queue, agent=agent())
+
+
+@provided
+def record_queue() -> RecordQueue | None:
+    """The records queue, or ``None`` where none is configured (no call records)."""
+    url = load_settings().record_queue_url
+    if url is None:
+        return None
+    from voice_agent.adapters import aws_clients
+    from voice_agent.adapters.queues import SqsQueue, SqsRecordQueue
+
+    return SqsRecordQueue(SqsQueue(aws_clients.sqs(), url, name="records"))
+
+
+@provided
+def timer_handler() -> TimerHandler:
+    from voice_agent import telemetry
+    from voice_agent.core.silence import TimerHandler
+
+    settings = load_settings()
+    queue = timers()
+    if queue is None:
+        raise ConfigurationError(f"{names.TIMER_QUEUE_URL} is not set; the stack (or `make dev`) must set it")
+
+    def run_turn(connection_id: str, note: str, shown: str, budget: Budget) -> object:
+        outcome = turn_engine().run_prompt(connection_id, note, budget, shown=shown)
+        telemetry.record_turn(outcome)
+        return outcome
+
+    return TimerHandler(
+        store=session_store(),
+        sender=sender(),
+        timers=queue,
+        agent=agent(),
+        records=record_queue() if settings.record_queue_url else None,
+        run_turn=run_turn,
+    )
+
+
+@provided
+def record_producer() -> RecordProducer:
+    """Records to a folder locally (``LOCAL_CALL_RECORDS_DIR``), else to S3 and EventBridge."""
+    from pathlib import Path
+
+    from voice_agent.adapters import aws_clients
+    from voice_agent.adapters.record_sink import EventBridgeBus, FileEventBus, FileRecordSink, S3RecordSink
+    from voice_agent.core.call_record import RecordProducer
+    from voice_agent.core.ports import RecordBus, RecordSink
+    from voice_agent.core.summary import CallSummarizer
+
+    s, a = load_settings(), agent()
+    sink: RecordSink
+    bus: RecordBus
+    if s.call_records_dir is not None:
+        sink, bus = FileRecordSink(Path(s.call_records_dir)), FileEventBus(Path(s.call_records_dir))
+    else:
+        sink = S3RecordSink(aws_clients.s3(), s.require(s.call_records_bucket, names.CALL_RECORDS_BUCKET))
+        bus = EventBridgeBus(aws_clients.events(), s.require(s.call_events_bus, names.CALL_EVENTS_BUS))
+    summarize = CallSummarizer(model=chat_model, policy=a.call_record) if a.call_record.uses_model else None
+    return RecordProducer(store=session_store(), sink=sink, bus=bus, agent=a, summarize=summarize)
 
 
 def warn_if_unsigned() -> None:
@@ -257,6 +373,8 @@ def reset() -> None:
 
     for factory in _PROVIDED.values():
         factory.cache_clear()
+    for built in (turn_engine, timers, timer_scheduler, record_queue, timer_handler, record_producer):
+        built.cache_clear()
     load_settings.cache_clear()
     aws_clients.reset_clients()
     secrets.clear_cache()

@@ -224,23 +224,36 @@ def find_call_record(
     timeout_s: float,
     poll_s: float = 3.0,
     sleep: Callable[[float], None] = time.sleep,
+    prefixes: Sequence[str] = ("",),
 ) -> str | None:
     """The key of an object in ``bucket`` whose name holds ``call_sid`` (the record is written after
-    the call, so it looks again for up to ``timeout_s``), listing at most ``MAX_RECORD_PAGES``."""
+    the call, so it looks again for up to ``timeout_s``), listing at most ``MAX_RECORD_PAGES`` per
+    prefix. ``prefixes``: where to look (the stack's records are under ``calls/<day of the call>/``;
+    the smoke call looks under today's and yesterday's, UTC)."""
     attempts = max(1, int(timeout_s / poll_s) + 1)
     for attempt in range(attempts):
         if attempt:
             sleep(poll_s)
-        request: dict[str, Any] = {"Bucket": bucket}
-        for _ in range(MAX_RECORD_PAGES):
-            page = s3.list_objects_v2(**request)
-            for item in page.get("Contents", []):
-                if call_sid in item["Key"]:
-                    return str(item["Key"])
-            if not page.get("IsTruncated"):
-                break
-            request["ContinuationToken"] = page["NextContinuationToken"]
+        for prefix in prefixes:
+            request: dict[str, Any] = {"Bucket": bucket, **({"Prefix": prefix} if prefix else {})}
+            for _ in range(MAX_RECORD_PAGES):
+                page = s3.list_objects_v2(**request)
+                for item in page.get("Contents", []):
+                    if call_sid in item["Key"]:
+                        return str(item["Key"])
+                if not page.get("IsTruncated"):
+                    break
+                request["ContinuationToken"] = page["NextContinuationToken"]
     return None
+
+
+def record_prefixes(now: float | None = None) -> tuple[str, ...]:
+    """Where a call placed now has its record: under the call's start day, today or (just after
+    midnight UTC) yesterday."""
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.fromtimestamp(time.time() if now is None else now, tz=UTC).date()
+    return tuple(f"calls/{day.isoformat()}/" for day in (today, today - timedelta(days=1)))
 
 
 # -- the checks ------------------------------------------------------------------------------------
@@ -643,7 +656,12 @@ async def _check_record(
     try:
         client = (s3 or _default_s3)()
         key = await asyncio.to_thread(
-            find_call_record, client, bucket, report.call_sid, timeout_s=options.record_timeout_s
+            find_call_record,
+            client,
+            bucket,
+            report.call_sid,
+            timeout_s=options.record_timeout_s,
+            prefixes=record_prefixes(),
         )
     except (BotoCoreError, ClientError) as exc:
         report.add(
@@ -658,7 +676,8 @@ async def _check_record(
             name,
             "fail",
             f"no object for {report.call_sid} in s3://{bucket} within {options.record_timeout_s:g} s",
-            "check: make logs FN=webhook (the record is written when the call ends)",
+            "check: make logs FN=webhook (it asks for the record when the call ends), then make logs FN=records; "
+            "a request that failed every attempt waits in CallRecordsDeadLetterQueueUrl",
         )
     else:
         report.add(name, "pass", f"s3://{bucket}/{key}")

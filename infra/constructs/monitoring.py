@@ -18,6 +18,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.nag import acknowledge
@@ -50,7 +51,12 @@ class Monitoring(Construct):
         webhook_api: apigwv2.HttpApi,
         first_phrase_alarm_ms: int,
         alarm_email: str | None,
+        queued_functions: Mapping[str, lambda_.IFunction] | None = None,
+        dead_letter_queues: Mapping[str, sqs.IQueue] | None = None,
     ) -> None:
+        """``functions`` are alarmed on errors and throttles; ``queued_functions`` (fed by a queue,
+        which retries them) are charted, and alarmed through their ``dead_letter_queues``: a
+        message there is a record or a timer that failed every attempt."""
         super().__init__(scope, construct_id)
         self._namespace = namespace
         self._service = service
@@ -94,6 +100,16 @@ class Monitoring(Construct):
                 f"{first_phrase_alarm_ms} ms in two of the last three 5-minute periods (usually the LLM)."
             ),
         )
+        for label, queue in (dead_letter_queues or {}).items():
+            self._alarm(
+                f"{label}DeadLetters",
+                queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                threshold=1,
+                description=(
+                    f"A {label.lower()} request failed every attempt and waits in its dead-letter queue "
+                    "(docs/deploy.md says how to redrive it once the cause is fixed)."
+                ),
+            )
         self._alarm(
             "LlmErrors",
             self._agent_metric(metric.LLM_ERRORS, "Sum"),
@@ -109,7 +125,8 @@ class Monitoring(Construct):
             cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24, height=3),
         )
         self.dashboard.add_widgets(*self._agent_widgets(first_phrase_alarm_ms))
-        self.dashboard.add_widgets(*self._function_widgets(functions))
+        self.dashboard.add_widgets(*self._after_call_widgets(dead_letter_queues or {}))
+        self.dashboard.add_widgets(*self._function_widgets({**functions, **(queued_functions or {})}))
         self.dashboard.add_widgets(*self._api_widgets(webhook_api))
 
     def _let_alarms_publish(self, topic: sns.Topic) -> None:
@@ -233,6 +250,30 @@ class Monitoring(Construct):
                 left=[self._relay_metric(n) for n in ("ConnectCount", "MessageCount")],
                 right=[self._relay_metric(n) for n in ("ClientError", "IntegrationError", "ExecutionError")],
                 width=8,
+            ),
+        ]
+
+    def _after_call_widgets(self, dead_letter_queues: Mapping[str, sqs.IQueue]) -> Sequence[cw.IWidget]:
+        m = self._agent_metric
+        return [
+            cw.GraphWidget(
+                title="Call records",
+                left=[m(n, "Sum", n) for n in (metric.CALL_RECORDS, metric.CALL_RECORD_FAILURES, metric.CUT_OFF_CALLS)],
+                right=[
+                    q.metric_approximate_number_of_messages_visible(
+                        period=PERIOD, statistic="Maximum", label=f"{label} dead letters"
+                    )
+                    for label, q in dead_letter_queues.items()
+                ],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Silence and the time limit",
+                left=[
+                    m(n, "Sum", n)
+                    for n in (metric.SILENCE_REMINDERS, metric.SILENCE_HANGUPS, metric.TIME_LIMIT_HANGUPS)
+                ],
+                width=12,
             ),
         ]
 

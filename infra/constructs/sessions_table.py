@@ -9,6 +9,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from infra.nag import acknowledge
 from infra.permissions import SESSION_STORE_ACTIONS
 from voice_agent import table_schema
 
@@ -27,12 +28,15 @@ def _key(key_type: str) -> dynamodb.Attribute:
 
 
 class SessionsTable(Construct):
-    """On-demand (nothing to pay while idle), TTL on every item, point-in-time recovery on.
+    """On-demand (nothing to pay while idle), TTL on every item, point-in-time recovery for
+    ``recovery_days`` (0: off).
 
     Retained when the stack is deleted unless ``retain`` is false: it holds call transcripts.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, retain: bool, deletion_protection: bool) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, retain: bool, deletion_protection: bool, recovery_days: int = 7
+    ) -> None:
         super().__init__(scope, construct_id)
         self.table = dynamodb.Table(
             self,
@@ -41,12 +45,21 @@ class SessionsTable(Construct):
             sort_key=_key("RANGE"),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute=table_schema.TTL_ATTRIBUTE,
+            # The recovery window is how long a transcript outlives its TTL: a choice (1..35 days, or off).
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
+                point_in_time_recovery_enabled=recovery_days > 0,
+                recovery_period_in_days=recovery_days if recovery_days > 0 else None,
             ),
             deletion_protection=deletion_protection,
             removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
         )
+        if recovery_days == 0:
+            acknowledge(
+                self.table,
+                "AwsSolutions-DDB3",
+                "Point-in-time recovery is off on purpose (pointInTimeRecoveryDays=0): its window would keep "
+                "every transcript restorable for that long after its TTL deleted it.",
+            )
 
     def grant_session_store(self, grantee: iam.IGrantable, actions: Sequence[str]) -> iam.Grant:
         """``actions`` (one of the ``*_STORE_ACTIONS`` above) on this table only."""

@@ -43,7 +43,7 @@ def brain() -> DemoBrain:
 
 
 @pytest.fixture(scope="session")
-def stack(brain: DemoBrain) -> Iterator[LocalStack]:
+def stack(brain: DemoBrain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     options = StackOptions(
         http_port=0,
         ws_port=0,
@@ -56,6 +56,7 @@ def stack(brain: DemoBrain) -> Iterator[LocalStack]:
         model_token_interval_s=0.015,
         # Both providers' stand-ins (the demo model behind each); Bedrock's thinks aloud like Nova.
         serve=("bedrock", "openai"),
+        records_dir=tmp_path_factory.mktemp("calls"),  # not the developer's .local/calls
     )
     with LocalStack(options) as running:
         yield running

@@ -128,8 +128,9 @@ def test_make_dev_falls_back_to_moto_and_says_so(tmp_path: Path) -> None:
     assert "moto server stands in for DynamoDB" in log.read_text()
 
 
-def test_make_demo_places_the_call_and_exits_zero() -> None:
+def test_make_demo_places_the_call_and_exits_zero(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in MODEL_VARIABLES}
+    env["LOCAL_CALL_RECORDS_DIR"] = str(tmp_path / "calls")
     completed = subprocess.run(
         [sys.executable, "-m", "local.demo"], cwd=ROOT, env=env, capture_output=True, timeout=240, check=False
     )
@@ -138,6 +139,21 @@ def test_make_demo_places_the_call_and_exits_zero() -> None:
     assert "PASSED: demo" in output
     assert "transferred to +15555550100" in output
     assert "Latency per turn" in output
+    # The demo says where the call's record is, and `make calls` / `make transcript` read it.
+    (record,) = (tmp_path / "calls").glob("CA*.json")
+    assert f"Call record: {record}" in output
+    listed = subprocess.run(
+        [sys.executable, "-m", "local.records", "list"], cwd=ROOT, env=env, capture_output=True, check=True
+    ).stdout.decode()
+    assert record.stem in listed and "transferred" in listed and "+*******0123" in listed
+    shown = subprocess.run(  # noqa: S603 (this interpreter, our module, a CallSid prefix)
+        [sys.executable, "-m", "local.records", "show", record.stem[:12]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    assert "outcome: transferred" in shown and "Caller  Hi! When are you open on Sunday?   [first phrase" in shown
 
 
 def test_make_dev_sends_every_turn_to_the_bedrock_endpoint_and_model_the_environment_names(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from local.openai_server import Reply
 from local.stack import LocalStack
 from tests.e2e.conftest import AUTH_TOKEN
 from tests.support.local_calls import JsonLogCapture, captured_logs
+from voice_agent.adapters.record_sink import object_key
 
 FAST = ["--greeting-seconds", "0.3", "--reply-timeout", "10"]
 
@@ -53,16 +54,19 @@ class LoggedRefusals:
 
 
 class CallsBucket:
-    """A stand-in for the call-records bucket: holds one object per call the webhook answered."""
+    """The call-records bucket, as the local stack fills it: each record the records function wrote
+    into the stack's records folder is an object under the key the S3 sink gives it (``None``: an
+    empty bucket)."""
 
-    def __init__(self, capture: JsonLogCapture | None) -> None:
-        self.capture = capture
+    def __init__(self, records_dir: Path | None) -> None:
+        self.records_dir = records_dir
 
     def list_objects_v2(self, **request: Any) -> dict[str, Any]:
-        assert request == {"Bucket": "calls-bucket"}
-        records = self.capture.records() if self.capture else []
-        sids = {r["call_sid"] for r in records if r.get("message") == "relay session ended"}
-        return {"Contents": [{"Key": f"calls/{sid}.json"} for sid in sorted(sids)], "IsTruncated": False}
+        assert set(request) <= {"Bucket", "Prefix"} and request["Bucket"] == "calls-bucket"
+        found = self.records_dir.glob("CA*.json") if self.records_dir is not None else []
+        keys = sorted(object_key(json.loads(path.read_text(encoding="utf-8"))) for path in found)
+        keys = [k for k in keys if k.startswith(request.get("Prefix", ""))]
+        return {"Contents": [{"Key": k} for k in keys], "IsTruncated": False}
 
 
 def run(
@@ -146,16 +150,17 @@ def test_a_reply_that_is_the_apology_line_fails_the_smoke(
 
 
 def test_the_call_record_is_checked_once_the_stack_names_its_bucket(
-    capsys: pytest.CaptureFixture[str], outputs_file: Path, logs: JsonLogCapture
+    capsys: pytest.CaptureFixture[str], outputs_file: Path, stack: LocalStack
 ) -> None:
     data = json.loads(outputs_file.read_text())
     data["VoiceAgentLocal"][outputs.CALL_RECORDS_BUCKET] = "calls-bucket"
     outputs_file.write_text(json.dumps(data))
-    code, out = run(capsys, outputs_file, s3=lambda: CallsBucket(logs))
+    code, out = run(capsys, outputs_file, s3=lambda: CallsBucket(stack.urls.records_dir))
     assert code == 0, out
     (call,) = (line for line in out.splitlines() if line.startswith("  PASS  call CA"))
     call_sid = call.split()[2].rstrip(":")
-    assert f"  PASS  call record: s3://calls-bucket/calls/{call_sid}.json" in out
+    (passed,) = (line for line in out.splitlines() if line.startswith("  PASS  call record: "))
+    assert passed.startswith("  PASS  call record: s3://calls-bucket/calls/20") and passed.endswith(f"/{call_sid}.json")
     # No record for this call: the check fails and says where it looked.
     code, out = run(capsys, outputs_file, "--record-timeout", "0", s3=lambda: CallsBucket(None))
     assert code == 1

@@ -17,7 +17,7 @@ from aws_cdk.assertions import Template
 
 from app import build_app
 from infra.stack import VoiceAgentStack
-from voice_agent.agent.config import AGENT, AgentConfig
+from voice_agent.agent.config import AGENT, AgentConfig, CallRecordPolicy
 from voice_agent.model_choice import ModelRef
 
 SKIP_BUNDLING: Mapping[str, Any] = {"aws:cdk:bundling-stacks": []}
@@ -46,6 +46,7 @@ OPTIONS_CONTEXT: Mapping[str, Any] = {
     "relayBasePath": "relay",
     "webhookDomainName": "voice.example.com",
     "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555",
+    "pointInTimeRecoveryDays": "0",
 }
 
 
@@ -107,6 +108,20 @@ FALLBACK_AGENT = dataclasses.replace(
         ModelRef("openai", "gpt-4.1-mini"),
     ),
 )
+
+
+# An agent whose records carry a summary and fields written by the model after the call.
+SUMMARIZING_AGENT = dataclasses.replace(
+    AGENT,
+    call_record=CallRecordPolicy(
+        summary=True, fields_schema={"type": "object", "properties": {"order_id": {"type": "string"}}}
+    ),
+)
+
+
+@pytest.fixture(scope="session")
+def summarizing(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory.mktemp("summarizing"), SKIP_BUNDLING, agent=SUMMARIZING_AGENT)
 
 
 @pytest.fixture(scope="session")

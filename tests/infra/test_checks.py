@@ -21,7 +21,9 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     "AwsSolutions-SMG4",  # Twilio / OpenAI credentials: rotated at the provider, not by Secrets Manager
     "AwsSolutions-APIG4",  # Twilio cannot send AWS auth; every request is checked by X-Twilio-Signature
     "AwsSolutions-APIG1",  # WebSocket access logs need the account-wide role: opt-in
-    "AwsSolutions-IAM5",  # PostToConnection on this API and stage, any connection id (ids are per call)
+    "AwsSolutions-IAM5",  # PostToConnection on this API and stage, any connection id (ids are per call);
+    # the records function's objects under calls/ of its bucket (keys are per call)
+    "AwsSolutions-S1",  # the records bucket: CloudTrail data events audit reads, not an access-log bucket
     "AwsSolutions-SNS2",  # alarm topic (only with alarmEmail): no call data, a CMK would cost while idle
 }
 
@@ -58,18 +60,22 @@ def test_cdk_nag_passes_with_only_the_expected_acknowledgements(variant: str, re
     expected = EXPECTED_ACKNOWLEDGEMENTS if variant == "options" else EXPECTED_ACKNOWLEDGEMENTS - {"AwsSolutions-SNS2"}
     if variant == "options":
         expected = expected - {"AwsSolutions-APIG1"}  # relay access logs are on there: nothing to acknowledge
+        expected = expected | {"AwsSolutions-DDB3"}  # pointInTimeRecoveryDays=0: no recovery window, on purpose
     assert rules == expected
     for path, reasons in acknowledged.items():
         for rule, reason in reasons.items():
             assert len(reason) >= 40, (path, rule)
 
 
-def test_the_only_wildcard_acknowledged_is_the_connection_id(default: Synthesized) -> None:
-    wildcards = [
+def test_the_only_wildcards_acknowledged_are_the_connection_id_and_the_record_key(default: Synthesized) -> None:
+    wildcards = sorted(
         rule for rules in acknowledgements(default).values() for rule in rules if rule.startswith("AwsSolutions-IAM5")
-    ]
-    assert len(wildcards) == 1
-    assert wildcards[0].endswith("/prod/*/@connections/*]")
+    )
+    bucket = default.logical_id(default.stack.call_records.bucket)
+    # PostToConnection: the message and the timers functions; objects: the records function.
+    assert len(wildcards) == 3
+    assert sum(w.endswith("/prod/*/@connections/*]") for w in wildcards) == 2
+    assert f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/calls/*]" in wildcards
 
 
 def _lint_errors(template: Mapping[str, Any]) -> list[str]:

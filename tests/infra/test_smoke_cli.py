@@ -142,3 +142,24 @@ def test_the_calls_notes_keep_no_numbers_and_no_handoff_reasons() -> None:
     quiet.note('session 1 ended: the agent ended the session (handoffData {"reason": "caller said hunter2"})')
     quiet.agent_line("Agent", "anything the agent said")
     assert quiet.notes == ["Call CA1 from +*******4567 to +*******4321", "session 1 ended: the agent ended the session"]
+
+
+def test_the_record_search_looks_under_the_days_the_stack_writes_to() -> None:
+    """The stack writes calls/<day the call started, UTC>/<CallSid>.json: the smoke call looks under
+    today's prefix and yesterday's (a call placed just after midnight started the day before)."""
+    from voice_agent.adapters.record_sink import object_key
+
+    assert smoke.record_prefixes(1_796_169_600.0) == ("calls/2026-12-02/", "calls/2026-12-01/")
+    key = object_key({"callSid": "CA123", "startedAt": "2026-12-01T23:59:58.000Z"})
+    assert any(key.startswith(p) for p in smoke.record_prefixes(1_796_169_600.0))
+    s3 = boto3.client("s3")
+    with Stubber(s3) as stub:
+        stub.add_response("list_objects_v2", {"Contents": [], "IsTruncated": False}, {"Bucket": "b", "Prefix": "p1/"})
+        stub.add_response(
+            "list_objects_v2",
+            {"Contents": [{"Key": "p2/CA123.json"}], "IsTruncated": False},
+            {"Bucket": "b", "Prefix": "p2/"},
+        )
+        found = smoke.find_call_record(s3, "b", "CA123", timeout_s=0, sleep=lambda _: None, prefixes=("p1/", "p2/"))
+        stub.assert_no_pending_responses()
+    assert found == "p2/CA123.json"

@@ -11,8 +11,13 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra import outputs
-from infra.permissions import MESSAGE_STORE_ACTIONS, SESSION_STORE_ACTIONS
-from infra.stack import CONNECT, DISCONNECT, MESSAGE, WEBHOOK
+from infra.permissions import (
+    MESSAGE_STORE_ACTIONS,
+    RECORDS_STORE_ACTIONS,
+    SESSION_STORE_ACTIONS,
+    TIMERS_STORE_ACTIONS,
+)
+from infra.stack import CONNECT, DISCONNECT, MESSAGE, RECORDS, TIMERS, WEBHOOK
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
 from tests.support.emitted_metrics import emitted_metric_names
@@ -31,6 +36,8 @@ def _functions(s: Synthesized) -> dict[str, str]:
         "message": s.logical_id(st.message_fn.function),
         "disconnect": s.logical_id(st.disconnect_fn.function),
         "webhook": s.logical_id(st.webhook_fn.function),
+        "timers": s.logical_id(st.timers_fn.function),
+        "records": s.logical_id(st.records_fn.function),
     }
 
 
@@ -73,7 +80,10 @@ def test_api_gateway_may_invoke_each_route_function(default: Synthesized) -> Non
         for p in cfn.of_type(default.template, "AWS::Lambda::Permission").values()
         if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
     }
-    assert set(_functions(default).values()) <= permitted
+    routed = {name: f for name, f in _functions(default).items() if name not in ("timers", "records")}
+    assert set(routed.values()) <= permitted
+    # The queued functions are invoked by their event source mappings, never by API Gateway.
+    assert not {_functions(default)["timers"], _functions(default)["records"]} & permitted
 
 
 def test_relay_stage_is_throttled_and_never_traces_message_bodies(default: Synthesized, options: Synthesized) -> None:
@@ -200,11 +210,15 @@ def test_session_store_permissions_are_per_function(default: Synthesized) -> Non
         roles["message"]: set(MESSAGE_STORE_ACTIONS),
         roles["webhook"]: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         roles["disconnect"]: {"dynamodb:UpdateItem"},  # it only marks its connection closed
+        roles["timers"]: set(TIMERS_STORE_ACTIONS),  # a key entry's last turn is a turn
+        roles["records"]: {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},  # no PutItem, no Scan
     }
 
 
 def test_session_store_actions_cover_every_call_the_runtime_store_makes() -> None:
-    source = (PROJECT / "functions/voice_agent/adapters/dynamo_store.py").read_text(encoding="utf-8")
+    source = "".join(
+        p.read_text(encoding="utf-8") for p in (PROJECT / "functions/voice_agent/adapters").glob("dynamo_*.py")
+    )
     calls = set(re.findall(r"\._db\.([a-z_]+)\(", source))
     assert calls, "the store's DynamoDB calls were not found; update this test with the store"
     needed = {"dynamodb:" + "".join(word.capitalize() for word in call.split("_")) for call in calls}
@@ -216,12 +230,12 @@ def test_session_store_actions_cover_every_call_the_runtime_store_makes() -> Non
 
 def test_every_function_is_python313_on_arm64_with_its_own_entry_point(default: Synthesized) -> None:
     fns = cfn.of_type(default.template, "AWS::Lambda::Function")
-    assert len(fns) == 4
+    assert len(fns) == 6
     for props in (f["Properties"] for f in fns.values()):
         assert props["Runtime"] == "python3.13"
         assert props["Architectures"] == ["arm64"]
     handlers = {f["Properties"]["Handler"] for f in fns.values()}
-    assert handlers == {spec.handler for spec in (CONNECT, MESSAGE, DISCONNECT, WEBHOOK)}
+    assert handlers == {spec.handler for spec in (CONNECT, MESSAGE, DISCONNECT, WEBHOOK, TIMERS, RECORDS)}
 
 
 def test_all_functions_share_one_code_asset(default: Synthesized) -> None:
@@ -237,6 +251,8 @@ def test_message_function_outlives_the_turn_budget_but_not_api_gateway(default: 
     assert props["MemorySize"] == MESSAGE.memory_mb
     for name in ("connect", "disconnect", "webhook"):
         assert default.template["Resources"][_functions(default)[name]]["Properties"]["Timeout"] <= 15
+    # A key entry that ends on a timer runs a turn: the timers function keeps the turn's bound too.
+    assert default.template["Resources"][_functions(default)["timers"]]["Properties"]["Timeout"] < 29
 
 
 def test_every_function_logs_to_its_own_group_with_retention(default: Synthesized, options: Synthesized) -> None:
@@ -311,16 +327,41 @@ def test_each_role_is_allowed_exactly_the_actions_its_function_makes(
     def on(resource: str, *actions: str) -> set[tuple[str, frozenset[str]]]:
         return {(action, frozenset({resource})) for action in actions}
 
+    timer_queue = s.logical_id(st.timers.queue)
+    record_queue = s.logical_id(st.call_records.queue)
+    send = ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")
+    consume = (
+        "sqs:ReceiveMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueUrl",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    )
+    connections = on(s.logical_id(st.relay.api), "execute-api:ManageConnections")
+
     expected = {
         roles["connect"]: own_logs("connect") | on(twilio_secret, "secretsmanager:GetSecretValue"),
         roles["message"]: own_logs("message")
         | on(table, *MESSAGE_STORE_ACTIONS)
-        | on(s.logical_id(st.relay.api), "execute-api:ManageConnections")
+        | connections
+        | on(timer_queue, *send)
         | model_grants(s),
         roles["disconnect"]: own_logs("disconnect") | on(table, "dynamodb:UpdateItem"),
         roles["webhook"]: own_logs("webhook")
         | on(table, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        | on(twilio_secret, "secretsmanager:GetSecretValue"),
+        | on(twilio_secret, "secretsmanager:GetSecretValue")
+        | on(record_queue, *send),
+        roles["timers"]: own_logs("timers")
+        | on(table, *TIMERS_STORE_ACTIONS)
+        | connections
+        | on(timer_queue, *send, *consume)
+        | on(record_queue, *send)
+        | model_grants(s),
+        roles["records"]: own_logs("records")
+        | on(table, *RECORDS_STORE_ACTIONS)
+        | on(record_queue, *consume)
+        | on(s.logical_id(st.call_records.bucket), "s3:PutObject", "s3:GetObject")
+        | on(s.logical_id(st.call_records.bus), "events:PutEvents"),
     }
     assert _grants(s) == expected
     # No other role in the stack: nothing runs with permissions the test above does not see.
@@ -330,17 +371,20 @@ def test_each_role_is_allowed_exactly_the_actions_its_function_makes(
 # --- permissions that matter ------------------------------------------------------------------
 
 
-def test_only_the_message_function_may_post_to_connections_of_this_api_and_stage(default: Synthesized) -> None:
+def test_only_the_message_and_timers_functions_may_post_to_connections_of_this_api_and_stage(
+    default: Synthesized,
+) -> None:
     api_id = default.logical_id(default.stack.relay.api)
     grants = [
         (r, s) for r, s in cfn.statements_by_role(default.template) if "execute-api:ManageConnections" in cfn.actions(s)
     ]
-    assert [r for r, _ in grants] == [_roles(default)["message"]]
-    (statement,) = (s for _, s in grants)
-    (resource,) = cfn.resources(statement)
-    assert resource != "*"
-    assert cfn.refs(resource) == {api_id}
-    assert cfn.render(resource).endswith(f":{api_id.lower()}-id/prod/*/@connections/*")
+    roles = _roles(default)
+    assert sorted(r for r, _ in grants) == sorted([roles["message"], roles["timers"]])
+    for _, statement in grants:
+        (resource,) = cfn.resources(statement)
+        assert resource != "*"
+        assert cfn.refs(resource) == {api_id}
+        assert cfn.render(resource).endswith(f":{api_id.lower()}-id/prod/*/@connections/*")
 
 
 @pytest.mark.parametrize(
@@ -348,8 +392,8 @@ def test_only_the_message_function_may_post_to_connections_of_this_api_and_stage
     [
         ("default", "twilio_auth_token", {"connect", "webhook"}),
         ("options", "twilio_auth_token", {"connect", "webhook"}),
-        ("options", "openai_api_key", {"message"}),
-        ("fallbacks", "openai_api_key", {"message"}),
+        ("options", "openai_api_key", {"message", "timers"}),  # the timers: a key entry's last turn
+        ("fallbacks", "openai_api_key", {"message", "timers"}),
     ],
 )
 def test_secrets_are_readable_only_by_the_functions_that_need_them(
@@ -399,19 +443,23 @@ def test_the_message_function_may_stream_from_exactly_the_configured_bedrock_mod
     """The default model is the US inference profile for Nova Lite: the profile in the stack's
     Region and the foundation model in every Region the profile routes to. Nothing else."""
     grants = _bedrock_grants(default)
-    assert [role for role, _ in grants] == [_roles(default)["message"]]
-    [(_, statement)] = grants
-    assert statement["Effect"] == "Allow"
-    assert cfn.actions(statement) == {BEDROCK_ACTION}
-    resources = [cfn.render(r) for r in cfn.resources(statement)]
-    assert set(resources) == NOVA_LITE_US
-    assert not any("*" in r for r in resources)
-    assert "Condition" not in statement
+    roles = _roles(default)
+    # The message function, and the timers (a key entry's last turn); the records function only
+    # when the agent asks the model for a summary or fields (not by default).
+    assert sorted(role for role, _ in grants) == sorted([roles["message"], roles["timers"]])
+    for _, statement in grants:
+        assert statement["Effect"] == "Allow"
+        assert cfn.actions(statement) == {BEDROCK_ACTION}
+        resources = [cfn.render(r) for r in cfn.resources(statement)]
+        assert set(resources) == NOVA_LITE_US
+        assert not any("*" in r for r in resources)
+        assert "Condition" not in statement
 
 
 def test_a_chain_grants_each_bedrock_model_and_keys_only_for_openai(fallbacks: Synthesized) -> None:
-    [(role, statement)] = _bedrock_grants(fallbacks)
-    assert role == _roles(fallbacks)["message"]
+    grants = dict(_bedrock_grants(fallbacks))
+    statement = grants[_roles(fallbacks)["message"]]
+    assert grants[_roles(fallbacks)["timers"]] == statement
     assert cfn.actions(statement) == {BEDROCK_ACTION}
     resources = {cfn.render(r) for r in cfn.resources(statement)}
     claude_in_region = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -443,10 +491,20 @@ COMMON = {
 }
 EXPECTED_ENVIRONMENT = {
     "connect": COMMON | {names.RELAY_PUBLIC_URL, names.TWILIO_AUTH_TOKEN_SECRET_ARN},
-    "message": COMMON | {names.SESSIONS_TABLE_NAME, names.RELAY_CALLBACK_URL},  # Bedrock: IAM, no key
+    # Bedrock: IAM, no key
+    "message": COMMON | {names.SESSIONS_TABLE_NAME, names.RELAY_CALLBACK_URL, names.TIMER_QUEUE_URL},
     "disconnect": COMMON | {names.SESSIONS_TABLE_NAME},
     "webhook": COMMON
-    | {names.SESSIONS_TABLE_NAME, names.WEBHOOK_PUBLIC_URL, names.RELAY_PUBLIC_URL, names.TWILIO_AUTH_TOKEN_SECRET_ARN},
+    | {
+        names.SESSIONS_TABLE_NAME,
+        names.WEBHOOK_PUBLIC_URL,
+        names.RELAY_PUBLIC_URL,
+        names.TWILIO_AUTH_TOKEN_SECRET_ARN,
+        names.RECORD_QUEUE_URL,
+    },
+    "timers": COMMON
+    | {names.SESSIONS_TABLE_NAME, names.RELAY_CALLBACK_URL, names.TIMER_QUEUE_URL, names.RECORD_QUEUE_URL},
+    "records": COMMON | {names.SESSIONS_TABLE_NAME, names.CALL_RECORDS_BUCKET, names.CALL_EVENTS_BUS},
 }
 
 
@@ -461,14 +519,17 @@ def test_each_function_gets_only_the_settings_its_entry_point_reads(default: Syn
         assert not set(env) & {names.TWILIO_AUTH_TOKEN, names.OPENAI_API_KEY, names.TWILIO_SIGNATURE_VALIDATION}
 
 
-def test_optional_llm_settings_reach_only_the_message_function(options: Synthesized) -> None:
+def test_optional_llm_settings_reach_only_the_functions_that_call_the_model(options: Synthesized) -> None:
     fns = _functions(options)
     env = cfn.environment(options.template, fns["message"])
     assert env[names.OPENAI_BASE_URL] == "https://llm.example.com/v1"
     assert env[names.LLM_PROVIDER] == "openai"
     assert env[names.LLM_MODEL] == "gpt-test"
     assert names.OPENAI_API_KEY_SECRET_ARN in env
-    for name in ("connect", "disconnect", "webhook"):
+    assert {k: v for k, v in cfn.environment(options.template, fns["timers"]).items() if "LLM" in k} == {
+        k: v for k, v in env.items() if "LLM" in k
+    }
+    for name in ("connect", "disconnect", "webhook", "records"):
         assert names.LLM_MODEL not in cfn.environment(options.template, fns[name])
         assert names.LLM_PROVIDER not in cfn.environment(options.template, fns[name])
 
@@ -562,7 +623,8 @@ def test_message_function_can_use_snap_start_instead(snap_start: Synthesized, de
 
 def test_alarms_on_errors_and_throttles_of_every_function(default: Synthesized) -> None:
     alarms = cfn.of_type(default.template, "AWS::CloudWatch::Alarm").values()
-    for function_id in _functions(default).values():
+    queued = {"timers", "records"}  # retried by their queues: their dead-letter queues are alarmed
+    for function_id in (f for name, f in _functions(default).items() if name not in queued):
         for metric in ("Errors", "Throttles"):
             assert any(
                 a["Properties"].get("MetricName") == metric
@@ -625,7 +687,7 @@ def test_cloudwatch_may_publish_alarms_to_the_topic_despite_enforce_ssl(options:
         for alarm_id, alarm in cfn.of_type(t, "AWS::CloudWatch::Alarm").items()
         if {"Ref": topic_id} in alarm["Properties"].get("AlarmActions", [])
     }
-    assert len(notifying) == 10
+    assert len(notifying) == 12  # 4 functions x (errors, throttles), first phrase, LLM errors, 2 dead-letter queues
     source_arns = allow["Condition"]["ArnLike"]["aws:SourceArn"]
     assert all(arn == {"Fn::GetAtt": [arn["Fn::GetAtt"][0], "Arn"]} for arn in source_arns)
     assert {arn["Fn::GetAtt"][0] for arn in source_arns} == notifying
@@ -653,6 +715,11 @@ def test_outputs_say_where_to_point_twilio_and_where_to_look(default: Synthesize
         outputs.TWILIO_AUTH_TOKEN_SECRET_ARN,
         outputs.SESSIONS_TABLE_NAME,
         outputs.LLM_MODELS,
+        outputs.CALL_RECORDS_BUCKET,  # `make smoke` reads it to find the scripted call's record
+        outputs.CALL_EVENTS_BUS,
+        outputs.CALL_RECORDS_DEAD_LETTER_QUEUE,
+        outputs.RECORDS_LOG_GROUP,
+        outputs.TIMERS_LOG_GROUP,
     ):
         assert name in out, name
     assert out[outputs.LLM_MODELS]["Value"] == "bedrock:us.amazon.nova-lite-v1:0"

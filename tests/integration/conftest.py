@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -8,6 +10,7 @@ import pytest
 from tests.support.aws import TABLE, moto_table
 from tests.support.fakes import RecordingSender, ScriptedModel
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
+from voice_agent.log import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -57,3 +60,15 @@ def sender() -> RecordingSender:
 @pytest.fixture
 def model() -> ScriptedModel:
     return ScriptedModel()
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The runtime's JSON log lines, as CloudWatch would get them."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logger.registered_formatter)
+    std = logging.getLogger(logger.name)
+    std.addHandler(handler)
+    yield buffer
+    std.removeHandler(handler)

@@ -1,5 +1,6 @@
-"""The cold paths stay light: ``$connect``, ``$disconnect`` and the frames that start no model turn
-(interrupt, error, info, unknown) never import the OpenAI SDK or FastAPI. Each runs in a fresh
+"""The cold paths stay light: ``$connect``, ``$disconnect``, the frames that start no model turn
+(interrupt, error, info, unknown), the timers that say a line or end a session, and the records
+function never import the OpenAI SDK or FastAPI. Each runs in a fresh
 interpreter (the test process has imported everything already), against moto."""
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ from moto import mock_aws
 import boto3
 from tests.support.aws import create_table
 from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event, relay_frame
-from voice_agent.entry import ws_connect, ws_disconnect, ws_message
+from voice_agent.entry import record_builder, silence_timer, ws_connect, ws_disconnect, ws_message
 
 ctx = FakeLambdaContext()
 with mock_aws():
     create_table(boto3.client("dynamodb", region_name="us-east-1"))
+    import os
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    os.environ["TIMER_QUEUE_URL"] = sqs.create_queue(QueueName="timers")["QueueUrl"]
+    os.environ["CALL_RECORDS_BUCKET"], os.environ["CALL_EVENTS_BUS"] = "records-bucket-cold", "calls"
     ws_connect.handler(connect_event("c1", headers={"X-Twilio-Signature": "unsigned"}), ctx)
     for frame in (
         relay_frame("interrupt", utteranceUntilInterrupt="Hi"),
@@ -35,6 +40,10 @@ with mock_aws():
     ):
         ws_message.handler(message_event("c1", frame), ctx)
     ws_disconnect.handler(disconnect_event("c1"), ctx)
+    for kind in ("silence", "keys", "hangup", "watch"):
+        timer = json.dumps({"kind": kind, "call_sid": "CA1", "connection_id": "c1", "gen": 0})
+        silence_timer.handler({"Records": [{"messageId": "m", "body": timer}]}, ctx)
+    record_builder.handler({"Records": [{"messageId": "m", "body": json.dumps({"call_sid": "CA1"})}]}, ctx)
 print(json.dumps(sorted(m for m in ("openai", "fastapi", "starlette", "httpx") if m in sys.modules)))
 """
 

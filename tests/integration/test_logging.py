@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 from moto import mock_aws
@@ -18,23 +16,11 @@ from tests.support.aws import create_table
 from tests.support.events import FakeLambdaContext, connect_event, message_event, relay_frame
 from voice_agent import wiring
 from voice_agent.entry import ws_connect, ws_message
-from voice_agent.log import logger
 from voice_agent.signatures import sign
 
 CALLER = "+18005550100"
 SECRET_SPEECH = "my account password is hunter2"
 REPLY = "I will never ask for your password."
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logger.registered_formatter)
-    std = logging.getLogger(logger.name)
-    std.addHandler(handler)
-    yield buffer
-    std.removeHandler(handler)
 
 
 @pytest.fixture(params=["bedrock", "openai"])

@@ -16,19 +16,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlencode
 
+import boto3
 import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
-from infra.permissions import DISCONNECT_STORE_ACTIONS, MESSAGE_STORE_ACTIONS, WEBHOOK_STORE_ACTIONS
+from infra.permissions import (
+    DISCONNECT_STORE_ACTIONS,
+    MESSAGE_STORE_ACTIONS,
+    RECORDS_STORE_ACTIONS,
+    TIMERS_STORE_ACTIONS,
+    WEBHOOK_STORE_ACTIONS,
+)
 from local.openai_server import OpenAICompatibleServer, Reply, ScriptedBrain, ToolCallReply, split_tokens
 from tests.conftest import TEST_ENV
 from tests.support.aws import create_table, posted_frames
 from tests.support.events import FakeLambdaContext, disconnect_event, message_event, relay_frame
+from tests.support.fakes import sqs_event
 from tests.support.faults import FaultInjector, dynamodb_error
+from voice_agent import env_names as names
 from voice_agent import wiring
 from voice_agent.adapters import aws_clients
-from voice_agent.entry import ws_disconnect, ws_message
+from voice_agent.entry import record_builder, silence_timer, ws_disconnect, ws_message
 from voice_agent.signatures import sign
 from voice_agent.webhook.app import create_app
 
@@ -66,6 +75,7 @@ def recorded(brain: ScriptedBrain, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     with OpenAICompatibleServer(brain, ttft_s=0.01, token_interval_s=0.005) as llm, mock_aws():
         monkeypatch.setenv("LLM_PROVIDER", "openai")  # the scripted model speaks the OpenAI protocol
         monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
+        monkeypatch.setenv("LLM_PROVIDER", "openai")  # the scripted brain speaks OpenAI's protocol
         wiring.reset()
         create_table(aws_clients.dynamodb())
         yield OperationsByFunction()
@@ -163,4 +173,65 @@ def test_each_function_makes_exactly_the_dynamodb_calls_the_stack_grants_it(
         "message": set(MESSAGE_STORE_ACTIONS),
         "disconnect": set(DISCONNECT_STORE_ACTIONS),
         "webhook": set(WEBHOOK_STORE_ACTIONS),
+    }
+
+
+def connection_generation(recorded: OperationsByFunction, connection_id: str) -> int:
+    with recorded.running("test"):
+        item = aws_clients.dynamodb().get_item(
+            TableName=TEST_ENV["SESSIONS_TABLE_NAME"], Key={"pk": {"S": f"CONN#{connection_id}"}, "sk": {"S": "CONN"}}
+        )["Item"]
+    return int(item["gen"]["N"])
+
+
+def fire(timer: dict[str, object]) -> None:
+    body = json.dumps({"call_sid": CALL, "connection_id": "c1", **timer})
+    assert silence_timer.handler(sqs_event(body), FakeLambdaContext()) == {"batchItemFailures": []}
+
+
+def test_the_timers_and_records_functions_make_exactly_the_calls_the_stack_grants_them(
+    recorded: OperationsByFunction, brain: ScriptedBrain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqs, s3, events = (boto3.client(n, region_name="us-east-1") for n in ("sqs", "s3", "events"))
+    monkeypatch.setenv(names.TIMER_QUEUE_URL, sqs.create_queue(QueueName="timers")["QueueUrl"])
+    monkeypatch.setenv(names.RECORD_QUEUE_URL, sqs.create_queue(QueueName="records")["QueueUrl"])
+    monkeypatch.setenv(names.CALL_RECORDS_BUCKET, "records-bucket-test")
+    monkeypatch.setenv(names.CALL_EVENTS_BUS, "calls-test")
+    s3.create_bucket(Bucket="records-bucket-test")
+    events.create_event_bus(Name="calls-test")
+    wiring.reset_model()
+    for factory in (wiring.timers, wiring.timer_scheduler, wiring.record_queue, wiring.turn_engine, wiring.relay):
+        factory.cache_clear()
+    with recorded.running("message"):
+        send("c1", relay_frame("setup", callSid=CALL))
+        brain.push(
+            Reply(tool_calls=[ToolCallReply("collect_keys", {"prompt": "Key in your order number.", "count": 4})])
+        )
+        send("c1", prompt("My order number?"))
+        send("c1", relay_frame("dtmf", digit="1"))
+    asked = connection_generation(recorded, "c1")
+    with recorded.running("timers"):
+        fire({"kind": "keys", "gen": asked, "entry": asked - 1})  # the re-prompt
+        # The entry ends with what came; the model looks the order up (a tool round) and answers.
+        brain.push(Reply(tool_calls=[ToolCallReply("lookup_order", {"order_id": "1001"})]), "It has shipped.")
+        fire({"kind": "keys", "gen": asked + 1, "entry": asked - 1, "step": 1})
+        answered = connection_generation(recorded, "c1")
+    with recorded.running("timers"):
+        fire({"kind": "silence", "gen": answered, "step": 9})  # past the reminders: the goodbye
+        fire({"kind": "hangup", "gen": answered + 1})
+        fire({"kind": "watch", "deadline": 1})  # past the limit with the socket ending: look again
+    with recorded.running("webhook"):
+        webhook = TestClient(create_app())
+        form = {"CallSid": CALL, "AccountSid": "AC" + "0" * 32, "SessionId": "VX9", "SessionStatus": "ended"}
+        post_action(webhook, {**form, "CallStatus": "in-progress"})
+    with recorded.running("records"):
+        body = json.dumps({"call_sid": CALL, "outcome": "ended"})
+        assert record_builder.handler(sqs_event(body), FakeLambdaContext()) == {"batchItemFailures": []}
+    assert s3.list_objects_v2(Bucket="records-bucket-test")["KeyCount"] == 1
+    recorded.made.pop("test")
+    assert recorded.made == {
+        "message": set(MESSAGE_STORE_ACTIONS) - {"dynamodb:GetItem"},  # no setup retried this time
+        "timers": set(TIMERS_STORE_ACTIONS),
+        "webhook": set(WEBHOOK_STORE_ACTIONS),
+        "records": set(RECORDS_STORE_ACTIONS),
     }

@@ -94,7 +94,13 @@ def test_the_model_sees_system_prompt_history_and_the_caller_only_as_user(
         ("assistant", "First answer."),
         ("user", "Second question"),
     ]
-    assert {t.name for t in second.tools} == {"transfer_to_human", "end_call", "switch_language", "lookup_order"}
+    assert {t.name for t in second.tools} == {
+        "transfer_to_human",
+        "end_call",
+        "switch_language",
+        "collect_keys",
+        "lookup_order",
+    }
 
 
 def test_interrupt_on_another_thread_stops_the_stream_within_one_phrase(

@@ -44,7 +44,7 @@ def brain() -> RoutingBrain:
 
 
 @pytest.fixture(scope="session")
-def stack(brain: RoutingBrain) -> Iterator[LocalStack]:
+def stack(brain: RoutingBrain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     options = StackOptions(
         http_port=0,
         ws_port=0,
@@ -59,6 +59,7 @@ def stack(brain: RoutingBrain) -> Iterator[LocalStack]:
         model_token_interval_s=0.015,
         # A key the logs must never show (the demo model ignores it).
         extra_env={names.OPENAI_API_KEY: OPENAI_KEY},
+        records_dir=tmp_path_factory.mktemp("calls"),  # not the developer's .local/calls
     )
     with LocalStack(options) as running:
         yield running

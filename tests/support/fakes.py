@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from voice_agent.core.model import ChatRequest, StreamEvent, StreamFinished, TextDelta, ToolCall
-from voice_agent.errors import ConnectionGoneError, LLMError
+from voice_agent.core.model import ChatRequest, RecordRequest, StreamEvent, StreamFinished, TextDelta, Timer, ToolCall
+from voice_agent.errors import ConnectionGoneError, LLMError, QueueError
 from voice_agent.protocol.outbound import End, OutboundMessage, Text, encode
 
 
@@ -119,3 +119,56 @@ class ScriptedModel:
 
     def warm(self) -> None:
         self.warmed += 1
+
+
+@dataclass
+class RecordingTimers:
+    """``Timers`` that keeps what was set (and, when a sender is given, how many frames had gone out
+    by then: a timer must be set after the reply's ``last``, never before)."""
+
+    timers: list[tuple[Timer, float]] = field(default_factory=list)
+    sender: RecordingSender | None = None
+    frames_before: list[int] = field(default_factory=list)
+    fail: bool = False
+
+    def schedule(self, timer: Timer, delay_s: float) -> None:
+        if self.fail:
+            raise QueueError("injected")
+        self.timers.append((timer, delay_s))
+        if self.sender is not None:
+            self.frames_before.append(len(self.sender.messages))
+
+    def of(self, kind: str) -> list[Timer]:
+        return [t for t, _ in self.timers if t.kind == kind]
+
+    def last(self, kind: str) -> Timer:
+        return self.of(kind)[-1]
+
+    def pop(self, kind: str) -> tuple[Timer, float]:
+        """The newest timer of ``kind``, forgotten (the test fires it)."""
+        index = max(i for i, (t, _) in enumerate(self.timers) if t.kind == kind)
+        return self.timers.pop(index)
+
+
+@dataclass
+class RecordingRecordQueue:
+    asked: list[tuple[RecordRequest, float]] = field(default_factory=list)
+
+    def request(self, request: RecordRequest, delay_s: float = 0) -> None:
+        self.asked.append((request, delay_s))
+
+
+def sqs_event(*bodies: str, receive_count: int = 1) -> dict[str, object]:
+    """What Lambda's SQS event source mapping delivers."""
+    return {
+        "Records": [
+            {
+                "messageId": f"m{i}",
+                "receiptHandle": f"r{i}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": str(receive_count)},
+                "eventSource": "aws:sqs",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }

@@ -55,3 +55,33 @@ class FaultInjector:
     def attach(self, client: Any, event: str) -> FaultInjector:
         client.meta.events.register_first(f"before-send.{event}", self)
         return self
+
+
+@dataclass
+class CallFault:
+    """Fails the first ``times`` calls of an operation before any request is made (``before-call``,
+    where botocore's Stubber answers too): for services whose moto mock acts on a request even
+    when a ``before-send`` handler answered it (S3, EventBridge)."""
+
+    code: str
+    status: int = 500
+    times: int | None = 1
+    injected: int = 0
+    answer: dict[str, Any] | None = None  # a 200 answer instead (EventBridge's partial failure)
+
+    def __call__(self, **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        if self.times is not None and self.injected >= self.times:
+            return None
+        self.injected += 1
+        if self.answer is not None:
+            answer = {**self.answer, "ResponseMetadata": {"HTTPStatusCode": 200}}
+            return AWSResponse("https://injected", 200, HTTPHeaders(), _Raw(b"")), answer
+        parsed = {
+            "Error": {"Code": self.code, "Message": "injected"},
+            "ResponseMetadata": {"HTTPStatusCode": self.status},
+        }
+        return AWSResponse("https://injected", self.status, HTTPHeaders(), _Raw(b"")), parsed
+
+    def attach(self, client: Any, event: str) -> CallFault:
+        client.meta.events.register_first(f"before-call.{event}", self)
+        return self

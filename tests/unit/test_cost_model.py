@@ -56,3 +56,24 @@ def test_the_deploy_guide_shows_the_models_output() -> None:
     # when a price, a count or an assumption changes.
     table = render(model(Usage(), Assumptions()), markdown=True)
     assert table in DEPLOY_DOC.read_text(encoding="utf-8")
+
+
+def test_each_calls_record_and_timers_are_priced_per_1000_calls() -> None:
+    from bench.cost import AfterCall, after_call_lines
+
+    base = sum(line.usd for line in after_call_lines(AfterCall()))
+    one_more_timer = dataclasses.replace(AfterCall(), timers_per_call=AfterCall().timers_per_call + 1)
+    more = sum(line.usd for line in after_call_lines(one_more_timer))
+    # 1,000 more timers: 3 SQS requests, one invocation of 0.05 s at 512 MB, one write unit, logs.
+    expected = (
+        3_000 * PRICES.sqs_request_per_million / 1e6
+        + 1_000 * PRICES.lambda_request_per_million / 1e6
+        + 1_000 * 0.05 * 0.5 * PRICES.lambda_arm64_per_gb_second
+        + 1_000 * PRICES.dynamodb_write_unit_per_million / 1e6
+        + 1_000 * AfterCall().log_bytes_per_invocation / 1e9 * PRICES.logs_ingestion_per_gb
+    )
+    assert more - base == pytest.approx(expected)
+    lines = {line.item: line.usd for line in after_call_lines(AfterCall())}
+    assert lines["S3 PUT"] == pytest.approx(1_000 * PRICES.s3_put_per_thousand / 1e3)
+    assert lines["EventBridge events"] == pytest.approx(1_000 * PRICES.eventbridge_event_per_million / 1e6)
+    assert base < 0.10  # cents per thousand calls: nothing next to a call's telephony

@@ -105,3 +105,13 @@ def test_the_brain_records_requests() -> None:
 
 def test_spoken_number() -> None:
     assert spoken_number("1001") == "one zero zero one"
+
+
+def test_an_account_is_keyed_in_and_confirmed_by_its_last_digits() -> None:
+    from local.demo_model import ACCOUNT_PROMPT
+
+    assert ask(user("Can you check my account?")) == ("", [("collect_keys", {"prompt": ACCOUNT_PROMPT, "count": 6})])
+    text, calls = ask(user("(The caller keyed in: 482916)"))
+    assert calls == [] and "ending in one six" in text
+    text, _ = ask(user("(The caller stopped keying in after: 48)"))
+    assert text.startswith("No problem")

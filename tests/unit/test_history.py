@@ -155,3 +155,25 @@ def test_unanswered_caller_messages_not_stored_yet_are_found_in_order() -> None:
 def test_lone_surrogates_stored_before_cleaning_are_repaired() -> None:
     records = [rec(1, 0, "user", "Hello \ud800 there"), rec(1, 1, "assistant", "Hi\udfff.")]
     assert roles(assemble_history(records)) == [("user", "Hello  there"), ("assistant", "Hi.")]
+
+
+def test_heard_lines_are_the_history_with_when_and_what_a_transcript_shows() -> None:
+    from voice_agent.core.history import heard_lines
+
+    records = [
+        rec(0, 1, "assistant", "Hi, how can I help?", at_ms=1_000),
+        rec(1, 0, "user", "(The caller keyed in: 12345678)", at_ms=5_000, shown="(keyed in 8 keys)"),
+        rec(1, 1, "assistant", "Thanks, that account is active and everything looks fine.", at_ms=5_600),
+        rec(1, 2, "assistant", "ignored", at_ms=5_700, first_phrase_ms=420),
+        rec(1, INTERRUPTION_PART, "interruption", heard="Thanks, that account", at_ms=6_000),
+    ]
+    lines = heard_lines(records)
+    assert [(line.message.role, line.message.content) for line in lines] == [
+        ("assistant", "Hi, how can I help?"),
+        ("user", "(The caller keyed in: 12345678)"),  # the model reads the keys
+        ("assistant", "Thanks, that account"),  # the caller heard this much
+    ]
+    assert [line.at_ms for line in lines] == [1_000, 5_000, 6_000]
+    assert lines[1].shown == "(keyed in 8 keys)"  # the transcript shows their count
+    assert lines[2].first_phrase_ms == 420 and lines[1].first_phrase_ms is None
+    assert [line.message for line in lines] == assemble_history(records)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import boto3
 from botocore.config import Config
@@ -42,6 +42,28 @@ MANAGEMENT_API_CONFIG = Config(
     max_pool_connections=20,
 )
 SECRETS_CONFIG = Config(connect_timeout=2.0, read_timeout=3.0, retries={"mode": "standard", "total_max_attempts": 3})
+# A timer is set after a reply's last frame (the caller is listening): quick, one retry.
+SQS_CONFIG = Config(
+    connect_timeout=1.0, read_timeout=2.0, retries={"mode": "standard", "total_max_attempts": 2}, tcp_keepalive=True
+)
+# The records function has time: the queue retries it anyway.
+RECORDS_CONFIG = Config(connect_timeout=2.0, read_timeout=10.0, retries={"mode": "standard", "total_max_attempts": 3})
+
+
+class SqsClient(Protocol):
+    """The SQS calls the runtime makes (typed here: no stubs package for one call)."""
+
+    def send_message(self, **kwargs: Any) -> Any: ...
+
+
+class S3Client(Protocol):
+    def put_object(self, **kwargs: Any) -> Any: ...
+
+    def get_object(self, **kwargs: Any) -> Any: ...
+
+
+class EventsClient(Protocol):
+    def put_events(self, **kwargs: Any) -> Any: ...
 
 
 def bedrock_runtime(*, connect_timeout_s: float, read_timeout_s: float, max_attempts: int) -> BedrockRuntimeClient:
@@ -70,6 +92,37 @@ def management_api(endpoint_url: str) -> ApiGatewayManagementApiClient:
 def secrets_manager() -> SecretsManagerClient:
     with _CREATE:
         return _secrets_manager()
+
+
+def sqs() -> SqsClient:
+    """SQS at its regional endpoint, or ``AWS_ENDPOINT_URL_SQS`` (boto3's own variable: the local stack)."""
+    with _CREATE:
+        return _sqs()
+
+
+def s3() -> S3Client:
+    with _CREATE:
+        return _s3()
+
+
+def events() -> EventsClient:
+    with _CREATE:
+        return _events()
+
+
+@lru_cache(maxsize=1)
+def _sqs() -> SqsClient:
+    return cast(SqsClient, boto3.client("sqs", config=SQS_CONFIG))
+
+
+@lru_cache(maxsize=1)
+def _s3() -> S3Client:
+    return cast(S3Client, boto3.client("s3", config=RECORDS_CONFIG))
+
+
+@lru_cache(maxsize=1)
+def _events() -> EventsClient:
+    return cast(EventsClient, boto3.client("events", config=RECORDS_CONFIG))
 
 
 @lru_cache(maxsize=1)
@@ -107,3 +160,6 @@ def reset_clients() -> None:
         _management_api.cache_clear()
         _secrets_manager.cache_clear()
         _bedrock_runtime.cache_clear()
+        _sqs.cache_clear()
+        _s3.cache_clear()
+        _events.cache_clear()

@@ -111,6 +111,7 @@ class CallItems:
                         "SET #status = :active, updatedAt = :now, #ttl = :ttl, lastConnection = :cid,"
                         " createdAt = if_not_exists(createdAt, :now),"
                         " direction = if_not_exists(direction, :direction),"
+                        " fromNumber = if_not_exists(fromNumber, :from), toNumber = if_not_exists(toNumber, :to),"
                         " customParameters = if_not_exists(customParameters, :params)"
                         " ADD connections :one, boundConnections :cids"
                     ),
@@ -124,6 +125,8 @@ class CallItems:
                         ":now": attr_n(now),
                         ":ttl": attr_n(now + self._retention_s),
                         ":direction": attr_s(setup.direction),
+                        ":from": attr_s(setup.from_number),
+                        ":to": attr_s(setup.to_number),
                         ":params": {"M": {k: attr_s(v) for k, v in params.items()}},
                         ":one": attr_n(1),
                         ":cid": attr_s(connection_id),

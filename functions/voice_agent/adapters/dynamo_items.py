@@ -88,6 +88,10 @@ def turn_item(call_sid: str, r: TurnRecord, now: float, expires: int) -> Item:
         item["toolName"] = attr_s(r.tool_name)
     if r.heard is not None:
         item["heard"] = attr_s(r.heard)
+    if r.first_phrase_ms is not None:
+        item["firstPhraseMs"] = attr_n(r.first_phrase_ms)
+    if r.shown is not None:
+        item["shown"] = attr_s(r.shown)
     return item
 
 
@@ -106,6 +110,8 @@ def turn_record(item: Mapping[str, Any]) -> TurnRecord:
         tool_name=get_s(item, "toolName") or None,
         heard=heard,
         at_ms=get_n(item, "atMs") or get_n(item, "at") * 1000 or None,
+        first_phrase_ms=get_n(item, "firstPhraseMs", -1) if "firstPhraseMs" in item else None,
+        shown=item.get("shown", {}).get("S"),
     )
 
 

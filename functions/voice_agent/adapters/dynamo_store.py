@@ -34,6 +34,8 @@ from voice_agent.adapters.dynamo_items import (
     turn_item,
     turn_record,
 )
+from voice_agent.adapters.dynamo_records import RecordItems
+from voice_agent.adapters.dynamo_timers import TimerItems
 from voice_agent.core.model import (
     FIRST_AGENT_PART,
     INTERRUPTION_PART,
@@ -55,8 +57,9 @@ MAX_PENDING_CHARS = 1000
 MAX_SPOKEN_CHARS = 4000
 
 
-class DynamoSessionStore(CallItems):
-    """Every port of ``core/ports.py`` on one table: the call side (``CallItems``) and the turns."""
+class DynamoSessionStore(TimerItems, RecordItems, CallItems):
+    """Every port of ``core/ports.py`` on one table: the call side (``CallItems``), the timers and
+    key entry (``TimerItems``), the call record (``RecordItems``) and the turns."""
 
     def start_turn(self, connection_id: str, text: str = "") -> TurnTicket | None:
         """``ADD gen 1``, and append the caller's ``text`` to the connection's unanswered messages
@@ -68,7 +71,11 @@ class DynamoSessionStore(CallItems):
                 item = self._db.update_item(
                     TableName=self._table,
                     Key=conn_key(connection_id),
-                    UpdateExpression="ADD gen :one SET pending = list_append(if_not_exists(pending, :none), :mine)",
+                    # The caller spoke: a key entry still open is over (the model hears the words).
+                    UpdateExpression=(
+                        "ADD gen :one SET pending = list_append(if_not_exists(pending, :none), :mine)"
+                        " REMOVE keyEntry, keyDigits"
+                    ),
                     ConditionExpression=(
                         "attribute_exists(pk) AND #status = :open"
                         " AND (attribute_not_exists(pending) OR size(pending) < :cap)"
@@ -101,7 +108,7 @@ class DynamoSessionStore(CallItems):
                 self._db.update_item(
                     TableName=self._table,
                     Key=conn_key(connection_id),
-                    UpdateExpression="ADD gen :one SET pending = :mine",
+                    UpdateExpression="ADD gen :one SET pending = :mine REMOVE keyEntry, keyDigits",
                     ConditionExpression="attribute_exists(pk) AND #status = :open",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues={":one": attr_n(1), ":open": attr_s("open"), ":mine": entry},

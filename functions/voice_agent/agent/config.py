@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from voice_agent.core.phrases import PhrasePolicy
 from voice_agent.errors import ConfigurationError
@@ -62,6 +62,74 @@ class Lines:
     voicemail: str = "Hi, this is Ada from Example Hardware. Sorry we missed you. Please call us back. Goodbye."
     # How a key press reaches the model (in the user role). {digit} is the key.
     dtmf_note: str = "(The caller pressed the {digit} key on their phone.)"
+
+
+# -- Silence, key entry, the call's length and the call record ---------------------------------
+# What the agent does on a timer (no one spoke, keys stopped coming, the call ran too long) and
+# what each call leaves behind. Kept apart from the rest: the runtime reads these only in the
+# timer and record functions, the key-entry tool and the scheduling after each reply.
+
+
+@dataclass(frozen=True, slots=True)
+class TimedLines:
+    """What the agent says on a timer, in one language."""
+
+    # One per reminder, in order: after the last one, silence_goodbye and the call ends.
+    reminders: tuple[str, ...] = ("Are you still there?", "I'm still here. Is there anything else I can help with?")
+    silence_goodbye: str = "I haven't heard anything, so I'll end the call now. Thanks for calling. Goodbye!"
+    time_limit: str = "We've reached the time limit for this call. Thanks for calling. Goodbye!"
+    # The key-entry tool: its line when the model gave none, and the re-prompt after a pause.
+    key_prompt: str = "Please key it in on your phone's keypad."
+    key_reprompt: str = "Sorry, I didn't get that. Please key it in now on your keypad."
+
+
+SPANISH_TIMED_LINES = TimedLines(
+    reminders=("¿Sigue ahí?", "Sigo aquí. ¿Hay algo más en lo que pueda ayudarle?"),
+    silence_goodbye="No le oigo, así que voy a terminar la llamada. Gracias por llamar. ¡Adiós!",
+    time_limit="Hemos llegado al tiempo máximo de esta llamada. Gracias por llamar. ¡Adiós!",
+    key_prompt="Por favor, márquelo en el teclado de su teléfono.",
+    key_reprompt="Perdone, no lo he recibido. Por favor, márquelo ahora en el teclado.",
+)
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    """Timers: the caller's silence, key entry, and the longest call (seconds, whole: the timer is
+    an SQS delay)."""
+
+    # Silence after the agent finished speaking (its words' estimated playback, then this) before a
+    # reminder; 0 turns reminders off.
+    silence_after_s: int = 8
+    max_call_s: int = 1800  # the call ends with lines.time_limit; 0: no limit
+    key_timeout_s: int = 6  # no key for this long: the re-prompt, then the entry ends with what came
+    key_reprompts: int = 1
+    max_keys: int = 32  # an entry "until #" ends here at the latest
+    # Per language (the call's current one, else the agent's language, else the first entry).
+    lines: Mapping[str, TimedLines] = field(
+        default_factory=lambda: MappingProxyType({"en-US": TimedLines(), "es-ES": SPANISH_TIMED_LINES})
+    )
+
+    def lines_for(self, language: str | None, fallback: str) -> TimedLines:
+        by_code = {code.lower(): lines for code, lines in self.lines.items()}
+        for code in (language, fallback):
+            if code and code.lower() in by_code:
+                return by_code[code.lower()]
+        return next(iter(self.lines.values()), TimedLines())
+
+
+@dataclass(frozen=True)
+class CallRecordPolicy:
+    """After the call, off every turn's path: the model may summarise it and fill in fields."""
+
+    summary: bool = False  # a short summary in the record and its event
+    # A JSON schema (an object with "properties") the model fills in from the transcript, e.g.
+    # {"type": "object", "properties": {"order_id": {"type": "string"}, "resolved": {"type": "boolean"}}}
+    fields_schema: Mapping[str, Any] | None = None
+    max_summary_chars: int = 600
+
+    @property
+    def uses_model(self) -> bool:
+        return self.summary or self.fields_schema is not None
 
 
 @dataclass(frozen=True)  # no slots: system_prompt is a cached_property
@@ -122,7 +190,9 @@ class AgentConfig:
     warm_llm_connection: bool = True
 
     # Tools offered to the model (names from the registry; see agent/tools.py).
-    tools: tuple[str, ...] = ("transfer_to_human", "end_call", "switch_language", "send_digits", "lookup_order")
+    tools: tuple[str, ...] = (
+        "transfer_to_human", "end_call", "switch_language", "send_digits", "collect_keys", "lookup_order",
+    )  # fmt: skip
     max_tool_rounds: int = 3
     tool_timeout_s: float = 8.0
     filler_after_s: float = 1.5
@@ -131,6 +201,10 @@ class AgentConfig:
     max_reply_chars: int = 900
     turn_budget_s: float = 25.0  # API Gateway gives a route 29 s; stop speaking well before that
     phrases: PhrasePolicy = field(default_factory=PhrasePolicy)
+
+    # Silence, key entry, the call's length, and the record each call leaves (the block below).
+    timing: TimingPolicy = field(default_factory=TimingPolicy)
+    call_record: CallRecordPolicy = field(default_factory=CallRecordPolicy)
 
     @cached_property
     def system_prompt(self) -> str:
@@ -159,7 +233,7 @@ class AgentConfig:
 
 
 def _problems(c: AgentConfig) -> list[str]:
-    return [*_text_problems(c), *_speech_problems(c), *_policy_problems(c), *_model_problems(c)]
+    return [*_text_problems(c), *_speech_problems(c), *_policy_problems(c), *_model_problems(c), *_timed_problems(c)]
 
 
 def _text_problems(c: AgentConfig) -> list[str]:
@@ -272,6 +346,45 @@ def _fallback_problems(c: AgentConfig) -> list[str]:
                 "llm_fallback_after_s times the number of fallbacks must leave the last model at least "
                 "1 s of llm_first_token_timeout_s"
             )
+    return p
+
+
+_FIELD_TYPES = ("string", "number", "integer", "boolean")
+
+
+def _timed_problems(c: AgentConfig) -> list[str]:
+    t, p = c.timing, []
+    if t.silence_after_s != 0 and not 3 <= t.silence_after_s <= 600:
+        p.append("timing.silence_after_s must be 0 (off) or 3..600")
+    if t.max_call_s != 0 and not 60 <= t.max_call_s <= 4 * 3600:
+        p.append("timing.max_call_s must be 0 (no limit) or 60..14400")
+    if not 2 <= t.key_timeout_s <= 60 or not 0 <= t.key_reprompts <= 3 or not 1 <= t.max_keys <= 64:
+        p.append("timing: key_timeout_s must be 2..60, key_reprompts 0..3, max_keys 1..64")
+    if not t.lines:
+        p.append("timing.lines needs the lines of at least one language")
+    for code, lines in t.lines.items():
+        if not _LANG.match(code):
+            p.append(f"timing.lines: {code!r} is not a language tag")
+        empty = [n for n in ("silence_goodbye", "time_limit", "key_prompt", "key_reprompt") if not getattr(lines, n)]
+        if not lines.reminders or any(not r.strip() for r in lines.reminders) or empty:
+            p.append(f"timing.lines[{code}]: every line needs text (and at least one reminder)")
+    return p + _record_problems(c)
+
+
+def _record_problems(c: AgentConfig) -> list[str]:
+    p: list[str] = []
+    schema = c.call_record.fields_schema
+    if schema is not None:
+        props = schema.get("properties")
+        if schema.get("type") != "object" or not isinstance(props, Mapping) or not props:
+            p.append("call_record.fields_schema must be an object schema with properties")
+        else:
+            for name, spec in props.items():
+                kind = spec.get("type") if isinstance(spec, Mapping) else None
+                if not _TOOL_NAME.match(str(name)) or kind not in _FIELD_TYPES:
+                    p.append(f"call_record.fields_schema: {name!r} needs a plain name and a type in {_FIELD_TYPES}")
+    if not 80 <= c.call_record.max_summary_chars <= 4000:
+        p.append("call_record.max_summary_chars must be 80..4000")
     return p
 
 

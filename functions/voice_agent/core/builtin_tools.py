@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from voice_agent.core.key_entry import collect_keys
 from voice_agent.core.tools import (
     EndSession,
     SendDigitsEffect,
@@ -84,4 +85,4 @@ def send_digits(
     return ToolResult(content=f"Sent the keys {digits}.", effects=(SendDigitsEffect(digits=digits),))
 
 
-BUILTIN_TOOLS: tuple[Tool, ...] = (transfer_to_human, end_call, switch_language, send_digits)
+BUILTIN_TOOLS: tuple[Tool, ...] = (transfer_to_human, end_call, switch_language, send_digits, collect_keys)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import groupby
 
 from voice_agent.core.model import INTERRUPTION_PART, ChatMessage, OnAir, TurnKey, TurnRecord, TurnTicket
@@ -31,10 +31,29 @@ from voice_agent.protocol.text import clean_text, needs_cleaning
 
 
 def assemble_history(records: Iterable[TurnRecord]) -> list[ChatMessage]:
-    messages: list[ChatMessage] = []
-    for group in _turns_in_order(records):
-        messages.extend(_turn_messages(group))
+    messages = [line.message for line in heard_lines(records)]
     return merge_caller_messages(_repaired(_drop_leading_fragments(messages)))
+
+
+@dataclass(frozen=True, slots=True)
+class HeardLine:
+    """One message as the caller lived it, with where it came from: what the model sees and what
+    a call's transcript shows come from this one interpretation of the stored items."""
+
+    message: ChatMessage
+    turn: tuple[int, int]  # (connection sequence, generation)
+    at_ms: int | None  # when the item behind it was stored
+    shown: str | None = None  # what a transcript shows instead of the text (keys: their count)
+    first_phrase_ms: int | None = None  # the agent's messages: the caller's wait for the turn's first phrase
+
+
+def heard_lines(records: Iterable[TurnRecord]) -> list[HeardLine]:
+    """Every message of the call in the order it happened, each turn as the caller heard it (the
+    rules above), before any bounding, merging or repair."""
+    lines: list[HeardLine] = []
+    for group in _turns_in_order(records):
+        lines.extend(_turn_lines(group))
+    return lines
 
 
 def conversation(ticket: TurnTicket, history: Sequence[TurnRecord], text: str) -> list[ChatMessage]:
@@ -107,24 +126,30 @@ def _turn_of(record: TurnRecord) -> tuple[int, int]:
     return record.key.conn_seq, record.key.generation
 
 
-def _turn_messages(items: Sequence[TurnRecord]) -> list[ChatMessage]:
+def _turn_lines(items: Sequence[TurnRecord]) -> list[HeardLine]:
     marker = next((r for r in items if r.role == "interruption"), None)
     results = {r.tool_call_id for r in items if r.role == "tool" and r.tool_call_id}
     calls = {c.id for r in items if r.role == "assistant" for c in r.tool_calls}
-    out: list[ChatMessage] = []
+    waited = next((r.first_phrase_ms for r in items if r.first_phrase_ms is not None), None)
+    out: list[HeardLine] = []
+
+    def line(record: TurnRecord, message: ChatMessage) -> HeardLine:
+        key = (record.key.conn_seq, record.key.generation)
+        return HeardLine(message, key, record.at_ms, record.shown, waited if message.role == "assistant" else None)
+
     for record in items:
         if record.role == "user":
             if record.text.strip():
-                out.append(ChatMessage(role="user", content=record.text))
+                out.append(line(record, ChatMessage(role="user", content=record.text)))
         elif record.role == "assistant":
             kept_calls = tuple(c for c in record.tool_calls if c.id in results)
             text = "" if marker is not None else record.text
             if text.strip() or kept_calls:
-                out.append(ChatMessage(role="assistant", content=text, tool_calls=kept_calls))
+                out.append(line(record, ChatMessage(role="assistant", content=text, tool_calls=kept_calls)))
         elif record.role == "tool" and record.tool_call_id in calls:
-            out.append(ChatMessage(role="tool", content=record.text, tool_call_id=record.tool_call_id))
+            out.append(line(record, ChatMessage(role="tool", content=record.text, tool_call_id=record.tool_call_id)))
     if marker is not None and marker.heard and marker.heard.strip():
-        out.append(ChatMessage(role="assistant", content=marker.heard))
+        out.append(line(marker, ChatMessage(role="assistant", content=marker.heard)))
     return out
 
 

@@ -54,6 +54,12 @@ class TurnRecord:
     heard: str | None = None
     # When it was stored (epoch milliseconds); turns are put in the order they happened.
     at_ms: int | None = None
+    # The agent's messages: how long the caller waited for the turn's first phrase (milliseconds),
+    # for the call record.
+    first_phrase_ms: int | None = None
+    # What a transcript shows instead of ``text`` (keys keyed in: their count, not the digits);
+    # the model always sees ``text``.
+    shown: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,3 +171,91 @@ class CallRecord:
     farewell_spoken: bool = False
     custom_parameters: Mapping[str, str] = field(default_factory=dict)
     call_token: str | None = None  # issued at /voice; every <Connect> of the call repeats it
+
+
+# -- Timers, key entry and the call record (plain values the ports exchange) -----------------
+
+TimerKind = Literal["silence", "keys", "hangup", "watch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A one-shot check set for later (``core/silence.py``): it does something only if the
+    connection's generation is still ``gen``, i.e. nothing happened since it was set."""
+
+    kind: TimerKind
+    call_sid: str
+    connection_id: str = ""
+    gen: int = 0
+    step: int = 0  # silence: reminders said so far; keys: re-prompts said; watch: checks made
+    entry: int = 0  # keys: the key entry (the generation of the turn that started it)
+    deadline: int = 0  # watch: epoch seconds by which the call must end (0: no limit)
+    language: str | None = None  # the call's language when it was set (which lines to say)
+
+
+@dataclass(frozen=True, slots=True)
+class QuietTurn:
+    """A generation a timer took to say a line (nothing happened since it was set)."""
+
+    call_sid: str
+    conn_seq: int
+    generation: int
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """A key entry after a key: what has come so far (``#`` included if pressed)."""
+
+    call_sid: str
+    entry: int
+    generation: int  # the connection's generation after this key
+    count: int  # keys wanted (0: until #)
+    reprompts: int
+    keys: tuple[str, ...]
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallWatch:
+    """What the call watch needs: how the call stands and its newest socket."""
+
+    status: str
+    connection_id: str | None
+    connection_status: str | None = None
+    closed_at: int | None = None  # epoch seconds the newest socket closed
+    language: str | None = None
+    ended_at: int | None = None  # epoch seconds the call was marked over
+    recorded: bool = False  # its record is made
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """The call item as the call record needs it."""
+
+    call_sid: str
+    status: str
+    direction: str = ""
+    from_number: str = ""
+    to_number: str = ""
+    created_at: int | None = None
+    ended_at: int | None = None
+    reconnects: int = 0
+    end_reason: str | None = None
+    language: str | None = None
+    dial_result: str | None = None
+    dial_duration_s: int | None = None
+    transfer_reason: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    recorded_at: int | None = None
+    record_location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRequest:
+    """Make the call's record (a queue message): ``outcome`` is what the trigger saw end the call,
+    when it knows better than the call item (a failed session, a voicemail)."""
+
+    call_sid: str
+    outcome: str | None = None
+    reason: str | None = None  # the transfer's reasonCode, when a transfer ended the session

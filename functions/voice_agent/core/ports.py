@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from voice_agent.core.model import (
+    CallFacts,
     CallRecord,
     CallSession,
+    CallWatch,
     ChatRequest,
     InterruptOutcome,
+    KeyState,
+    QuietTurn,
+    RecordRequest,
     StreamEvent,
     StreamFailed,
+    Timer,
     TurnRecord,
     TurnTicket,
 )
@@ -90,6 +96,88 @@ class TurnStore(Protocol):
     def close_connection(self, connection_id: str, *, gone: bool) -> str | None:
         """Mark the connection closed; returns its call SID if known."""
 
+    def start_key_entry(self, ticket: TurnTicket, count: int) -> bool:
+        """The turn asks the caller for keys: collect them on the connection (``count`` keys, or 0:
+        until ``#``). False if a newer turn took over first."""
+
+
+class KeyEntryStore(Protocol):
+    """Key entry across frames (``core/key_entry.py``): each key is one conditional write."""
+
+    def add_key(self, connection_id: str, key: str, max_keys: int) -> KeyState | None:
+        """Add ``key`` to the connection's key entry (and take a generation: something happened);
+        ``None`` if the connection is not collecting keys."""
+
+    def close_key_entry(self, connection_id: str, entry: int, gen: int | None = None) -> tuple[str, ...] | None:
+        """End key entry ``entry`` (only if the generation is still ``gen``, when given); the keys
+        it collected, or ``None`` if it was not open any more (another frame ended it)."""
+
+
+class TimerStore(KeyEntryStore, Protocol):
+    """What the timers need (``core/silence.py``): one conditional write decides each one."""
+
+    def take_quiet_turn(
+        self, connection_id: str, gen: int, spoken: str, *, ending: bool = False, key_entry: int | None = None
+    ) -> QuietTurn | None:
+        """Take generation ``gen + 1`` to say ``spoken``, if the connection is open and still at
+        ``gen`` (and collecting ``key_entry``, when given); ``ending``: no turn starts after it."""
+
+    def end_for_time_limit(self, connection_id: str, spoken: str) -> QuietTurn | None:
+        """Take a generation to say ``spoken`` and end the session, whatever is on the air."""
+
+    def claim_end(self, connection_id: str) -> bool:
+        """True once per connection a timer ended: then it sends ``end``."""
+
+    def set_end_reason(self, call_sid: str, reason: str) -> None:
+        """Why the agent is ending the call (the record's outcome); the goodbye is said."""
+
+    def watch_call(self, call_sid: str) -> CallWatch | None: ...
+
+    def mark_cut_off(self, call_sid: str) -> bool:
+        """The call ended without the end callback: True if this marked it (it was active)."""
+
+    def put_turns(self, call_sid: str, records: Sequence[TurnRecord]) -> None: ...
+
+    def close_connection(self, connection_id: str, *, gone: bool) -> str | None: ...
+
+
+class Timers(Protocol):
+    def schedule(self, timer: Timer, delay_s: float) -> None:
+        """Deliver ``timer`` to the timer function in about ``delay_s`` seconds (whole seconds, at
+        most 900: longer waits are chained). Raises ``QueueError``."""
+
+
+class RecordQueue(Protocol):
+    def request(self, request: RecordRequest, delay_s: float = 0) -> None:
+        """Ask for the call's record in about ``delay_s`` seconds. Raises ``QueueError``."""
+
+
+class RecordStore(Protocol):
+    """What the record builder reads and marks (``core/call_record.py``)."""
+
+    def call_facts(self, call_sid: str) -> CallFacts | None: ...
+
+    def all_turns(self, call_sid: str) -> list[TurnRecord]:
+        """Every stored turn item of the call, oldest first (bounded)."""
+
+    def claim_record(self, call_sid: str, owner: str, lease_s: int) -> bool:
+        """True if no record is made yet and no other builder holds a live claim."""
+
+    def release_record(self, call_sid: str, owner: str) -> None: ...
+
+    def mark_recorded(self, call_sid: str, owner: str, location: str) -> None: ...
+
+
+class RecordSink(Protocol):
+    def put(self, record: Mapping[str, Any]) -> tuple[dict[str, str], Mapping[str, Any]]:
+        """Store the record once per call: where it is, and the stored record (an earlier
+        attempt's, if one stored it first). Raises ``RecordError``."""
+
+
+class RecordBus(Protocol):
+    def announce(self, detail: Mapping[str, Any]) -> None:
+        """Publish the record's event. Raises ``RecordError``."""
+
 
 class RelayStore(Protocol):
     """What the message router needs of the session store (``relay``): binding, greetings, interrupts."""
@@ -122,6 +210,13 @@ class CallStore(Protocol):
 
     def end_call(self, call_sid: str, status: str) -> None: ...
 
+    # What the call record needs to know and only the webhook sees (``webhook/records.py``).
+    def note_transfer(self, call_sid: str, reason_code: str) -> None: ...
+
+    def set_dial_result(self, call_sid: str, status: str, duration_s: int | None) -> None: ...
+
+    def mark_voicemail(self, call_sid: str, *, direction: str, from_number: str, to_number: str) -> None: ...
+
 
 class ConnectionCloser(Protocol):
     """What ``$disconnect`` needs."""
@@ -129,5 +224,5 @@ class ConnectionCloser(Protocol):
     def close_connection(self, connection_id: str, *, gone: bool) -> str | None: ...
 
 
-class SessionStore(TurnStore, RelayStore, CallStore, ConnectionCloser, Protocol):
+class SessionStore(TurnStore, RelayStore, CallStore, ConnectionCloser, TimerStore, RecordStore, Protocol):
     """The whole store (``adapters/dynamo_store.py``); each client depends only on its own part."""

@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core.budget import Budget
 from voice_agent.core.call_flow import SESSION_RESTART_REASON
+from voice_agent.core.key_entry import KeyEntry
 from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord
 from voice_agent.core.ports import RelayStore, Sender
+from voice_agent.core.silence import TimerScheduler, playback_s, words_in
 from voice_agent.core.turn_engine import TurnEngine
 from voice_agent.core.turn_states import TurnOutcome
 from voice_agent.errors import (
@@ -80,12 +82,16 @@ class Relay:
         sender: Sender,
         agent: AgentConfig,
         warm_model: Callable[[], None],
+        keys: KeyEntry | None = None,
+        timers: TimerScheduler | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
         self._sender = sender
         self._agent = agent
         self._warm_model = warm_model
+        self._keys = keys  # collects several keys as one answer (the collect_keys tool)
+        self._timers = timers  # the greeting's silence timer and the call watch
         self._calls = _CallCache()
 
     def handle(self, connection_id: str, frame: str | bytes | None, budget: Budget) -> HandledFrame:
@@ -190,7 +196,24 @@ class Relay:
         except StoreUnavailableError:
             logger.error("greeting not stored")
         self._warm_model()
+        self._set_timers(connection_id, setup.call_sid, session.resumed, session.language, greeting)
         return HandledFrame(kind="setup")
+
+    def _set_timers(
+        self, connection_id: str, call_sid: str, resumed: bool, language: str | None, greeting: str
+    ) -> None:
+        """Silence counts from the end of the greeting; a new call's length is watched."""
+        if self._timers is None:
+            return
+        self._timers.after_speech(
+            call_sid,
+            connection_id,
+            GREETING_GENERATION,
+            language=language,
+            still_playing_s=playback_s(words_in(greeting)),
+        )
+        if not resumed:
+            self._timers.watch(call_sid)
 
     def _restart_session(self, connection_id: str) -> None:
         """The socket could not be bound to its call, so every later frame on it would be ignored:
@@ -206,6 +229,13 @@ class Relay:
             logger.warning("could not ask for a session restart")
 
     def _on_dtmf(self, connection_id: str, dtmf: Dtmf, budget: Budget) -> HandledFrame:
+        if self._keys is not None:
+            # Collecting keys (one conditional write; an ordinary key press falls through).
+            taken = self._keys.on_key(connection_id, dtmf.digit, budget)
+            if isinstance(taken, TurnOutcome):
+                return self._turn(connection_id, "dtmf", taken)
+            if taken is not None:
+                return HandledFrame(kind="dtmf")
         if self._agent.human_key is not None and dtmf.digit == self._agent.human_key:
             logger.info("human key pressed: handing off")
             outcome = self._engine.run_handoff(

@@ -46,7 +46,12 @@ class Speaker:
         rewritten to what the caller heard."""
         stored: TurnRecord | None = None
         if store_reply and isinstance(message, Text):
-            stored = TurnRecord(key=turn.take_key(), role="assistant", text=turn.spoken_this_round() + message.token)
+            stored = TurnRecord(
+                key=turn.take_key(),
+                role="assistant",
+                text=turn.spoken_this_round() + message.token,
+                first_phrase_ms=self.waited_ms(turn),
+            )
             if stored.text.strip():
                 self.persist(turn, [stored])
             turn.reply_stored = True
@@ -65,7 +70,8 @@ class Speaker:
         if step != Step.OK:
             if stored is not None and stored.text.strip():
                 heard = turn.spoken_this_round()
-                self.persist(turn, [TurnRecord(key=stored.key, role="assistant", text=heard)])
+                waited = stored.first_phrase_ms if turn.first_post_at is not None else None
+                self.persist(turn, [TurnRecord(key=stored.key, role="assistant", text=heard, first_phrase_ms=waited)])
             return step
         turn.posts += 1
         if turn.first_post_at is None:
@@ -79,7 +85,14 @@ class Speaker:
             return
         said = turn.spoken_this_round()
         if said.strip():
-            self.persist(turn, [TurnRecord(key=turn.take_key(), role="assistant", text=said)])
+            record = TurnRecord(key=turn.take_key(), role="assistant", text=said, first_phrase_ms=self.waited_ms(turn))
+            self.persist(turn, [record])
+
+    def waited_ms(self, turn: Turn) -> int:
+        """How long the caller waited for this turn's first phrase (for the call record); before
+        the first post, about now: the frame being stored goes out next."""
+        first = turn.first_post_at if turn.first_post_at is not None else self._clock.monotonic()
+        return max(0, round((first - turn.started) * 1000))
 
     def persist(self, turn: Turn, records: Sequence[TurnRecord]) -> None:
         if records:

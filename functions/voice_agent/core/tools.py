@@ -59,7 +59,16 @@ class SendDigitsEffect:
     digits: str
 
 
-Effect = EndSession | SwitchLanguage | SendDigitsEffect
+@dataclass(frozen=True, slots=True)
+class StartKeyEntry:
+    """Say ``line``, end the turn, and collect the caller's keys as their next message
+    (``count`` keys, or 0: until ``#``); see ``core/key_entry.py``."""
+
+    line: str
+    count: int = 0
+
+
+Effect = EndSession | SwitchLanguage | SendDigitsEffect | StartKeyEntry
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,11 +54,13 @@ from voice_agent.core.model import (
 )
 from voice_agent.core.phrases import PhraseCoalescer
 from voice_agent.core.ports import ChatModel, ModelPump, Sender, StartPump, TurnStore
+from voice_agent.core.silence import TimerScheduler, playback_s
 from voice_agent.core.speaker import Speaker, quietly
 from voice_agent.core.tool_runner import ToolRunner
 from voice_agent.core.tools import (
     EndSession,
     SendDigitsEffect,
+    StartKeyEntry,
     SwitchLanguage,
     ToolContext,
     ToolRegistry,
@@ -103,6 +105,7 @@ class TurnEngine:
         start_pump: StartPump | None = None,
         tool_pool: Executor | None = None,
         store_pool: Executor | None = None,
+        timers: TimerScheduler | None = None,
     ) -> None:
         from voice_agent.adapters import threads  # the default threads live outside the core
 
@@ -118,14 +121,18 @@ class TurnEngine:
             tools=tools, clock=self._clock, pool=tool_pool or threads.TOOL_POOL, filler_after_s=agent.filler_after_s
         )
         self._store_pool = store_pool or threads.STORE_POOL
+        self._timers = timers  # silence and key-entry timers, set once a reply's ``last`` is out
 
     # -- entry points ---------------------------------------------------------------------------
 
-    def run_prompt(self, connection_id: str, text: str, budget: Budget, *, call_sid: str | None = None) -> TurnOutcome:
+    def run_prompt(
+        self, connection_id: str, text: str, budget: Budget, *, call_sid: str | None = None, shown: str | None = None
+    ) -> TurnOutcome:
         """Answer one final ``prompt`` (or a key press turned into a note).
 
         ``call_sid``: the connection's call, if this execution environment knows it; the history is
-        then read while the generation is taken instead of after it.
+        then read while the generation is taken instead of after it. ``shown``: what the call's
+        transcript shows for the caller's message instead of ``text`` (keys keyed in).
         """
         started = self._clock.monotonic()
         early: Future[list[TurnRecord]] | None = None
@@ -151,7 +158,8 @@ class TurnEngine:
             *conversation(turn.ticket, history, text),
         ]
         turn.guard.heard_before(m.content for m in messages if m.role == "assistant")
-        user = TurnRecord(key=TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART), role="user", text=text)
+        key = TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART)
+        user = TurnRecord(key=key, role="user", text=text, shown=shown)
         return self._converse(turn, messages, user)
 
     def run_handoff(
@@ -227,7 +235,13 @@ class TurnEngine:
             said = turn.spoken.close_round()
             turn.tool_round_text = said
             turn.needs_space = bool(said.strip()) and not said[-1].isspace()
-            call_record = TurnRecord(key=turn.take_key(), role="assistant", text=said, tool_calls=result.tool_calls)
+            call_record = TurnRecord(
+                key=turn.take_key(),
+                role="assistant",
+                text=said,
+                tool_calls=result.tool_calls,
+                first_phrase_ms=self._speaker.waited_ms(turn) if turn.first_post_at is not None else None,
+            )
             results = self._run_tools(turn, result.tool_calls, said_something=bool(said.strip()))
             tool_records = [
                 TurnRecord(key=turn.take_key(), role="tool", text=r.content, tool_call_id=c.id, tool_name=c.name)
@@ -303,17 +317,38 @@ class TurnEngine:
         if step not in (Step.OK, Step.LIMIT):  # LIMIT: ``last`` went out with the truncated text
             return self._stop(turn, _RoundResult(step))
         self._speaker.persist_reply(turn)
+        self._after_last(turn)
         return self._outcome(turn, TurnStatus.COMPLETED)
+
+    def _after_last(self, turn: Turn) -> None:
+        """The reply's ``last`` is out: silence counts from when its words have played."""
+        if self._timers is None:
+            return
+        self._timers.after_speech(
+            turn.ticket.call_sid,
+            turn.ticket.connection_id,
+            turn.ticket.generation,
+            language=turn.ticket.language,
+            still_playing_s=self._still_playing(turn),
+        )
+
+    def _still_playing(self, turn: Turn) -> float:
+        if turn.first_post_at is None:
+            return 0.0
+        return turn.first_post_at + playback_s(turn.spoken.words) - self._clock.monotonic()
 
     def _stop(self, turn: Turn, result: _RoundResult) -> TurnOutcome:
         """End the turn on a step that is not ``OK``, as ``STOPS`` says: its closing line, if any."""
         stop = STOPS[result.step]
+        closed = Step.STALE
         if stop.closes_reply:
-            self._speaker.post(turn, Text("", last=True))
+            closed = self._speaker.post(turn, Text("", last=True))
         if stop.closing_line is not None:
             lead = " " if turn.spoken_this_round().strip() else ""
-            self._speaker.post(turn, Text(lead + getattr(self._agent.lines, stop.closing_line), last=True))
+            closed = self._speaker.post(turn, Text(lead + getattr(self._agent.lines, stop.closing_line), last=True))
         self._speaker.persist_reply(turn)
+        if closed == Step.OK:
+            self._after_last(turn)
         return self._outcome(turn, stop.status, result.detail)
 
     # -- tools ----------------------------------------------------------------------------------
@@ -338,19 +373,16 @@ class TurnEngine:
         return self._runner.run(calls, ctx, offered, deadline=deadline, filler=None if said_something else filler)
 
     def _apply_effects(self, turn: Turn, effects: list[object]) -> TurnOutcome | None:
+        """Effects that end the turn first (the session ends, keys are collected); then each
+        message an effect sends, in order."""
         for effect in effects:
             if isinstance(effect, EndSession):
                 return self._end_session(turn, effect)
         for effect in effects:
-            message: OutboundMessage | None = None
-            try:
-                if isinstance(effect, SwitchLanguage):
-                    message = Language(tts_language=effect.code, transcription_language=effect.code)
-                elif isinstance(effect, SendDigitsEffect):
-                    message = SendDigits(effect.digits)
-            except OutboundValidationError:
-                logger.warning("tool effect produced an invalid message; not sent")
-                continue
+            if isinstance(effect, StartKeyEntry):
+                return self._start_key_entry(turn, effect)
+        for effect in effects:
+            message = _effect_message(effect)
             if message is None:
                 continue
             step = self._speaker.post(turn, message)
@@ -359,6 +391,34 @@ class TurnEngine:
             if isinstance(effect, SwitchLanguage):
                 self._remember_language(turn, effect.code)
         return None
+
+    def _start_key_entry(self, turn: Turn, entry: StartKeyEntry) -> TurnOutcome:
+        """Say the line that asks for the keys and end the turn: the keys arrive as the caller's
+        next message (``core/key_entry.py``), and no model round runs until they have."""
+        try:
+            if not self._store.start_key_entry(turn.ticket, entry.count):
+                return self._stop(turn, _RoundResult(Step.STALE))
+        except StoreUnavailableError:
+            self._speaker.post(turn, Text(self._agent.lines.apology, last=True), claim=False)
+            return self._outcome(turn, TurnStatus.STORE_ERROR, "key_entry")
+        lead = " " if turn.posts and entry.line[:1] != " " else ""
+        step = self._speaker.speak(turn, lead + entry.line, last=True, store_reply=True)
+        if step not in (Step.OK, Step.LIMIT):
+            return self._stop(turn, _RoundResult(step))
+        self._speaker.persist_reply(turn)
+        if self._timers is not None:
+            ticket = turn.ticket
+            self._timers.key_pause(
+                ticket.call_sid,
+                ticket.connection_id,
+                ticket.generation,
+                entry=ticket.generation,
+                reprompts=0,
+                language=ticket.language,
+                still_playing_s=self._still_playing(turn),
+            )
+        logger.info("key entry started", extra={"count": entry.count})
+        return self._outcome(turn, TurnStatus.COMPLETED, "key_entry")
 
     def _remember_language(self, turn: Turn, code: str) -> None:
         quietly(lambda: self._store.set_language(turn.ticket, code))
@@ -420,3 +480,15 @@ class TurnEngine:
             tool_calls=turn.tool_calls,
             detail=detail,
         )
+
+
+def _effect_message(effect: object) -> OutboundMessage | None:
+    """The message a tool's effect sends, if it sends one (an invalid one is logged, not sent)."""
+    try:
+        if isinstance(effect, SwitchLanguage):
+            return Language(tts_language=effect.code, transcription_language=effect.code)
+        if isinstance(effect, SendDigitsEffect):
+            return SendDigits(effect.digits)
+    except OutboundValidationError:
+        logger.warning("tool effect produced an invalid message; not sent")
+    return None

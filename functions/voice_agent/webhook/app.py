@@ -17,13 +17,13 @@ from voice_agent import log, telemetry, wiring
 from voice_agent import metric_names as metric
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core import call_flow
-from voice_agent.core.ports import CallStore
+from voice_agent.core.ports import CallStore, RecordQueue
 from voice_agent.errors import StoreUnavailableError
 from voice_agent.log import logger, mask_phone
 from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER
 from voice_agent.settings import Settings, load_settings
 from voice_agent.signatures import SIGNATURE_HEADER, valid_webhook
-from voice_agent.webhook import twiml
+from voice_agent.webhook import records, twiml
 from voice_agent.webhook.forms import DialResult, Form, FormError, VoiceRequest, session_end
 
 MAX_BODY_BYTES = 32 * 1024  # Twilio's voice webhooks are a few hundred bytes
@@ -47,6 +47,7 @@ class Dependencies:
     agent: Callable[[], AgentConfig] = wiring.agent
     store: Callable[[], CallStore] = wiring.session_store
     auth_token: Callable[[], str | None] = wiring.twilio_auth_token
+    records: Callable[[], RecordQueue | None] = wiring.record_queue  # asks for each finished call's record
 
 
 def create_app(deps: Dependencies | None = None) -> FastAPI:
@@ -80,6 +81,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
             },
         )
         if call.answered_by and call.answered_by.startswith(("machine", "fax")):
+            records.on_voicemail(deps.records(), deps.store(), call)
             return _xml(_voicemail(agent))
         return _relay(agent, settings, agent.lines.welcome_greeting, _call_parameters(deps.store(), call))
 
@@ -89,6 +91,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         log.bind(call_sid=end.call_sid)
         agent, settings = deps.agent(), deps.settings()
         decision = call_flow.decide(end, store=deps.store(), agent=agent)
+        records.on_action(deps.records(), deps.store(), end, decision)
         logger.info(
             "relay session ended",
             extra={
@@ -105,6 +108,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         result = DialResult.parse(form)
         log.bind(call_sid=result.call_sid)
         logger.info("transfer finished", extra={"dial_status": result.dial_status})
+        records.on_dial_result(deps.records(), deps.store(), result)
         if result.connected:
             return _xml(twiml.hang_up())
         telemetry.record_count(metric.TRANSFERS_FAILED)

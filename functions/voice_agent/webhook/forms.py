@@ -74,10 +74,16 @@ def session_end(form: Form) -> SessionEnd:
 class DialResult:
     call_sid: str
     dial_status: str
+    duration_s: int | None = None  # DialCallDuration: how long the person and the caller talked
 
     @classmethod
     def parse(cls, form: Form) -> DialResult:
-        return cls(call_sid=_call_sid(form), dial_status=(first(form, "DialCallStatus") or "").lower())
+        duration = (first(form, "DialCallDuration") or "").strip()
+        return cls(
+            call_sid=_call_sid(form),
+            dial_status=(first(form, "DialCallStatus") or "").lower(),
+            duration_s=int(duration) if duration.isdigit() and len(duration) < 9 else None,
+        )
 
     @property
     def connected(self) -> bool:
