@@ -27,7 +27,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from local.caller.phone import CallerIdentity, RelaySession, Reply
-from local.demo_model import ABOUT, ADDRESS, HOURS
+from local.demo_model import ADDRESS, HOURS
 from local.openai_server import Reply as ModelReply
 from local.openai_server import split_tokens
 from local.stack import LocalStack
@@ -189,7 +189,6 @@ def test_a_reply_superseded_while_it_speaks_is_in_the_next_request(stack: LocalS
             timeout_s=60,
         )
         check(f"drop run {n}", mark_drop, heard["drop"])
-    assert ABOUT  # the long answer the runs cut
     record("3 a reply superseded while it speaks", 3 * RUNS, failed_runs(failures))
     assert not failures, "\n".join(failures)
 

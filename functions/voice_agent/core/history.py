@@ -172,8 +172,3 @@ def _repaired(messages: list[ChatMessage]) -> list[ChatMessage]:
     if repaired:
         logger.warning("stored text repaired before the model request", extra={"messages": repaired})
     return out
-
-
-def spoken_text(records: Iterable[TurnRecord]) -> str:
-    """Everything the agent said in these items (for guards and tests)."""
-    return "".join(r.text for r in records if r.role == "assistant")
