@@ -32,3 +32,6 @@ TRANSFERS_FAILED: Final = "TransfersFailed"
 REFUSED_SIGNATURES: Final = "RefusedSignatures"
 # Per socket (the message function): a setup naming a call without that call's token.
 REFUSED_SETUPS: Final = "RefusedSetups"
+# Per session (the message function): Twilio switched the session's configuration (a provider
+# failover by <Failover>, or a config message applied), from its configUpdated events.
+CONFIG_UPDATES: Final = "ConfigUpdates"

@@ -21,13 +21,13 @@ call's socket, which Twilio counts as an invalid message.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from voice_agent.agent.config import AgentConfig
+from voice_agent.core import relay_events
 from voice_agent.core.budget import Budget
 from voice_agent.core.call_flow import SESSION_RESTART_REASON
 from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord
@@ -42,14 +42,16 @@ from voice_agent.errors import (
     SendError,
     StoreUnavailableError,
 )
-from voice_agent.log import bind, logger, mask_phone, sensitive_logging_enabled, text_summary
+from voice_agent.log import bind, logger, mask_phone, text_summary
 from voice_agent.protocol.inbound import (
+    ConfigUpdated,
     Dtmf,
     ErrorReport,
     Info,
     Interrupt,
     Prompt,
     Setup,
+    SpeakerEvent,
     Unknown,
     parse_inbound,
 )
@@ -57,8 +59,6 @@ from voice_agent.protocol.outbound import End
 from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER
 
 DTMF_REASON_CODE = "dtmf-transfer"
-_ERROR_CODE = re.compile(r"\b(6\d{4})\b")
-_SAFE_INFO = {"roundTripDelayMs", "agentSpeaking", "clientSpeaking"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,7 @@ class HandledFrame:
     outcome: TurnOutcome | None = None
     ignored: bool = False
     refused: bool = False  # a setup that named a call without its token
+    counted: str | None = None  # a metric this frame adds one to (e.g. ConfigUpdates)
 
 
 class Relay:
@@ -123,16 +124,16 @@ class Relay:
                 self._on_interrupt(connection_id, message)
                 return HandledFrame(kind="interrupt")
             case ErrorReport():
-                code = _ERROR_CODE.search(message.description)
-                extra: dict[str, object] = {"twilio_error": code.group(1) if code else None}
-                if sensitive_logging_enabled():
-                    extra["description"] = message.description
-                logger.warning("twilio reported an error", extra=extra)
+                relay_events.on_error(message)
                 return HandledFrame(kind="error")
             case Info():
-                value = message.value if message.name in _SAFE_INFO else f"<{len(message.value)} chars>"
-                logger.debug("info", extra={"name": message.name, "value": value})
+                relay_events.on_info(message)
                 return HandledFrame(kind="info")
+            case ConfigUpdated():
+                return HandledFrame(kind="configUpdated", counted=relay_events.on_config_updated(message))
+            case SpeakerEvent():
+                logger.debug("speaker event", extra={"who": message.who, "speaking": message.speaking})
+                return HandledFrame(kind="speaker")
             case Unknown():
                 logger.info("unknown message type ignored", extra={"type": message.type})
         return HandledFrame(kind="unknown", ignored=True)
