@@ -96,7 +96,7 @@ def test_voice_connects_the_call_to_the_relay(twilio: Twilio, store: DynamoSessi
         "dtmfDetection": "true",
     }.items():
         assert relay.get(attr) == value, attr
-    assert relay.get("applicationReconnect") is None  # off by default
+    assert relay.get("applicationReconnect") == "true"  # on by default
     assert [lang.get("code") for lang in relay.findall("Language")] == [o.code for o in AGENT.languages]
     params = {p.get("name"): p.get("value") for p in relay.findall("Parameter")}
     call = store.get_call(CALL)

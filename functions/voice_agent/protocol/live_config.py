@@ -18,7 +18,7 @@ correction is one edit; ``docs/protocol.md`` lists them with what is verified.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Final, Literal
 
 from voice_agent.errors import OutboundValidationError
@@ -139,7 +139,7 @@ LANGUAGE_WIRE_KEYS: Final = frozenset({"code", *(key for _, key in _LANGUAGE_KEY
 class Config:
     """Change session settings and/or languages' settings for the rest of the call."""
 
-    session: SessionSettings = SessionSettings()
+    session: SessionSettings = field(default_factory=SessionSettings)
     languages: tuple[LanguageSettings, ...] = ()
 
     def __post_init__(self) -> None:
