@@ -35,6 +35,21 @@ if TYPE_CHECKING:
 CONNECTION_TTL_S = 24 * 3600  # a connection lives at most 2 h; keep its item a day for debugging
 
 
+def call_record(call_sid: str, item: Item) -> CallRecord:
+    params = item.get("customParameters", {}).get("M", {})
+    return CallRecord(
+        call_sid=call_sid,
+        status=get_s(item, "status"),
+        reconnects=get_n(item, "reconnects"),
+        farewell_spoken=item.get("farewellSpoken", {}).get("BOOL", False),
+        custom_parameters={k: v.get("S", "") for k, v in params.items()},
+        call_token=get_s(item, "callToken") or None,
+        language=get_s(item, "language") or None,
+        speech_fallbacks=frozenset(item.get("speechFallbacks", {}).get("SS", [])),
+        config_errors=get_n(item, "configErrors"),
+    )
+
+
 class CallItems:
     def __init__(
         self,
@@ -226,47 +241,46 @@ class CallItems:
     def get_call(self, call_sid: str) -> CallRecord | None:
         with store_errors("get_call"):
             item = self._db.get_item(TableName=self._table, Key=call_key(call_sid), ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        params = item.get("customParameters", {}).get("M", {})
-        return CallRecord(
-            call_sid=call_sid,
-            status=get_s(item, "status"),
-            reconnects=get_n(item, "reconnects"),
-            farewell_spoken=item.get("farewellSpoken", {}).get("BOOL", False),
-            custom_parameters={k: v.get("S", "") for k, v in params.items()},
-            call_token=get_s(item, "callToken") or None,
-        )
+        return call_record(call_sid, item) if item else None
 
     def count_reconnect(self, call_sid: str, session_id: str | None = None) -> int:
+        return self.record_failure(call_sid, session_id).reconnects
+
+    def record_failure(self, call_sid: str, session_id: str | None = None, fallback: str | None = None) -> CallRecord:
+        """Count one more reconnect attempt (once per ``session_id``) and remember what failed
+        (``fallback``: ``stt``, ``tts`` or ``config``); returns the call as it stands after, in the same
+        request. Asked again for the same session, changes nothing and returns the call as it is."""
         now = int(self._now())
-        update = "ADD reconnects :one SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)"
+        adds = ["reconnects :one"]
         values: dict[str, Any] = {":one": attr_n(1), ":now": attr_n(now), ":ttl": attr_n(now + self._retention_s)}
         once: dict[str, Any] = {}
         if session_id:
             # One count per relay session: a replayed (or retried) callback gets the same answer.
-            update = (
-                "ADD reconnects :one, failedSessions :sessions SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)"
-            )
+            adds.append("failedSessions :sessions")
             values.update({":sessions": {"SS": [session_id]}, ":session": attr_s(session_id)})
             once = {
                 "ConditionExpression": "NOT contains(failedSessions, :session)",
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
+        if fallback:
+            adds.append("speechFallbacks :fallback")
+            values[":fallback"] = {"SS": [fallback]}
+            if fallback == "config":
+                adds.append("configErrors :one")
         try:
             with store_errors("count_reconnect", passthrough=CONDITION_FAILED):
                 item = self._db.update_item(
                     TableName=self._table,
                     Key=call_key(call_sid),
-                    UpdateExpression=update,
+                    UpdateExpression=f"ADD {', '.join(adds)} SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)",
                     ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
                     ExpressionAttributeValues=values,
-                    ReturnValues="UPDATED_NEW",
+                    ReturnValues="ALL_NEW",
                     **once,
                 )["Attributes"]
         except ClientError as exc:  # this session was counted already
             item = cast(dict[str, Any], exc.response.get("Item") or {})
-        return get_n(item, "reconnects")
+        return call_record(call_sid, item)
 
     def mark_farewell(self, call_sid: str) -> None:
         self._update_call(call_sid, "mark_farewell", "farewellSpoken = :yes", {":yes": {"BOOL": True}})

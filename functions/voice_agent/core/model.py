@@ -165,3 +165,8 @@ class CallRecord:
     farewell_spoken: bool = False
     custom_parameters: Mapping[str, str] = field(default_factory=dict)
     call_token: str | None = None  # issued at /voice; every <Connect> of the call repeats it
+    language: str | None = None  # the language the call last switched to (None: the agent's)
+    # What failed on this call so far (/action's recovery): "stt", "tts" (their backups are used from
+    # then on), "config" (a refused configuration); and how many sessions Twilio refused.
+    speech_fallbacks: frozenset[str] = frozenset()
+    config_errors: int = 0

@@ -120,6 +120,10 @@ class CallStore(Protocol):
         Counted once per ``session_id``: asked again for the same session, returns the count
         as it stands."""
 
+    def record_failure(self, call_sid: str, session_id: str | None = None, fallback: str | None = None) -> CallRecord:
+        """``count_reconnect``, also remembering what failed (``fallback``: ``stt``, ``tts``,
+        ``config``), in one request; returns the call after it (``reconnects`` is the attempt)."""
+
     def end_call(self, call_sid: str, status: str) -> None: ...
 
 

@@ -18,6 +18,7 @@ from voice_agent import metric_names as metric
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core import call_flow
 from voice_agent.core.ports import CallStore
+from voice_agent.core.speech_plan import SpeechPlan
 from voice_agent.errors import StoreUnavailableError
 from voice_agent.log import logger, mask_phone
 from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER
@@ -80,8 +81,9 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
             },
         )
         if call.answered_by and call.answered_by.startswith(("machine", "fax")):
-            return _xml(_voicemail(agent))
-        return _relay(agent, settings, agent.lines.welcome_greeting, _call_parameters(deps.store(), call))
+            return _xml(twiml.voicemail(agent))
+        plan = SpeechPlan(record=agent.record_call)  # the call's only recording starts here
+        return _relay(agent, settings, agent.lines.welcome_greeting, _call_parameters(deps.store(), call), plan)
 
     @app.post("/action")
     def action(form: Verified) -> Response:
@@ -108,7 +110,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         if result.connected:
             return _xml(twiml.hang_up())
         telemetry.record_count(metric.TRANSFERS_FAILED)
-        return _xml(twiml.transfer_failed(deps.agent()))
+        return _xml(twiml.transfer_failed(deps.agent(), language=_call_language(deps.store(), result.call_sid)))
 
     return app
 
@@ -174,7 +176,9 @@ async def verified_form(request: Request) -> Form:
 Verified = Annotated[Form, Depends(verified_form)]
 
 
-def _relay(agent: AgentConfig, settings: Settings, greeting: str, parameters: Mapping[str, str]) -> Response:
+def _relay(
+    agent: AgentConfig, settings: Settings, greeting: str, parameters: Mapping[str, str], plan: SpeechPlan
+) -> Response:
     """``<Connect action="/action"><ConversationRelay>`` for a new or a resumed session."""
     return _xml(
         twiml.connect(
@@ -183,6 +187,7 @@ def _relay(agent: AgentConfig, settings: Settings, greeting: str, parameters: Ma
             action_url=_url(settings, "/action"),
             greeting=greeting,
             parameters=parameters,
+            plan=plan,
         )
     )
 
@@ -195,14 +200,31 @@ def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings
             params = {**decision.parameters, "reconnectAttempt": str(decision.attempt)}
             if decision.call_token:
                 params[CALL_TOKEN_PARAMETER] = decision.call_token
-            return _relay(agent, settings, agent.lines.reconnect_greeting, params)
+            return _relay(agent, settings, agent.lines.reconnect_greeting, params, decision.plan)
         case call_flow.Transfer():
             telemetry.record_count(metric.TRANSFERS)
-            logger.info("transferring to a person", extra={"reason_code": decision.handoff.get("reasonCode")})
-            return _xml(twiml.transfer(agent, dial_action_url=_url(settings, "/dial-status")))
+            reason_code = decision.handoff.get("reasonCode")
+            _count_configuration_error(reason_code)
+            logger.info("transferring to a person", extra={"reason_code": reason_code})
+            dial_status = _url(settings, "/dial-status")
+            return _xml(twiml.transfer(agent, dial_action_url=dial_status, language=decision.language))
         case call_flow.Goodbye():
-            return _xml(twiml.goodbye(agent, say=decision.say))
+            _count_configuration_error(decision.reason_code)
+            return _xml(twiml.goodbye(agent, say=decision.say, language=decision.language))
     return _xml(twiml.empty())
+
+
+def _count_configuration_error(reason_code: str | None) -> None:
+    if reason_code == call_flow.CONFIG_ERROR_REASON:
+        telemetry.record_count(metric.CONFIGURATION_ERRORS)
+
+
+def _call_language(store: CallStore, call_sid: str) -> str | None:
+    try:
+        call = store.get_call(call_sid)
+    except StoreUnavailableError:
+        return None
+    return call.language if call is not None else None
 
 
 def _after_failure(deps: Dependencies, path: str) -> Response:
@@ -238,15 +260,6 @@ def _url(settings: Settings, path: str, query: str = "") -> str:
 
 def _xml(document: str) -> Response:
     return Response(content=document, media_type=XML)
-
-
-def _voicemail(agent: AgentConfig) -> str:
-    from twilio.twiml.voice_response import VoiceResponse
-
-    response = VoiceResponse()
-    response.say(agent.lines.voicemail)
-    response.hangup()
-    return str(response.to_xml())
 
 
 app = create_app()
