@@ -22,7 +22,10 @@ MESSAGE_STORE_ACTIONS: Final = (
 WEBHOOK_STORE_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:UpdateItem")
 # $disconnect marks its connection closed: one update.
 DISCONNECT_STORE_ACTIONS: Final = ("dynamodb:UpdateItem",)
+# $connect notes which call the socket belongs to (before any setup): the call counts the upgrade,
+# the connection item is created. No read: the call token in the URL is checked without the table.
+CONNECT_STORE_ACTIONS: Final = ("dynamodb:UpdateItem", "dynamodb:PutItem")
 # Everything the store can do, whoever calls it.
 SESSION_STORE_ACTIONS: Final = tuple(
-    dict.fromkeys(MESSAGE_STORE_ACTIONS + WEBHOOK_STORE_ACTIONS + DISCONNECT_STORE_ACTIONS)
+    dict.fromkeys(MESSAGE_STORE_ACTIONS + WEBHOOK_STORE_ACTIONS + DISCONNECT_STORE_ACTIONS + CONNECT_STORE_ACTIONS)
 )

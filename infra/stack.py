@@ -31,7 +31,12 @@ from infra.constructs.provider_secret import ProviderSecret
 from infra.constructs.relay_api import RelayApi
 from infra.constructs.sessions_table import SessionsTable
 from infra.constructs.webhook_api import WebhookApi
-from infra.permissions import DISCONNECT_STORE_ACTIONS, MESSAGE_STORE_ACTIONS, WEBHOOK_STORE_ACTIONS
+from infra.permissions import (
+    CONNECT_STORE_ACTIONS,
+    DISCONNECT_STORE_ACTIONS,
+    MESSAGE_STORE_ACTIONS,
+    WEBHOOK_STORE_ACTIONS,
+)
 from voice_agent import env_names as names
 from voice_agent.agent.config import AGENT, AgentConfig
 from voice_agent.model_choice import ModelRef, model_problems, providers
@@ -52,7 +57,7 @@ CONNECT = FunctionSpec(
     # (boto3 + the signature check), no more.
     memory_mb=512,
     timeout=cdk.Duration.seconds(10),
-    description="Relay $connect: accepts the WebSocket upgrade only when Twilio signed it",
+    description="Relay $connect: accepts the WebSocket upgrade only when Twilio signed it, for the call it names",
 )
 MESSAGE = FunctionSpec(
     handler="voice_agent.entry.ws_message.handler",
@@ -143,12 +148,13 @@ class VoiceAgentStack(cdk.Stack):
         )
 
         # The functions, each with only the settings its entry point reads.
-        table_name = self.sessions.table.table_name
+        table_name = self.sessions.table.table_name  # (Connect notes each socket's call in it)
         self.connect_fn = self._function(
             "Connect",
             CONNECT,
             code,
             {
+                names.SESSIONS_TABLE_NAME: table_name,
                 names.RELAY_PUBLIC_URL: self.relay.public_url,
                 names.TWILIO_AUTH_TOKEN_SECRET_ARN: self.twilio_auth_token.secret.secret_arn,
             },
@@ -194,6 +200,7 @@ class VoiceAgentStack(cdk.Stack):
         self.sessions.grant_session_store(self.message_fn.function, MESSAGE_STORE_ACTIONS)
         self.sessions.grant_session_store(self.webhook_fn.function, WEBHOOK_STORE_ACTIONS)
         self.sessions.grant_session_store(self.disconnect_fn.function, DISCONNECT_STORE_ACTIONS)
+        self.sessions.grant_session_store(self.connect_fn.function, CONNECT_STORE_ACTIONS)
         for needs_twilio in (self.connect_fn, self.webhook_fn):
             self.twilio_auth_token.grant_get_value(needs_twilio.function)
         if self.openai_api_key is not None:

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from websockets.asyncio.client import connect
@@ -436,7 +437,8 @@ async def _run(
     s3: Callable[[], Any] | None,
 ) -> None:
     probe = Call(transcript=_Quiet(), auth_token=token)
-    relay = _check_signed_voice(report, target, await post_voice(http, probe, target.voice_url, signed_with=token))
+    voice = await post_voice(http, probe, target.voice_url, signed_with=token)
+    relay = _check_signed_voice(report, target, voice, probe.identity.call_sid)
     _check_unsigned_voice(report, await post_voice(http, probe, target.voice_url, signed_with=None))
     upgraded = False
     if relay is None:
@@ -452,7 +454,9 @@ async def _run(
     await _check_record(report, target, result, options, s3)
 
 
-def _check_signed_voice(report: Report, target: Target, voice: _Voice) -> twiml.ConversationRelay | None:
+def _check_signed_voice(
+    report: Report, target: Target, voice: _Voice, probe_call: str
+) -> twiml.ConversationRelay | None:
     name = "signed /voice"
     url = target.voice_url
     if voice.status == 0:
@@ -495,10 +499,17 @@ def _check_signed_voice(report: Report, target: Target, voice: _Voice) -> twiml.
             f"the <Connect action> is {action or 'missing'}, not {target.webhook_base_url}/action "
             "(Twilio posts the session's end there)"
         )
-    if relay.url != target.relay_url:
+    socket_url = urlsplit(relay.url)
+    if socket_url._replace(query="").geturl() != target.relay_url:
         problems.append(
             f"the TwiML's relay URL is {relay.url}, the stack's RelayUrl is {target.relay_url}: "
             "is cdk-outputs.json from this deployment?"
+        )
+    named = dict(parse_qsl(socket_url.query))
+    if named.get("callSid") != probe_call or not named.get("callToken"):
+        problems.append(
+            f"the TwiML's relay URL does not name this call and its token ({relay.url}): "
+            "is the webhook function from this version?"
         )
     if problems:
         report.add(name, "fail", twiml.describe(voice.verbs), *(f"check: {p}" for p in problems))

@@ -200,6 +200,7 @@ def test_session_store_permissions_are_per_function(default: Synthesized) -> Non
         roles["message"]: set(MESSAGE_STORE_ACTIONS),
         roles["webhook"]: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         roles["disconnect"]: {"dynamodb:UpdateItem"},  # it only marks its connection closed
+        roles["connect"]: {"dynamodb:UpdateItem", "dynamodb:PutItem"},  # it notes each socket's call
     }
 
 
@@ -312,7 +313,9 @@ def test_each_role_is_allowed_exactly_the_actions_its_function_makes(
         return {(action, frozenset({resource})) for action in actions}
 
     expected = {
-        roles["connect"]: own_logs("connect") | on(twilio_secret, "secretsmanager:GetSecretValue"),
+        roles["connect"]: own_logs("connect")
+        | on(twilio_secret, "secretsmanager:GetSecretValue")
+        | on(table, "dynamodb:UpdateItem", "dynamodb:PutItem"),
         roles["message"]: own_logs("message")
         | on(table, *MESSAGE_STORE_ACTIONS)
         | on(s.logical_id(st.relay.api), "execute-api:ManageConnections")
@@ -442,7 +445,7 @@ COMMON = {
     names.POWERTOOLS_LOG_LEVEL,
 }
 EXPECTED_ENVIRONMENT = {
-    "connect": COMMON | {names.RELAY_PUBLIC_URL, names.TWILIO_AUTH_TOKEN_SECRET_ARN},
+    "connect": COMMON | {names.SESSIONS_TABLE_NAME, names.RELAY_PUBLIC_URL, names.TWILIO_AUTH_TOKEN_SECRET_ARN},
     "message": COMMON | {names.SESSIONS_TABLE_NAME, names.RELAY_CALLBACK_URL},  # Bedrock: IAM, no key
     "disconnect": COMMON | {names.SESSIONS_TABLE_NAME},
     "webhook": COMMON

@@ -76,8 +76,9 @@ class CallItems:
         call, counted = self._bind_call(connection_id, setup, now)
         conn_seq = get_n(call, "connections") + (1 if counted else 0)
         language = get_s(call, "language") or None
+        prebound: Item = {}
         try:
-            self._put_connection(connection_id, setup, conn_seq or 1, language, now)
+            prebound = self._put_connection(connection_id, setup, conn_seq or 1, language, now)
         except ClientError as exc:  # only the connection's put has a condition
             bound = self._bound_by_this_setup(connection_id, setup, exc)
             if bound is None:
@@ -87,7 +88,46 @@ class CallItems:
         previous = get_s(call, "lastConnection")
         if counted and previous and previous != connection_id:
             self._keep_what_was_sent(setup.call_sid, previous)
-        return CallSession(call_sid=setup.call_sid, conn_seq=conn_seq or 1, resumed=conn_seq > 1, language=language)
+        return CallSession(
+            call_sid=setup.call_sid,
+            conn_seq=conn_seq or 1,
+            resumed=conn_seq > 1,
+            language=language,
+            app_reconnect=prebound.get("appReconnect", {}).get("BOOL", False),
+        )
+
+    def prebind_connection(self, connection_id: str, call_sid: str, session: int) -> bool:
+        """``$connect``: note the call a socket belongs to (status ``connecting``: no setup yet), and
+        whether it is a second socket of the same ``<Connect>`` (``session``): Twilio's application
+        reconnect. Two requests: the call counts the upgrade, the connection is created."""
+        now = int(self._now())
+        with store_errors("prebind_connection"):
+            old = self._db.update_item(
+                TableName=self._table,
+                Key=call_key(call_sid),
+                UpdateExpression="ADD upgradedSessions :session SET #ttl = if_not_exists(#ttl, :ttl)",
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={":session": {"SS": [str(session)]}, ":ttl": attr_n(now + self._retention_s)},
+                ReturnValues="ALL_OLD",  # (UPDATED_OLD may leave out a set the ADD did not change)
+            ).get("Attributes", {})
+        reconnect = str(session) in old.get("upgradedSessions", {}).get("SS", [])
+        try:
+            with store_errors("prebind_connection", passthrough=CONDITION_FAILED):
+                self._db.put_item(
+                    TableName=self._table,
+                    Item={
+                        **conn_key(connection_id),
+                        "callSid": attr_s(call_sid),
+                        "status": attr_s("connecting"),
+                        "appReconnect": {"BOOL": reconnect},
+                        "createdAt": attr_n(now),
+                        TTL_ATTRIBUTE: attr_n(now + CONNECTION_TTL_S),
+                    },
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+        except ClientError:
+            logger.warning("connection already exists at $connect; left as it is")
+        return reconnect
 
     def issue_call_token(self, call_sid: str, token: str) -> str:
         """Create the call item with ``token`` at ``/voice``; a retried webhook gets the first one."""
@@ -155,9 +195,11 @@ class CallItems:
             return current, False  # this socket was counted already
         return old, True
 
-    def _put_connection(self, connection_id: str, setup: Setup, conn_seq: int, language: str | None, now: int) -> None:
+    def _put_connection(self, connection_id: str, setup: Setup, conn_seq: int, language: str | None, now: int) -> Item:
+        """The connection item, replacing the note ``$connect`` left for this call (returned), if any;
+        a socket noted for another call, or already set up, fails the condition."""
         with store_errors("bind_connection", passthrough=CONDITION_FAILED):
-            self._db.put_item(
+            return self._db.put_item(
                 TableName=self._table,
                 Item={
                     **conn_key(connection_id),
@@ -172,9 +214,12 @@ class CallItems:
                     "createdAt": attr_n(now),
                     TTL_ATTRIBUTE: attr_n(now + CONNECTION_TTL_S),
                 },
-                ConditionExpression="attribute_not_exists(pk)",
+                ConditionExpression="attribute_not_exists(pk) OR (#status = :connecting AND callSid = :call)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":connecting": attr_s("connecting"), ":call": attr_s(setup.call_sid)},
+                ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            ).get("Attributes", {})
 
     def _keep_what_was_sent(self, call_sid: str, previous_connection: str) -> None:
         """The call resumes on a new socket: a reply the old socket was still speaking stores its

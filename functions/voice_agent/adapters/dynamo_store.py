@@ -173,8 +173,8 @@ class DynamoSessionStore(CallItems):
             # running; the interrupt belongs to the speech that is on the air.
             old = cast(dict[str, Any], exc.response.get("Item") or {})
             cancelled = False
-        if not old:
-            return None
+        if not old or get_s(old, "status") == "connecting":
+            return None  # no such socket, or one $connect noted that no setup has bound yet
         call_sid = get_s(old, "callSid")
         key = TurnKey(get_n(old, "connSeq"), get_n(old, "spokenGen"), INTERRUPTION_PART)
         if not heard.strip() and (not cancelled or on_air_from(old).done):

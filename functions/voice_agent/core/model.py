@@ -119,6 +119,9 @@ class CallSession:
     conn_seq: int
     resumed: bool
     language: str | None = None
+    # A second socket of the same <Connect> (Twilio's application reconnect): Twilio does not speak
+    # the welcome greeting again on it, and may replay what it buffered while the socket was down.
+    app_reconnect: bool = False
 
 
 @dataclass(frozen=True, slots=True)

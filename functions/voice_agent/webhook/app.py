@@ -3,6 +3,7 @@ Twilio used (``WEBHOOK_PUBLIC_URL`` + path + query), refused with a bare 403 oth
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -12,8 +13,8 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from voice_agent import call_tokens, log, telemetry, wiring
 from voice_agent import env_names as names
-from voice_agent import log, telemetry, wiring
 from voice_agent import metric_names as metric
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core import call_flow
@@ -83,7 +84,11 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         if call.answered_by and call.answered_by.startswith(("machine", "fax")):
             return _xml(twiml.voicemail(agent))
         plan = SpeechPlan(record=agent.record_call)  # the call's only recording starts here
-        return _relay(agent, settings, agent.lines.welcome_greeting, _call_parameters(deps.store(), call), plan)
+        token = _call_token(deps, call.call_sid)
+        parameters = {**call.parameters, **({CALL_TOKEN_PARAMETER: token} if token else {})}
+        socket = _Socket(call.call_sid, token, session=0)
+        greeting = agent.lines.welcome_greeting
+        return _relay(agent, settings, greeting=greeting, parameters=parameters, plan=plan, socket=socket)
 
     @app.post("/action")
     def action(form: Verified) -> Response:
@@ -91,6 +96,9 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         log.bind(call_sid=end.call_sid)
         agent, settings = deps.agent(), deps.settings()
         decision = call_flow.decide(end, store=deps.store(), agent=agent)
+        if isinstance(decision, call_flow.Reconnect) and decision.call_token is None:
+            # the store lost the call's token (it was down at /voice): the URL still names the call
+            decision = dataclasses.replace(decision, call_token=_derived_token(deps, end.call_sid))
         logger.info(
             "relay session ended",
             extra={
@@ -100,7 +108,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
                 "decision": type(decision).__name__,
             },
         )
-        return _answer(decision, agent, settings)
+        return _answer(decision, agent, settings, end.call_sid)
 
     @app.post("/dial-status")
     def dial_status(form: Verified) -> Response:
@@ -176,14 +184,32 @@ async def verified_form(request: Request) -> Form:
 Verified = Annotated[Form, Depends(verified_form)]
 
 
+@dataclass(frozen=True, slots=True)
+class _Socket:
+    """Who the relay URL names: the call, its token, and which <Connect> of the call it is."""
+
+    call_sid: str
+    token: str | None
+    session: int
+
+
 def _relay(
-    agent: AgentConfig, settings: Settings, greeting: str, parameters: Mapping[str, str], plan: SpeechPlan
+    agent: AgentConfig,
+    settings: Settings,
+    *,
+    greeting: str,
+    parameters: Mapping[str, str],
+    plan: SpeechPlan,
+    socket: _Socket,
 ) -> Response:
-    """``<Connect action="/action"><ConversationRelay>`` for a new or a resumed session."""
+    """``<Connect action="/action"><ConversationRelay>`` for a new or a resumed session; the socket
+    URL names the call and its token (``call_tokens``), so its upgrade binds it to the call."""
+    base = settings.require(settings.relay_public_url, names.RELAY_PUBLIC_URL)
+    url = call_tokens.relay_url(base, socket.call_sid, socket.token, socket.session) if socket.token else base
     return _xml(
         twiml.connect(
             agent,
-            relay_url=settings.require(settings.relay_public_url, names.RELAY_PUBLIC_URL),
+            relay_url=url,
             action_url=_url(settings, "/action"),
             greeting=greeting,
             parameters=parameters,
@@ -192,7 +218,7 @@ def _relay(
     )
 
 
-def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings) -> Response:
+def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings, call_sid: str) -> Response:
     """The TwiML for what ``call_flow.decide`` decided at the end of a relay session."""
     match decision:
         case call_flow.Reconnect():
@@ -200,7 +226,9 @@ def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings
             params = {**decision.parameters, "reconnectAttempt": str(decision.attempt)}
             if decision.call_token:
                 params[CALL_TOKEN_PARAMETER] = decision.call_token
-            return _relay(agent, settings, agent.lines.reconnect_greeting, params, decision.plan)
+            socket = _Socket(call_sid, decision.call_token, session=decision.attempt)
+            greeting = agent.lines.reconnect_greeting
+            return _relay(agent, settings, greeting=greeting, parameters=params, plan=decision.plan, socket=socket)
         case call_flow.Transfer():
             telemetry.record_count(metric.TRANSFERS)
             reason_code = decision.handoff.get("reasonCode")
@@ -239,18 +267,22 @@ def _after_failure(deps: Dependencies, path: str) -> Response:
         return Response(status_code=500)
 
 
-def _call_parameters(store: CallStore, call: VoiceRequest) -> dict[str, str]:
-    return {**call.parameters, **_call_token(store, call.call_sid)}
-
-
-def _call_token(store: CallStore, call_sid: str) -> dict[str, str]:
-    """A fresh per-call token, kept on the call item: only a socket whose setup repeats it is bound
-    to the call. If the store cannot keep it, the call goes on without one (and without that check)."""
+def _call_token(deps: Dependencies, call_sid: str) -> str | None:
+    """The call's token (``call_tokens``): an HMAC of the CallSid, kept on the call item too. Only a
+    socket whose URL or setup carries it is bound to the call. Without an auth token (locally,
+    unsigned) it is random. If the store cannot keep it, the URL still carries it ($connect checks
+    it without the store) but setups are bound without the parameter check."""
+    token = _derived_token(deps, call_sid) or secrets.token_urlsafe(24)
     try:
-        return {CALL_TOKEN_PARAMETER: store.issue_call_token(call_sid, secrets.token_urlsafe(24))}
+        return deps.store().issue_call_token(call_sid, token)
     except StoreUnavailableError:
-        logger.error("call token not stored; the call's sockets are bound without it")
-        return {}
+        logger.error("call token not stored; the call's setups are bound without its check")
+        return _derived_token(deps, call_sid)
+
+
+def _derived_token(deps: Dependencies, call_sid: str) -> str | None:
+    auth_token = deps.auth_token()
+    return call_tokens.token_for(call_tokens.derive_key(auth_token), call_sid) if auth_token else None
 
 
 def _url(settings: Settings, path: str, query: str = "") -> str:
