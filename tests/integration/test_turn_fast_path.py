@@ -308,7 +308,13 @@ def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: R
 
     class Spy(TurnEngine):
         def run_prompt(
-            self, connection_id: str, text: str, budget: Budget, *, call_sid: str | None = None
+            self,
+            connection_id: str,
+            text: str,
+            budget: Budget,
+            *,
+            call_sid: str | None = None,
+            carried: tuple[str, ...] = (),
         ) -> TurnOutcome:
             hints.append(call_sid)
             return TurnOutcome(status=TurnStatus.COMPLETED)

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
-from voice_agent.adapters.dynamo_calls import CONNECTION_TTL_S, CallItems
+from voice_agent.adapters.dynamo_calls import CallItems
 from voice_agent.adapters.dynamo_items import (
     CONDITION_FAILED,
     Item,
@@ -34,15 +34,18 @@ from voice_agent.adapters.dynamo_items import (
     turn_item,
     turn_record,
 )
+from voice_agent.adapters.dynamo_sockets import CONNECTION_TTL_S
 from voice_agent.core.model import (
     FIRST_AGENT_PART,
+    GREETING_GENERATION,
     INTERRUPTION_PART,
     InterruptOutcome,
     TurnKey,
     TurnRecord,
     TurnTicket,
 )
-from voice_agent.errors import StoreUnavailableError
+from voice_agent.core.replay import fingerprint
+from voice_agent.errors import ReplayedMessageError, StoreUnavailableError
 from voice_agent.log import logger
 from voice_agent.table_schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 
@@ -61,17 +64,25 @@ class DynamoSessionStore(CallItems):
     def start_turn(self, connection_id: str, text: str = "") -> TurnTicket | None:
         """``ADD gen 1``, and append the caller's ``text`` to the connection's unanswered messages
         (``pending``, cleared by the next claim): the ticket carries them and what the reply on the
-        air has said, so the turn sees both even before their own items are stored."""
+        air has said, so the turn sees both even before their own items are stored.
+
+        After an application reconnect, a message the previous socket already took (Twilio's
+        replay) is refused once (``ReplayedMessageError``) and changes nothing. A turn that starts
+        takes over what the previous socket owed (``owed``): its history holds those messages."""
         entry = {"L": [attr_s(text[:MAX_PENDING_CHARS])]}
         try:
             with store_errors("start_turn", passthrough=CONDITION_FAILED):
                 item = self._db.update_item(
                     TableName=self._table,
                     Key=conn_key(connection_id),
-                    UpdateExpression="ADD gen :one SET pending = list_append(if_not_exists(pending, :none), :mine)",
+                    UpdateExpression=(
+                        "ADD gen :one SET pending = list_append(if_not_exists(pending, :none), :mine) REMOVE owed"
+                    ),
                     ConditionExpression=(
                         "attribute_exists(pk) AND #status = :open"
                         " AND (attribute_not_exists(pending) OR size(pending) < :cap)"
+                        " AND (attribute_not_exists(replayGuard) OR NOT contains(replayGuard, :fp)"
+                        " OR replayGuardUntil < :now)"
                     ),
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues={
@@ -80,6 +91,8 @@ class DynamoSessionStore(CallItems):
                         ":none": {"L": []},
                         ":mine": entry,
                         ":cap": attr_n(MAX_PENDING),
+                        ":fp": attr_s(fingerprint(text)),
+                        ":now": attr_n(int(self._now())),
                     },
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -88,8 +101,15 @@ class DynamoSessionStore(CallItems):
             old = cast(dict[str, Any], exc.response.get("Item") or {})
             if get_s(old, "status") != "open":
                 return None  # unknown or not open (no setup yet, ending, or after disconnect)
+            if self._replayed(old, text):
+                self._sockets.forget_replay(connection_id, text)
+                raise ReplayedMessageError(connection_id) from exc
             item = self._restart_pending(connection_id, entry)  # a storm of unanswered prompts
         return ticket_from(connection_id, item)
+
+    def _replayed(self, item: Item, text: str) -> bool:
+        guard = item.get("replayGuard", {}).get("SS", [])
+        return fingerprint(text) in guard and get_n(item, "replayGuardUntil") >= int(self._now())
 
     def _restart_pending(self, connection_id: str, entry: dict[str, Any]) -> Item:
         """``pending`` is full (callers who speak again and again before any reply is heard): keep
@@ -177,6 +197,10 @@ class DynamoSessionStore(CallItems):
             return None  # no such socket, or one $connect noted that no setup has bound yet
         call_sid = get_s(old, "callSid")
         key = TurnKey(get_n(old, "connSeq"), get_n(old, "spokenGen"), INTERRUPTION_PART)
+        if key.generation == GREETING_GENERATION and "replayGuardUntil" in old:
+            # A socket Twilio reconnected by itself spoke no greeting: an interrupt before its first
+            # reply is about the previous socket's speech (already marked) or is a replay.
+            return InterruptOutcome(call_sid=call_sid, interrupted=key, cancelled=cancelled)
         if not heard.strip() and (not cancelled or on_air_from(old).done):
             # Nothing heard, said of a reply that was sent in full or that a newer prompt already
             # took over from: it cannot tell what the caller missed, so it must not erase the reply.

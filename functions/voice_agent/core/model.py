@@ -122,6 +122,7 @@ class CallSession:
     # A second socket of the same <Connect> (Twilio's application reconnect): Twilio does not speak
     # the welcome greeting again on it, and may replay what it buffered while the socket was down.
     app_reconnect: bool = False
+    owed: bool = False  # the previous socket left the caller unanswered: the relay answers on this one
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,17 @@ class TurnStore(Protocol):
 
     def start_turn(self, connection_id: str, text: str = "") -> TurnTicket | None:
         """Take the next generation for this connection, noting the caller's ``text`` as unanswered;
-        ``None`` if the connection is unknown or not open (no setup yet, ending, closed)."""
+        ``None`` if the connection is unknown or not open (no setup yet, ending, closed). Raises
+        ``ReplayedMessageError`` for a message the call's previous socket already took (Twilio's
+        replay after an application reconnect)."""
+
+    def adopt_connection(self, connection_id: str) -> CallSession | None:
+        """Bind a socket ``$connect`` noted as Twilio's application reconnect that no setup bound
+        (Twilio may send none); ``None`` if it is not one."""
+
+    def take_owed(self, connection_id: str) -> tuple[str, ...] | None:
+        """The turn the call's previous socket left unanswered, owed on this one, once: the caller's
+        messages not stored yet (empty: they are). ``None``: nothing is owed."""
 
     def claim_phrase(self, ticket: TurnTicket, spoken: str | None = None, *, final: bool = False) -> bool:
         """True if ``ticket`` is still the current generation; records that it is speaking and what
@@ -104,6 +114,8 @@ class RelayStore(Protocol):
 
     def record_interrupt(self, connection_id: str, heard: str, duration_ms: int | None) -> InterruptOutcome | None:
         """Cancel the speaking generation if it is the newest, and mark what the caller heard."""
+
+    def take_owed(self, connection_id: str) -> tuple[str, ...] | None: ...
 
 
 class CallStore(Protocol):

@@ -30,10 +30,10 @@ from voice_agent.agent.config import AgentConfig
 from voice_agent.core import relay_events
 from voice_agent.core.budget import Budget
 from voice_agent.core.call_flow import SESSION_RESTART_REASON
-from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord
+from voice_agent.core.model import GREETING_GENERATION, CallSession, TurnKey, TurnRecord
 from voice_agent.core.ports import RelayStore, Sender
 from voice_agent.core.turn_engine import TurnEngine
-from voice_agent.core.turn_states import TurnOutcome
+from voice_agent.core.turn_states import TurnOutcome, TurnStatus
 from voice_agent.errors import (
     CallTokenMismatchError,
     ConnectionAlreadyBoundError,
@@ -115,7 +115,7 @@ class Relay:
     def _dispatch(self, connection_id: str, message: object, budget: Budget) -> HandledFrame:
         match message:
             case Setup():
-                return self._on_setup(connection_id, message)
+                return self._on_setup(connection_id, message, budget)
             case Prompt():
                 return self._on_prompt(connection_id, message, budget)
             case Dtmf():
@@ -149,9 +149,9 @@ class Relay:
         outcome = self._engine.run_prompt(
             connection_id, prompt.voice_prompt, budget, call_sid=self._calls.get(connection_id)
         )
-        return self._turn(connection_id, "prompt", outcome)
+        return self._turn(connection_id, "prompt", outcome, budget)
 
-    def _on_setup(self, connection_id: str, setup: Setup) -> HandledFrame:
+    def _on_setup(self, connection_id: str, setup: Setup, budget: Budget) -> HandledFrame:
         try:
             session = self._store.bind_connection(connection_id, setup)
         except ConnectionAlreadyBoundError:
@@ -182,7 +182,16 @@ class Relay:
                 "parameters": sorted(set(setup.custom_parameters) - {CALL_TOKEN_PARAMETER}),
             },
         )
-        # Twilio speaks the greeting from the TwiML; store it so the model knows it was said.
+        if not session.app_reconnect:
+            self._store_greeting(session)
+        self._warm_model()
+        if session.owed:
+            return HandledFrame(kind="setup", outcome=self._answer_owed(connection_id, budget))
+        return HandledFrame(kind="setup")
+
+    def _store_greeting(self, session: CallSession) -> None:
+        """Twilio speaks the greeting from the TwiML; store it so the model knows it was said. (Not
+        on a socket Twilio reconnected by itself: the session goes on, nothing is spoken again.)"""
         lines = self._agent.lines
         greeting = lines.reconnect_greeting if session.resumed else lines.welcome_greeting
         record = TurnRecord(key=TurnKey(session.conn_seq, GREETING_GENERATION, 1), role="assistant", text=greeting)
@@ -190,8 +199,20 @@ class Relay:
             self._store.put_turns(session.call_sid, [record])
         except StoreUnavailableError:
             logger.error("greeting not stored")
-        self._warm_model()
-        return HandledFrame(kind="setup")
+
+    def _answer_owed(self, connection_id: str, budget: Budget) -> TurnOutcome | None:
+        """The call's previous socket dropped before it answered the caller (Twilio reconnected by
+        itself): answer on this one, without the caller repeating it. Taken once per socket."""
+        try:
+            owed = self._store.take_owed(connection_id)
+        except StoreUnavailableError:
+            return None
+        if owed is None:
+            return None
+        logger.info("answering what the dropped socket left unanswered", extra={"carried": len(owed)})
+        return self._engine.run_prompt(
+            connection_id, self._agent.lines.resume_note, budget, call_sid=self._calls.get(connection_id), carried=owed
+        )
 
     def _restart_session(self, connection_id: str) -> None:
         """The socket could not be bound to its call, so every later frame on it would be ignored:
@@ -216,10 +237,10 @@ class Relay:
                 reason=f"The caller pressed {dtmf.digit} to reach a person",
                 budget=budget,
             )
-            return self._turn(connection_id, "dtmf", outcome)
+            return self._turn(connection_id, "dtmf", outcome, budget)
         note = self._agent.lines.dtmf_note.format(digit=dtmf.digit)
         outcome = self._engine.run_prompt(connection_id, note, budget, call_sid=self._calls.get(connection_id))
-        return self._turn(connection_id, "dtmf", outcome)
+        return self._turn(connection_id, "dtmf", outcome, budget)
 
     def _on_interrupt(self, connection_id: str, interrupt: Interrupt) -> None:
         outcome = self._store.record_interrupt(
@@ -240,7 +261,11 @@ class Relay:
             },
         )
 
-    def _turn(self, connection_id: str, kind: str, outcome: TurnOutcome) -> HandledFrame:
+    def _turn(self, connection_id: str, kind: str, outcome: TurnOutcome, budget: Budget) -> HandledFrame:
+        if outcome.status == TurnStatus.REPLAYED:
+            # Twilio replayed a message the previous socket took: if that socket left it unanswered,
+            # this is the moment to answer it (once).
+            outcome = self._answer_owed(connection_id, budget) or outcome
         if outcome.call_sid:
             bind(call_sid=outcome.call_sid)
             self._calls.put(connection_id, outcome.call_sid)

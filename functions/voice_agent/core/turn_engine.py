@@ -51,6 +51,7 @@ from voice_agent.core.model import (
     ToolCall,
     TurnKey,
     TurnRecord,
+    TurnTicket,
 )
 from voice_agent.core.phrases import PhraseCoalescer
 from voice_agent.core.ports import ChatModel, ModelPump, Sender, StartPump, TurnStore
@@ -68,6 +69,7 @@ from voice_agent.core.turn_states import STOPS, Step, Turn, TurnOutcome, TurnSta
 from voice_agent.errors import (
     LLMError,
     OutboundValidationError,
+    ReplayedMessageError,
     StoreUnavailableError,
 )
 from voice_agent.log import bind, logger
@@ -121,11 +123,20 @@ class TurnEngine:
 
     # -- entry points ---------------------------------------------------------------------------
 
-    def run_prompt(self, connection_id: str, text: str, budget: Budget, *, call_sid: str | None = None) -> TurnOutcome:
+    def run_prompt(
+        self,
+        connection_id: str,
+        text: str,
+        budget: Budget,
+        *,
+        call_sid: str | None = None,
+        carried: tuple[str, ...] = (),
+    ) -> TurnOutcome:
         """Answer one final ``prompt`` (or a key press turned into a note).
 
         ``call_sid``: the connection's call, if this execution environment knows it; the history is
-        then read while the generation is taken instead of after it.
+        then read while the generation is taken instead of after it. ``carried``: what the call's
+        previous socket left unanswered (an owed turn after an application reconnect).
         """
         started = self._clock.monotonic()
         early: Future[list[TurnRecord]] | None = None
@@ -148,7 +159,7 @@ class TurnEngine:
             return self._outcome(turn, TurnStatus.STORE_ERROR, "history")
         messages = [
             ChatMessage(role="system", content=self._agent.system_prompt),
-            *conversation(turn.ticket, history, text),
+            *conversation(turn.ticket, history, text, carried),
         ]
         turn.guard.heard_before(m.content for m in messages if m.role == "assistant")
         user = TurnRecord(key=TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART), role="user", text=text)
@@ -173,7 +184,7 @@ class TurnEngine:
     def _begin(self, connection_id: str, started: float, budget: Budget, text: str) -> Turn | TurnOutcome:
         waited = False
         try:
-            ticket = self._store.start_turn(connection_id, text)
+            ticket = self._start(connection_id, text)
             # Frames are concurrent invocations: a prompt can overtake the setup that binds its
             # connection (a cold setup Lambda, a caller who speaks at once). Wait for it, briefly.
             for delay in _SETUP_RACE_WAITS_S:
@@ -184,6 +195,9 @@ class TurnEngine:
                 ticket = self._store.start_turn(connection_id, text)
                 if ticket is not None:
                     logger.info("prompt arrived before its setup was stored; waited for it")
+        except ReplayedMessageError:
+            logger.info("replayed message already taken by the previous socket; not answered twice")
+            return TurnOutcome(status=TurnStatus.REPLAYED, duration_s=self._since(started))
         except StoreUnavailableError:
             # Without the store there is no generation to guard, but the caller still hears why.
             self._speaker.send_quietly(connection_id, Text(self._agent.lines.apology, last=True))
@@ -200,6 +214,14 @@ class TurnEngine:
             coalescer=PhraseCoalescer(self._agent.phrases),
             waited_for_setup=waited,
         )
+
+    def _start(self, connection_id: str, text: str) -> TurnTicket | None:
+        """The turn's generation; on a socket no setup has bound, first the binding Twilio's
+        application reconnect may leave to the first message (it may send no setup)."""
+        ticket = self._store.start_turn(connection_id, text)
+        if ticket is None and self._store.adopt_connection(connection_id) is not None:
+            ticket = self._store.start_turn(connection_id, text)
+        return ticket
 
     def _converse(self, turn: Turn, messages: list[ChatMessage], user: TurnRecord) -> TurnOutcome:
         offered = self._tools.offered(self._agent, turn.ticket.direction)

@@ -43,6 +43,7 @@ class TurnStatus(StrEnum):
     REFUSED = "refused"  # the output guard stopped a system-prompt leak: refusal spoken
     SEND_ERROR = "send_error"  # frames could not be delivered
     UNKNOWN_CONNECTION = "unknown_connection"  # no setup seen for this connection (or it is not open)
+    REPLAYED = "replayed"  # Twilio replayed a message the call's previous socket already took
 
 
 @dataclass(frozen=True, slots=True)
