@@ -40,6 +40,7 @@ from voice_agent.core.model import (
     GREETING_GENERATION,
     INTERRUPTION_PART,
     InterruptOutcome,
+    PendingEnd,
     TurnKey,
     TurnRecord,
     TurnTicket,
@@ -153,22 +154,57 @@ class DynamoSessionStore(CallItems):
             return False
         return True
 
-    def mark_ending(self, ticket: TurnTicket) -> bool:
+    def mark_ending(self, ticket: TurnTicket, handoff: str | None = None, hold_s: float = 0.0) -> bool:
         """The turn decided to end the session (transfer or goodbye): if it is still the newest, the
-        connection starts no new turn from now on (True); if a newer one took over, nothing (False)."""
+        connection starts no new turn from now on, and the ``end`` to send is kept (True); if a newer
+        one took over, nothing (False)."""
+        end_after_ms = int((self._now() + hold_s) * 1000)
         try:
             with store_errors("mark_ending", passthrough=CONDITION_FAILED):
                 self._db.update_item(
                     TableName=self._table,
                     Key=conn_key(ticket.connection_id),
-                    UpdateExpression="SET #status = :ending",
+                    UpdateExpression="SET #status = :ending, endAfterMs = :after, endHandoff = :handoff",
                     ConditionExpression="#status = :open AND gen = :g",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues={
                         ":ending": attr_s("ending"),
                         ":open": attr_s("open"),
                         ":g": attr_n(ticket.generation),
+                        ":after": attr_n(end_after_ms),
+                        ":handoff": attr_s(handoff) if handoff is not None else {"NULL": True},
                     },
+                )
+        except ClientError:
+            return False
+        return True
+
+    def pending_end(self, connection_id: str) -> PendingEnd | None:
+        with store_errors("pending_end"):
+            item = self._db.get_item(
+                TableName=self._table,
+                Key=conn_key(connection_id),
+                ConsistentRead=True,
+                ProjectionExpression="#status, endAfterMs, endHandoff, endSent",
+                ExpressionAttributeNames={"#status": "status"},
+            ).get("Item")
+        if not item or "endAfterMs" not in item:
+            return None
+        return PendingEnd(
+            handoff=get_s(item, "endHandoff") or None,
+            due=int(self._now() * 1000) >= get_n(item, "endAfterMs"),
+            sent="endSent" in item,
+        )
+
+    def claim_end(self, connection_id: str) -> bool:
+        try:
+            with store_errors("claim_end", passthrough=CONDITION_FAILED):
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=conn_key(connection_id),
+                    UpdateExpression="SET endSent = :now",
+                    ConditionExpression="attribute_exists(endAfterMs) AND attribute_not_exists(endSent)",
+                    ExpressionAttributeValues={":now": attr_n(int(self._now() * 1000))},
                 )
         except ClientError:
             return False

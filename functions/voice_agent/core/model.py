@@ -151,6 +151,17 @@ class TurnTicket:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingEnd:
+    """A session the agent is ending (``core/ending.py``): what ``end`` carries, whether the last
+    line has had time to start (an ``agentSpeaking`` ``off`` may then end it), and whether ``end``
+    has gone out."""
+
+    handoff: str | None
+    due: bool
+    sent: bool
+
+
+@dataclass(frozen=True, slots=True)
 class InterruptOutcome:
     call_sid: str
     # The generation whose speech the caller cut off (its turn gets the marker).

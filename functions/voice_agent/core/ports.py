@@ -10,6 +10,7 @@ from voice_agent.core.model import (
     CallSession,
     ChatRequest,
     InterruptOutcome,
+    PendingEnd,
     StreamEvent,
     StreamFailed,
     TurnRecord,
@@ -81,9 +82,16 @@ class TurnStore(Protocol):
         """True if ``ticket`` is still the current generation; records that it is speaking and what
         it will have ``spoken`` once this frame is out (``final``: the closing frame of a stored reply)."""
 
-    def mark_ending(self, ticket: TurnTicket) -> bool:
+    def mark_ending(self, ticket: TurnTicket, handoff: str | None = None, hold_s: float = 0.0) -> bool:
         """The turn ends the session: True if it is still the newest (the connection then starts no
-        new turn), False if a newer turn took over before it decided."""
+        new turn), False if a newer turn took over before it decided. ``handoff`` is what ``end``
+        will carry; an ``agentSpeaking`` ``off`` may send it ``hold_s`` from now (``core/ending.py``)."""
+
+    def pending_end(self, connection_id: str) -> PendingEnd | None:
+        """The session end this connection is waiting to send, if any."""
+
+    def claim_end(self, connection_id: str) -> bool:
+        """True once, for whoever sends ``end`` first (the turn, or a speaker event's invocation)."""
 
     def load_history(self, call_sid: str, max_items: int) -> list[TurnRecord]:
         """The most recent turn items of the call, oldest first, in one query."""
@@ -116,6 +124,10 @@ class RelayStore(Protocol):
         """Cancel the speaking generation if it is the newest, and mark what the caller heard."""
 
     def take_owed(self, connection_id: str) -> tuple[str, ...] | None: ...
+
+    def pending_end(self, connection_id: str) -> PendingEnd | None: ...
+
+    def claim_end(self, connection_id: str) -> bool: ...
 
 
 class CallStore(Protocol):

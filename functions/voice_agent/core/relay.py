@@ -30,6 +30,7 @@ from voice_agent.agent.config import AgentConfig
 from voice_agent.core import relay_events
 from voice_agent.core.budget import Budget
 from voice_agent.core.call_flow import SESSION_RESTART_REASON
+from voice_agent.core.ending import end_after_speech
 from voice_agent.core.model import GREETING_GENERATION, CallSession, TurnKey, TurnRecord
 from voice_agent.core.ports import RelayStore, Sender
 from voice_agent.core.turn_engine import TurnEngine
@@ -132,8 +133,7 @@ class Relay:
             case ConfigUpdated():
                 return HandledFrame(kind="configUpdated", counted=relay_events.on_config_updated(message))
             case SpeakerEvent():
-                logger.debug("speaker event", extra={"who": message.who, "speaking": message.speaking})
-                return HandledFrame(kind="speaker")
+                return self._on_speaker(connection_id, message)
             case Unknown():
                 logger.info("unknown message type ignored", extra={"type": message.type})
         return HandledFrame(kind="unknown", ignored=True)
@@ -226,6 +226,14 @@ class Relay:
             self._sender.send(connection_id, End(handoff_data=json.dumps(data, separators=(",", ":"))))
         except (ConnectionGoneError, SendError):
             logger.warning("could not ask for a session restart")
+
+    def _on_speaker(self, connection_id: str, event: SpeakerEvent) -> HandledFrame:
+        """The agent stopped speaking: if the session is ending, its last words are out; ``end`` goes
+        now rather than after an estimate (``core/ending.py``). Other speaker events are logged."""
+        logger.debug("speaker event", extra={"who": event.who, "speaking": event.speaking})
+        if event.who == "agent" and not event.speaking:
+            end_after_speech(self._store, self._sender, connection_id)
+        return HandledFrame(kind="speaker")
 
     def _on_dtmf(self, connection_id: str, dtmf: Dtmf, budget: Budget) -> HandledFrame:
         if self._agent.human_key is not None and dtmf.digit == self._agent.human_key:

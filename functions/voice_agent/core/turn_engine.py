@@ -31,7 +31,6 @@ does. How a turn can end, and what each ending says, is one table: ``turn_states
 from __future__ import annotations
 
 import contextvars
-import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from typing import TypeVar
 
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core.budget import Budget, Clock, SystemClock
+from voice_agent.core.ending import SessionEnder
 from voice_agent.core.guard import OutputGuard
 from voice_agent.core.history import conversation
 from voice_agent.core.model import (
@@ -73,13 +73,10 @@ from voice_agent.errors import (
     StoreUnavailableError,
 )
 from voice_agent.log import bind, logger
-from voice_agent.protocol.outbound import End, Language, OutboundMessage, SendDigits, Text
+from voice_agent.protocol.outbound import Language, OutboundMessage, SendDigits, Text
 
 _R = TypeVar("_R")
 
-# A caller hears about 2.5 words a second; used to let a goodbye finish before ``end``.
-_WORDS_PER_SECOND = 2.5
-_MAX_SPEECH_WAIT_S = 6.0
 _OPEN_WAIT_S = 0.05
 # How long a turn waits for a connection its setup has not bound yet (about 1.5 s in all).
 _SETUP_RACE_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.75)
@@ -120,6 +117,14 @@ class TurnEngine:
             tools=tools, clock=self._clock, pool=tool_pool or threads.TOOL_POOL, filler_after_s=agent.filler_after_s
         )
         self._store_pool = store_pool or threads.STORE_POOL
+        self._ender = SessionEnder(
+            store=store,
+            speaker=self._speaker,
+            clock=self._clock,
+            agent=agent,
+            stop=lambda turn, step: self._stop(turn, _RoundResult(step)),
+            outcome=self._outcome,
+        )
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -386,45 +391,7 @@ class TurnEngine:
         quietly(lambda: self._store.set_language(turn.ticket, code))
 
     def _end_session(self, turn: Turn, end: EndSession) -> TurnOutcome:
-        """Say the line (unless the model just said something), let it play, then ``end``.
-
-        A decision taken while the turn is the newest stands: from then on the connection starts
-        no new turn, and a caller who talks over the line (an ``interrupt``, a newer prompt) cuts
-        the line, not the transfer or the goodbye: ``end`` goes out unclaimed, and only a socket
-        that is gone stops it. A turn a newer one had already superseded decides nothing."""
-        try:
-            if not self._store.mark_ending(turn.ticket):
-                return self._stop(turn, _RoundResult(Step.STALE))
-        except StoreUnavailableError:
-            logger.error("session store unavailable; ending the session all the same")
-        already_said = (turn.spoken_this_round() + turn.tool_round_text).strip()
-        line = "" if already_said else end.line
-        if line and turn.posts:
-            line = " " + line
-        step = self._speaker.speak(turn, line, last=True)
-        if step in (Step.GONE, Step.SEND_ERROR):
-            return self._stop(turn, _RoundResult(step))
-        if step != Step.STALE:  # a line the caller cut off needs no time to play out
-            self._wait_for_speech(turn)
-        handoff = json.dumps(end.handoff, separators=(",", ":")) if end.handoff is not None else None
-        step = self._speaker.post(turn, End(handoff_data=handoff), claim=False)
-        if step != Step.OK:
-            return self._stop(turn, _RoundResult(step))
-        if end.farewell:
-            quietly(lambda: self._store.mark_farewell(turn.ticket.call_sid))
-        self._speaker.persist_reply(turn)
-        logger.info("session ended by the agent", extra={"handoff": end.handoff is not None})
-        return self._outcome(turn, TurnStatus.ENDED, "handoff" if end.handoff is not None else "goodbye")
-
-    def _wait_for_speech(self, turn: Turn) -> None:
-        """Twilio may end the session as soon as ``end`` arrives; let the last words play first."""
-        if turn.first_post_at is None:
-            return
-        playback_ends = turn.first_post_at + turn.spoken.words / _WORDS_PER_SECOND + 0.5
-        now = self._clock.monotonic()
-        wait = min(playback_ends - now, _MAX_SPEECH_WAIT_S, turn.budget.deadline - now - 1.0)
-        if wait > 0:
-            self._clock.sleep(wait)
+        return self._ender.end(turn, end)
 
     # -- helpers --------------------------------------------------------------------------------
 
