@@ -315,6 +315,7 @@ def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: R
             *,
             call_sid: str | None = None,
             carried: tuple[str, ...] = (),
+            lang: str | None = None,
         ) -> TurnOutcome:
             hints.append(call_sid)
             return TurnOutcome(status=TurnStatus.COMPLETED)

@@ -88,6 +88,8 @@ def turn_item(call_sid: str, r: TurnRecord, now: float, expires: int) -> Item:
         item["toolName"] = attr_s(r.tool_name)
     if r.heard is not None:
         item["heard"] = attr_s(r.heard)
+    if r.lang:
+        item["lang"] = attr_s(r.lang[:16])
     return item
 
 
@@ -106,6 +108,7 @@ def turn_record(item: Mapping[str, Any]) -> TurnRecord:
         tool_name=get_s(item, "toolName") or None,
         heard=heard,
         at_ms=get_n(item, "atMs") or get_n(item, "at") * 1000 or None,
+        lang=get_s(item, "lang") or None,
     )
 
 

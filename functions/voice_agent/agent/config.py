@@ -85,6 +85,8 @@ class Lines:
     # The line dropped while the agent was answering and came back by itself (application reconnect):
     # how the model is asked, in the user role, to answer the cut question on the new socket.
     resume_note: str = "(The line dropped before you finished answering. Answer the caller's last message again.)"
+    # Told to the model (in the system prompt) when Twilio says which language it heard. {lang}: the tag.
+    language_note: str = "The caller's last message was recognised as {lang}."
 
 
 SPANISH_LINES = Lines(
@@ -234,6 +236,8 @@ def _text_problems(c: AgentConfig) -> list[str]:
             p.append(f"lines.{name} is empty")
     if "{digit}" not in c.lines.dtmf_note:
         p.append("lines.dtmf_note must contain {digit}")
+    if "{lang}" not in c.lines.language_note:
+        p.append("lines.language_note must contain {lang}")
     return p
 
 

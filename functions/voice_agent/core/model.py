@@ -54,6 +54,8 @@ class TurnRecord:
     heard: str | None = None
     # When it was stored (epoch milliseconds); turns are put in the order they happened.
     at_ms: int | None = None
+    # Caller messages: the language Twilio's speech recognition heard it in (``prompt.lang``).
+    lang: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

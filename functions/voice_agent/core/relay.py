@@ -147,7 +147,7 @@ class Relay:
             return HandledFrame(kind="prompt", ignored=True)
         logger.info("prompt", extra={"speech": text_summary(prompt.voice_prompt), "lang": prompt.lang})
         outcome = self._engine.run_prompt(
-            connection_id, prompt.voice_prompt, budget, call_sid=self._calls.get(connection_id)
+            connection_id, prompt.voice_prompt, budget, call_sid=self._calls.get(connection_id), lang=prompt.lang
         )
         return self._turn(connection_id, "prompt", outcome, budget)
 

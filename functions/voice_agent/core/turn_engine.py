@@ -38,6 +38,7 @@ from typing import TypeVar
 
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core.budget import Budget, Clock, SystemClock
+from voice_agent.core.effects import message_for
 from voice_agent.core.ending import SessionEnder
 from voice_agent.core.guard import OutputGuard
 from voice_agent.core.history import conversation
@@ -58,8 +59,8 @@ from voice_agent.core.ports import ChatModel, ModelPump, Sender, StartPump, Turn
 from voice_agent.core.speaker import Speaker, quietly
 from voice_agent.core.tool_runner import ToolRunner
 from voice_agent.core.tools import (
+    Effect,
     EndSession,
-    SendDigitsEffect,
     SwitchLanguage,
     ToolContext,
     ToolRegistry,
@@ -68,12 +69,11 @@ from voice_agent.core.tools import (
 from voice_agent.core.turn_states import STOPS, Step, Turn, TurnOutcome, TurnStatus
 from voice_agent.errors import (
     LLMError,
-    OutboundValidationError,
     ReplayedMessageError,
     StoreUnavailableError,
 )
 from voice_agent.log import bind, logger
-from voice_agent.protocol.outbound import Language, OutboundMessage, SendDigits, Text
+from voice_agent.protocol.outbound import Text
 
 _R = TypeVar("_R")
 
@@ -136,12 +136,14 @@ class TurnEngine:
         *,
         call_sid: str | None = None,
         carried: tuple[str, ...] = (),
+        lang: str | None = None,
     ) -> TurnOutcome:
         """Answer one final ``prompt`` (or a key press turned into a note).
 
         ``call_sid``: the connection's call, if this execution environment knows it; the history is
         then read while the generation is taken instead of after it. ``carried``: what the call's
-        previous socket left unanswered (an owed turn after an application reconnect).
+        previous socket left unanswered (an owed turn after an application reconnect). ``lang``: the
+        language Twilio heard the prompt in (stored with it, and told to the model).
         """
         started = self._clock.monotonic()
         early: Future[list[TurnRecord]] | None = None
@@ -163,12 +165,19 @@ class TurnEngine:
             self._speaker.post(turn, Text(self._agent.lines.apology, last=True), claim=False)
             return self._outcome(turn, TurnStatus.STORE_ERROR, "history")
         messages = [
-            ChatMessage(role="system", content=self._agent.system_prompt),
+            ChatMessage(role="system", content=self._system_prompt(lang)),
             *conversation(turn.ticket, history, text, carried),
         ]
         turn.guard.heard_before(m.content for m in messages if m.role == "assistant")
-        user = TurnRecord(key=TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART), role="user", text=text)
+        key = TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART)
+        user = TurnRecord(key=key, role="user", text=text, lang=lang)
         return self._converse(turn, messages, user)
+
+    def _system_prompt(self, lang: str | None) -> str:
+        """The system prompt, and the language the caller's words were heard in (when Twilio says)."""
+        if not lang:
+            return self._agent.system_prompt
+        return f"{self._agent.system_prompt}\n\n{self._agent.lines.language_note.format(lang=lang)}"
 
     def run_handoff(
         self, connection_id: str, *, note: str, reason_code: str, reason: str, budget: Budget
@@ -218,6 +227,8 @@ class TurnEngine:
             guard=OutputGuard(self._agent.system_prompt, self._agent.max_reply_chars),
             coalescer=PhraseCoalescer(self._agent.phrases),
             waited_for_setup=waited,
+            # A session speaking "multi" (ElevenLabs picks the language per text) tags each text.
+            reply_lang="multi" if (ticket.language or self._agent.language) == "multi" else None,
         )
 
     def _start(self, connection_id: str, text: str) -> TurnTicket | None:
@@ -364,20 +375,13 @@ class TurnEngine:
 
         return self._runner.run(calls, ctx, offered, deadline=deadline, filler=None if said_something else filler)
 
-    def _apply_effects(self, turn: Turn, effects: list[object]) -> TurnOutcome | None:
+    def _apply_effects(self, turn: Turn, effects: list[Effect]) -> TurnOutcome | None:
+        """Ending the session wins; every other effect sends its message, claimed (``core/effects.py``)."""
         for effect in effects:
             if isinstance(effect, EndSession):
                 return self._end_session(turn, effect)
         for effect in effects:
-            message: OutboundMessage | None = None
-            try:
-                if isinstance(effect, SwitchLanguage):
-                    message = Language(tts_language=effect.code, transcription_language=effect.code)
-                elif isinstance(effect, SendDigitsEffect):
-                    message = SendDigits(effect.digits)
-            except OutboundValidationError:
-                logger.warning("tool effect produced an invalid message; not sent")
-                continue
+            message = message_for(effect, self._agent)
             if message is None:
                 continue
             step = self._speaker.post(turn, message)

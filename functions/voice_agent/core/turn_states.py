@@ -104,6 +104,7 @@ class Turn:
     needs_space: bool = False
     tool_calls: int = 0
     waited_for_setup: bool = False  # the connection was bound only after this turn arrived
+    reply_lang: str | None = None  # every text frame's ``lang`` (a session speaking "multi")
     reply_stored: bool = False  # the final assistant message is stored (before its ``last``)
 
     def take_key(self) -> TurnKey:
