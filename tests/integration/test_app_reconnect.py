@@ -5,6 +5,7 @@ all; the events it buffered replayed on it. The relay, the turn engine and the s
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -15,6 +16,8 @@ from voice_agent.agent.config import AGENT
 from voice_agent.core.model import ChatRequest
 from voice_agent.core.relay import HandledFrame, Relay
 from voice_agent.core.turn_states import TurnStatus
+from voice_agent.errors import ConnectionGoneError
+from voice_agent.protocol.outbound import OutboundMessage
 
 CALL = "CA" + "5" * 32
 QUESTION = "Is order 1001 ready for pickup?"
@@ -28,11 +31,23 @@ def prompt(text: str) -> str:
     return json.dumps({"type": "prompt", "voicePrompt": text, "last": True, "lang": "en-US"})
 
 
+class SkipClock:
+    """Real time, except that sleeping skips ahead (a relay following a reconnect waits no time)."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skipped
+
+    def sleep(self, seconds: float) -> None:
+        self.skipped += seconds
+
+
 @pytest.fixture
 def relay(store: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel) -> Relay:
-    return Relay(
-        store=store, engine=engine_for(store, sender, model), sender=sender, agent=AGENT, warm_model=model.warm
-    )
+    engine = engine_for(store, sender, model)
+    return Relay(store=store, engine=engine, sender=sender, agent=AGENT, warm_model=model.warm, clock=SkipClock())
 
 
 def greetings(store: DynamoSessionStore) -> list[str]:
@@ -158,3 +173,47 @@ def test_an_action_resume_is_not_an_application_reconnect(
     handled = relay.handle("c2", setup_frame("VX2"), budget())
     assert handled.outcome is None  # nothing owed: the reconnect greeting asks where they were
     assert greetings(store) == [AGENT.lines.welcome_greeting, AGENT.lines.reconnect_greeting]
+
+
+class GoneAfterFirst(RecordingSender):
+    """One socket (``c1``) goes away after its first frame; the others are fine."""
+
+    def send(self, connection_id: str, message: OutboundMessage) -> None:
+        if connection_id == "c1" and self.for_connection("c1"):
+            raise ConnectionGoneError(connection_id)
+        super().send(connection_id, message)
+
+
+def test_with_no_setup_and_nothing_replayed_the_cut_turn_follows_the_call_to_its_new_socket(
+    store: DynamoSessionStore, model: ScriptedModel
+) -> None:
+    sender = GoneAfterFirst()
+    engine = engine_for(store, sender, model)
+    relay = Relay(store=store, engine=engine, sender=sender, agent=AGENT, warm_model=model.warm, clock=SkipClock())
+    store.prebind_connection("c1", CALL, 0)
+    relay.handle("c1", setup_frame(), budget())
+    model.say("Let me check that for you. Order one zero zero one is ready at the counter.")
+    model.say("Yes, order one zero zero one is ready.")
+    # Twilio reopens the socket before the cut turn notices; it sends nothing on it.
+    store.prebind_connection("c2", CALL, 0)
+    handled = relay.handle("c1", prompt(QUESTION), budget())
+    assert handled.outcome is not None and handled.outcome.status == TurnStatus.COMPLETED
+    assert "is ready" in sender.spoken("c2")
+    assert greetings(store) == [AGENT.lines.welcome_greeting]
+
+
+def test_a_caller_who_hung_up_mid_reply_is_not_followed(
+    store: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    relay = Relay(
+        store=store, engine=engine_for(store, sender, model), sender=sender, agent=AGENT, warm_model=model.warm
+    )
+    store.prebind_connection("c1", CALL, 0)
+    relay.handle("c1", setup_frame(), budget())
+    sender.gone_after = len(sender.messages) + 1
+    sender.on_send = lambda cid, _: store.close_connection(cid, gone=False, code=1000)  # Twilio closes with 1000
+    model.say("Let me check that for you. Order one zero zero one is ready at the counter.")
+    started = time.monotonic()
+    handled = relay.handle("c1", prompt(QUESTION), budget())
+    assert handled.outcome is not None and handled.outcome.status == TurnStatus.GONE
+    assert time.monotonic() - started < 1.0  # no waiting for a socket that is not coming back

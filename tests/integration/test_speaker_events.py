@@ -22,7 +22,7 @@ from voice_agent.protocol.outbound import End
 from voice_agent.wiring import tool_registry
 
 CALL = "CA" + "6" * 32
-LINE = "One moment please."  # 3 words: the estimate plays it for 1.7 s; an "off" counts after 0.6 s
+LINE = "One moment please."  # 3 words: the estimate plays it for 1.7 s; an "off" counts after 0.5 s
 AGENT_SHORT = dataclasses.replace(AGENT, lines=dataclasses.replace(AGENT.lines, handoff=LINE))
 
 
@@ -85,10 +85,10 @@ def test_an_off_before_the_line_could_start_is_not_its_end(store: DynamoSessionS
     handoff = Handoff(relay, sender)
     time.sleep(0.2)
     relay.handle("c1", off(), budget())  # the end of speech before the line, not of the line
-    time.sleep(0.8)
+    time.sleep(0.5)
     assert handoff.end_at is None
     relay.handle("c1", off(), budget())
-    assert 1.0 <= handoff.finish() < 1.5
+    assert 0.7 <= handoff.finish() < 1.2
 
 
 def test_without_speaker_events_the_estimate_decides(store: DynamoSessionStore, sender: RecordingSender) -> None:

@@ -125,6 +125,9 @@ class CallItems:
     def take_owed(self, connection_id: str) -> tuple[str, ...] | None:
         return self._sockets.take_owed(connection_id)
 
+    def latest_socket(self, call_sid: str) -> str | None:
+        return self._sockets.latest_upgrade(call_sid)
+
     def issue_call_token(self, call_sid: str, token: str) -> str:
         """Create the call item with ``token`` at ``/voice``; a retried webhook gets the first one."""
         now = int(self._now())

@@ -75,9 +75,15 @@ class SocketItems:
             old = self._db.update_item(
                 TableName=self._table,
                 Key=call_key(call_sid),
-                UpdateExpression="ADD upgradedSessions :session SET #ttl = if_not_exists(#ttl, :ttl)",
+                UpdateExpression=(
+                    "ADD upgradedSessions :session SET lastUpgrade = :cid, #ttl = if_not_exists(#ttl, :ttl)"
+                ),
                 ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
-                ExpressionAttributeValues={":session": {"SS": [str(session)]}, ":ttl": attr_n(now + self._retention_s)},
+                ExpressionAttributeValues={
+                    ":session": {"SS": [str(session)]},
+                    ":cid": attr_s(connection_id),
+                    ":ttl": attr_n(now + self._retention_s),
+                },
                 ReturnValues="ALL_OLD",  # (UPDATED_OLD may leave out a set the ADD did not change)
             ).get("Attributes", {})
         reconnect = str(session) in old.get("upgradedSessions", {}).get("SS", [])
@@ -98,6 +104,14 @@ class SocketItems:
         except ClientError:
             logger.warning("connection already exists at $connect; left as it is")
         return reconnect
+
+    def latest_upgrade(self, call_sid: str) -> str | None:
+        """The call's latest socket, as ``$connect`` noted it (the one Twilio reconnected, if it did)."""
+        with store_errors("latest_upgrade"):
+            item = self._db.get_item(
+                TableName=self._table, Key=call_key(call_sid), ConsistentRead=True, ProjectionExpression="lastUpgrade"
+            ).get("Item")
+        return get_s(item, "lastUpgrade") or None if item else None
 
     def noted(self, connection_id: str) -> Item | None:
         """The note ``$connect`` left for a socket no setup has bound yet, if it is one."""

@@ -57,6 +57,7 @@ _BATCH_ATTEMPTS = 3
 MAX_PENDING = 8
 MAX_PENDING_CHARS = 1000
 MAX_SPOKEN_CHARS = 4000
+NORMAL_CLOSE = 1000  # a hang-up, or after ``end``: the socket is not coming back
 
 
 class DynamoSessionStore(CallItems):
@@ -280,24 +281,39 @@ class DynamoSessionStore(CallItems):
             {"#language": "language"},
         )
 
-    def close_connection(self, connection_id: str, *, gone: bool) -> str | None:
+    def close_connection(self, connection_id: str, *, gone: bool, code: int | None = None) -> str | None:
+        """Mark the connection closed (``$disconnect``, with its close ``code``) or gone (a post got
+        410); returns its call. A normal close (1000) is a hang-up or an ``end``, not a drop."""
+        update = "SET #status = :status, closedAt = :now"
+        values: dict[str, Any] = {":status": attr_s("gone" if gone else "closed"), ":now": attr_n(int(self._now()))}
+        if code is not None:
+            update += ", closeCode = :code"
+            values[":code"] = attr_n(code)
         try:
             with store_errors("close_connection", passthrough=CONDITION_FAILED):
                 item = self._db.update_item(
                     TableName=self._table,
                     Key=conn_key(connection_id),
-                    UpdateExpression="SET #status = :status, closedAt = :now",
+                    UpdateExpression=update,
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={
-                        ":status": attr_s("gone" if gone else "closed"),
-                        ":now": attr_n(int(self._now())),
-                    },
+                    ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                 )["Attributes"]
         except ClientError:
             return None
         return get_s(item, "callSid") or None
+
+    def closed_normally(self, connection_id: str) -> bool:
+        """Whether ``$disconnect`` reported a normal close (1000) for the connection (so far)."""
+        with store_errors("closed_normally"):
+            item = self._db.get_item(
+                TableName=self._table,
+                Key=conn_key(connection_id),
+                ConsistentRead=True,
+                ProjectionExpression="closeCode",
+            ).get("Item")
+        return bool(item) and get_n(item or {}, "closeCode", -1) == NORMAL_CLOSE
 
     def load_history(self, call_sid: str, max_items: int) -> list[TurnRecord]:
         with store_errors("load_history"):

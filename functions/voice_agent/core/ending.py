@@ -8,8 +8,8 @@ sends ``end`` itself if no event came: after the old estimate (2.5 words a secon
 when the events are off, or after a longer grace when they are on but silent.
 
 Exactly one ``end`` goes out: both sides claim it on the connection item first (``claim_end``).
-An ``off`` counts only once the line has had time to start (``hold``: half its estimated length, at
-least 0.5 s, from when it was posted): an ``off`` that ends earlier speech cannot cut the line.
+An ``off`` counts only from half a second after the line was posted (``hold_s``): an ``off`` that
+ended earlier speech, delivered late, cannot cut the line.
 """
 
 from __future__ import annotations
@@ -34,9 +34,15 @@ MAX_EVENT_WAIT_S = 12.0  # with them: how long at most the turn waits for the ev
 POLL_S = 0.25
 
 
+HOLD_S = 0.5
+
+
 def hold_s(line: str) -> float:
-    """How long after its post an ``off`` can be the end of ``line`` (not of speech before it)."""
-    return max(0.5, 0.5 * len(line.split()) / WORDS_PER_SECOND)
+    """How long after the line's post an ``off`` can be its end, not the end of speech before it:
+    speech queued behind the line plays on without a break, so only an ``off`` sent just before the
+    post (and delivered just after it) could mislead; half a second covers that delivery, and is
+    shorter than any line, however fast the voice."""
+    return HOLD_S if line.strip() else 0.0
 
 
 class SessionEnder:

@@ -105,8 +105,9 @@ class TurnStore(Protocol):
     def mark_farewell(self, call_sid: str) -> None:
         """Remember that the caller has been told goodbye (the action handler then just hangs up)."""
 
-    def close_connection(self, connection_id: str, *, gone: bool) -> str | None:
-        """Mark the connection closed; returns its call SID if known."""
+    def close_connection(self, connection_id: str, *, gone: bool, code: int | None = None) -> str | None:
+        """Mark the connection closed (``code``: the close code ``$disconnect`` reported); returns
+        its call SID if known."""
 
 
 class RelayStore(Protocol):
@@ -124,6 +125,15 @@ class RelayStore(Protocol):
         """Cancel the speaking generation if it is the newest, and mark what the caller heard."""
 
     def take_owed(self, connection_id: str) -> tuple[str, ...] | None: ...
+
+    def adopt_connection(self, connection_id: str) -> CallSession | None: ...
+
+    def latest_socket(self, call_sid: str) -> str | None:
+        """The call's latest socket as ``$connect`` noted it (after Twilio's application reconnect,
+        the new one)."""
+
+    def closed_normally(self, connection_id: str) -> bool:
+        """``$disconnect`` reported a normal close (a hang-up, not a drop)."""
 
     def pending_end(self, connection_id: str) -> PendingEnd | None: ...
 
@@ -154,7 +164,7 @@ class CallStore(Protocol):
 class ConnectionCloser(Protocol):
     """What ``$disconnect`` needs."""
 
-    def close_connection(self, connection_id: str, *, gone: bool) -> str | None: ...
+    def close_connection(self, connection_id: str, *, gone: bool, code: int | None = None) -> str | None: ...
 
 
 class SessionStore(TurnStore, RelayStore, CallStore, ConnectionCloser, Protocol):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core import relay_events
-from voice_agent.core.budget import Budget
+from voice_agent.core.budget import Budget, Clock, SystemClock
 from voice_agent.core.call_flow import SESSION_RESTART_REASON
 from voice_agent.core.ending import end_after_speech
 from voice_agent.core.model import GREETING_GENERATION, CallSession, TurnKey, TurnRecord
@@ -60,6 +60,10 @@ from voice_agent.protocol.outbound import End
 from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER
 
 DTMF_REASON_CODE = "dtmf-transfer"
+# After a drop cut a turn, how long its invocation looks for the socket Twilio reopens (about 3 s).
+_FOLLOW_POLLS = 12
+_FOLLOW_POLL_S = 0.25
+_FOLLOW_MIN_BUDGET_S = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +86,10 @@ class Relay:
         sender: Sender,
         agent: AgentConfig,
         warm_model: Callable[[], None],
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
+        self._clock = clock or SystemClock()
         self._engine = engine
         self._sender = sender
         self._agent = agent
@@ -200,6 +206,25 @@ class Relay:
         except StoreUnavailableError:
             logger.error("greeting not stored")
 
+    def _follow_reconnect(self, call_sid: str, gone: str, budget: Budget) -> TurnOutcome | None:
+        """This turn's socket dropped mid-reply. If Twilio reconnects by itself and sends nothing on
+        the new socket (no setup, nothing to replay), nothing there would answer the caller: wait a
+        little for the new socket ``$connect`` notes, bind it, and answer there."""
+        for _ in range(_FOLLOW_POLLS):
+            if budget.deadline - self._clock.monotonic() < _FOLLOW_MIN_BUDGET_S:
+                return None
+            try:
+                latest = self._store.latest_socket(call_sid)
+                if latest is not None and latest != gone:
+                    self._store.adopt_connection(latest)  # (a setup may have bound it already)
+                    return self._answer_owed(latest, budget)
+                if self._store.closed_normally(gone):
+                    return None  # the caller hung up: no socket is coming back
+            except StoreUnavailableError:
+                return None
+            self._clock.sleep(_FOLLOW_POLL_S)
+        return None
+
     def _answer_owed(self, connection_id: str, budget: Budget) -> TurnOutcome | None:
         """The call's previous socket dropped before it answered the caller (Twilio reconnected by
         itself): answer on this one, without the caller repeating it. Taken once per socket."""
@@ -274,6 +299,8 @@ class Relay:
             # Twilio replayed a message the previous socket took: if that socket left it unanswered,
             # this is the moment to answer it (once).
             outcome = self._answer_owed(connection_id, budget) or outcome
+        elif outcome.status == TurnStatus.GONE and outcome.call_sid and self._agent.application_reconnect:
+            outcome = self._follow_reconnect(outcome.call_sid, connection_id, budget) or outcome
         if outcome.call_sid:
             bind(call_sid=outcome.call_sid)
             self._calls.put(connection_id, outcome.call_sid)
