@@ -128,11 +128,13 @@ class SocketItems:
         was still sending, and after an application reconnect (told by ``$connect``'s note, or by
         a setup repeating the previous socket's ``sessionId``) set up what the new socket owes."""
         try:
-            old = self._freeze(previous)
+            old = self._freeze(previous) if app_reconnect else self._read(previous)
+            if not app_reconnect and session_id and get_s(old, "sessionId") == session_id:
+                app_reconnect = True  # the same session on a new socket: Twilio reopened it
+                old = self._freeze(previous)
         except (ClientError, StoreUnavailableError):
-            logger.info("the previous socket could not be frozen")
+            logger.info("the previous socket could not be read")
             return Handover(app_reconnect=app_reconnect, owed=False)
-        app_reconnect = app_reconnect or (bool(session_id) and get_s(old, "sessionId") == session_id)
         self._keep_what_was_sent(call_sid, old)
         if not app_reconnect:
             return Handover(app_reconnect=False, owed=False)
@@ -143,6 +145,13 @@ class SocketItems:
             logger.warning("replay guard not stored; replayed messages may be answered twice")
             return Handover(app_reconnect=True, owed=False)
         return Handover(app_reconnect=True, owed=owed is not None)
+
+    def _read(self, previous: str) -> Item:
+        with store_errors("bind_connection.previous"):
+            return cast(
+                Item,
+                self._db.get_item(TableName=self._table, Key=conn_key(previous), ConsistentRead=True).get("Item", {}),
+            )
 
     def _freeze(self, previous: str) -> Item:
         """One write: the previous socket's generation moves on (a turn streaming there stops at its

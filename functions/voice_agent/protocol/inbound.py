@@ -19,6 +19,7 @@ from voice_agent.errors import MalformedMessageError
 from voice_agent.protocol.text import clean_text
 
 MAX_FRAME_BYTES: Final = 128 * 1024  # API Gateway's message limit; larger frames never arrive
+_LANG_TAG: Final = re.compile(r"^(multi|[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +212,8 @@ def _parse_prompt(d: Mapping[str, Any]) -> Prompt:
     lang = d.get("lang")
     return Prompt(
         voice_prompt=text,
-        lang=lang if isinstance(lang, str) and lang else None,
+        # a language tag or nothing: it reaches the model's system message (turn_engine)
+        lang=lang if isinstance(lang, str) and _LANG_TAG.match(lang) else None,
         last=_bool(d.get("last"), default=True),
     )
 
