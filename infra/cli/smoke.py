@@ -502,13 +502,13 @@ def _check_signed_voice(
     socket_url = urlsplit(relay.url)
     if socket_url._replace(query="").geturl() != target.relay_url:
         problems.append(
-            f"the TwiML's relay URL is {relay.url}, the stack's RelayUrl is {target.relay_url}: "
+            f"the TwiML's relay URL is {twiml.redacted(relay.url)}, the stack's RelayUrl is {target.relay_url}: "
             "is cdk-outputs.json from this deployment?"
         )
     named = dict(parse_qsl(socket_url.query))
     if named.get("callSid") != probe_call or not named.get("callToken"):
         problems.append(
-            f"the TwiML's relay URL does not name this call and its token ({relay.url}): "
+            f"the TwiML's relay URL does not name this call and its token ({twiml.redacted(relay.url)}): "
             "is the webhook function from this version?"
         )
     if problems:
@@ -542,11 +542,12 @@ async def _check_signed_upgrade(
     since_ms = int(time.time() * 1000) - 5_000
     began = time.monotonic()
     status, error = await try_upgrade(url, sign(token, signed_over))
+    shown = twiml.redacted(url)
     if status == 101:
-        report.add(name, "pass", f"{url} opened in {(time.monotonic() - began) * 1000:.0f} ms")
+        report.add(name, "pass", f"{shown} opened in {(time.monotonic() - began) * 1000:.0f} ms")
         return True
-    over = "the TwiML's url" if signed_over == url else f"NOT the TwiML's url {url}"
-    hints = [f"signed over: {signed_over} ({over})"]
+    over = "the TwiML's url" if signed_over == url else f"NOT the TwiML's url {shown}"
+    hints = [f"signed over: {twiml.redacted(signed_over)} ({over})"]
     if status in (401, 403):
         hints += _refusal_hints(refusals, since_ms)
         hints.append(
@@ -557,7 +558,7 @@ async def _check_signed_upgrade(
         hints.append("check: make logs FN=connect; 'still holds its placeholder' means the Twilio secret has no value")
     else:
         hints.append("check: is the relay deployed, and does its domain resolve (custom domains: the CNAME)?")
-    report.add(name, "fail", f"{url} refused: {error}", *hints)
+    report.add(name, "fail", f"{shown} refused: {error}", *hints)
     return False
 
 
@@ -586,7 +587,7 @@ async def _check_unsigned_upgrade(report: Report, url: str) -> None:
         report.add(
             name,
             "fail",
-            f"{url} opened without a signature: anyone can talk to the agent",
+            f"{twiml.redacted(url)} opened without a signature: anyone can talk to the agent",
             "check: the connect function's environment must not set TWILIO_SIGNATURE_VALIDATION",
         )
     else:

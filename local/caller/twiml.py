@@ -8,6 +8,7 @@ verb is kept as :class:`Unsupported` so the caller can report it instead of gues
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -198,6 +199,15 @@ def _dial(el: ET.Element, text: str) -> Dial:
     return Dial(target=text, kind="number", attributes=dict(el.attrib))
 
 
+_TOKEN = re.compile(r"(callToken=)[^&]+")
+
+
+def redacted(url: str) -> str:
+    """A relay URL as transcripts and reports show it: the call's token left out (a per-call
+    credential, like the upgrade's signature)."""
+    return _TOKEN.sub(r"\1…", url)
+
+
 def describe(verbs: list[Verb]) -> str:
     """A one-line summary for the transcript: ``<Say> <Dial +15555550100>``."""
     return " ".join(_summary(v) for v in verbs) or "<Response/> (empty)"
@@ -209,7 +219,7 @@ def _summary(verb: Verb) -> str:
             return f"<Pause {verb.seconds:g}s>"
         case Connect():
             action = f" action={verb.action}" if verb.action else ""
-            return f"<Connect{action}><ConversationRelay url={verb.relay.url}>"
+            return f"<Connect{action}><ConversationRelay url={redacted(verb.relay.url)}>"
         case Dial():
             return f"<Dial {verb.target}>"
         case Redirect():

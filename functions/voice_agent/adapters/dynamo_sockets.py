@@ -256,14 +256,15 @@ class SocketItems:
     def forget_replay(self, connection_id: str, text: str) -> None:
         """A replayed message was refused once: the same words again are the caller's own."""
         try:
-            with store_errors("start_turn.replay"):
+            with store_errors("start_turn.replay", passthrough=CONDITION_FAILED):
                 self._db.update_item(
                     TableName=self._table,
                     Key=conn_key(connection_id),
                     UpdateExpression="DELETE replayGuard :fp",
+                    ConditionExpression="attribute_exists(pk)",  # never an item without its TTL
                     ExpressionAttributeValues={":fp": {"SS": [fingerprint(text)]}},
                 )
-        except StoreUnavailableError:
+        except (ClientError, StoreUnavailableError):
             logger.info("replay guard not updated")
 
 
