@@ -30,7 +30,9 @@ class Usage:
     dynamodb_writes_per_turn: float = 3.0  # the generation, the caller's message, the agent's message
     dynamodb_reads_per_turn: float = 1.0  # the history query
     dynamodb_claims_per_frame: float = 1.0  # the interrupt check before each posted frame (a conditional write)
-    dynamodb_writes_per_call: float = 5.0  # setup 3 (call, connection, greeting); $disconnect 1; /action 1
+    # /voice 1 (the call's token); $connect 2 (it notes the socket's call); setup 3 (call, connection,
+    # greeting); the session's end 1 (its claim); $disconnect 1; /action 1
+    dynamodb_writes_per_call: float = 9.0
     log_bytes_per_turn: float = 986.0  # the message function's JSON log and metric lines for one turn
     log_bytes_per_other_frame: float = 563.0  # setup, interrupt, ...
 

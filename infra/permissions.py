@@ -27,6 +27,9 @@ DISCONNECT_STORE_ACTIONS: Final = ("dynamodb:UpdateItem",)
 TIMERS_STORE_ACTIONS: Final = MESSAGE_STORE_ACTIONS
 # The records function reads the call and every turn, and marks the record made (a lease first).
 RECORDS_STORE_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
+# $connect notes which call the socket belongs to (before any setup): the call counts the upgrade,
+# the connection item is created. No read: the call token in the URL is checked without the table.
+CONNECT_STORE_ACTIONS: Final = ("dynamodb:UpdateItem", "dynamodb:PutItem")
 # Everything the store can do, whoever calls it.
 SESSION_STORE_ACTIONS: Final = tuple(
     dict.fromkeys(
@@ -35,5 +38,6 @@ SESSION_STORE_ACTIONS: Final = tuple(
         + DISCONNECT_STORE_ACTIONS
         + TIMERS_STORE_ACTIONS
         + RECORDS_STORE_ACTIONS
+        + CONNECT_STORE_ACTIONS
     )
 )

@@ -36,6 +36,7 @@ from infra.constructs.sessions_table import SessionsTable
 from infra.constructs.timers import TIMERS_TIMEOUT, Timers
 from infra.constructs.webhook_api import WebhookApi
 from infra.permissions import (
+    CONNECT_STORE_ACTIONS,
     DISCONNECT_STORE_ACTIONS,
     MESSAGE_STORE_ACTIONS,
     RECORDS_STORE_ACTIONS,
@@ -63,7 +64,7 @@ CONNECT = FunctionSpec(
     # (boto3 + the signature check), no more.
     memory_mb=512,
     timeout=cdk.Duration.seconds(10),
-    description="Relay $connect: accepts the WebSocket upgrade only when Twilio signed it",
+    description="Relay $connect: accepts the WebSocket upgrade only when Twilio signed it, for the call it names",
 )
 MESSAGE = FunctionSpec(
     handler="voice_agent.entry.ws_message.handler",
@@ -180,7 +181,7 @@ class VoiceAgentStack(cdk.Stack):
         )
 
         # The functions, each with only the settings its entry point reads.
-        table_name = self.sessions.table.table_name
+        table_name = self.sessions.table.table_name  # (Connect notes each socket's call in it)
         timer_queue = self.timers.queue.queue_url
         record_queue = self.call_records.queue.queue_url
         model_settings: dict[str, str] = {
@@ -198,6 +199,7 @@ class VoiceAgentStack(cdk.Stack):
             CONNECT,
             code,
             {
+                names.SESSIONS_TABLE_NAME: table_name,
                 names.RELAY_PUBLIC_URL: self.relay.public_url,
                 names.TWILIO_AUTH_TOKEN_SECRET_ARN: self.twilio_auth_token.secret.secret_arn,
             },
@@ -237,6 +239,7 @@ class VoiceAgentStack(cdk.Stack):
         self.sessions.grant_session_store(self.message_fn.function, MESSAGE_STORE_ACTIONS)
         self.sessions.grant_session_store(self.webhook_fn.function, WEBHOOK_STORE_ACTIONS)
         self.sessions.grant_session_store(self.disconnect_fn.function, DISCONNECT_STORE_ACTIONS)
+        self.sessions.grant_session_store(self.connect_fn.function, CONNECT_STORE_ACTIONS)
         for needs_twilio in (self.connect_fn, self.webhook_fn):
             self.twilio_auth_token.grant_get_value(needs_twilio.function)
         self._queued_functions(code, model_settings)
@@ -271,7 +274,7 @@ class VoiceAgentStack(cdk.Stack):
 
     def _queued_functions(self, code: lambda_.Code, model_settings: Mapping[str, str]) -> None:
         """The timers and records functions, each fed by its queue (after and around the call)."""
-        table_name = self.sessions.table.table_name
+        table_name = self.sessions.table.table_name  # (Connect notes each socket's call in it)
         timer_queue, record_queue = self.timers.queue.queue_url, self.call_records.queue.queue_url
         # A key entry that ends on a timer runs a turn: the message function's model settings.
         self.timers_fn = self._function(

@@ -34,6 +34,11 @@ class CallTokenMismatchError(VoiceAgentError):
     """A ``setup`` names a call without that call's token: not the socket Twilio opened for it."""
 
 
+class ReplayedMessageError(VoiceAgentError):
+    """A caller message the previous socket of the call already took, replayed by Twilio after an
+    application reconnect: it is not answered twice."""
+
+
 class StoreUnavailableError(VoiceAgentError):
     """DynamoDB could not serve a request within the retry budget."""
 

@@ -30,6 +30,9 @@ RECONNECTS: Final = "Reconnects"
 TRANSFERS: Final = "Transfers"
 TRANSFERS_FAILED: Final = "TransfersFailed"
 REFUSED_SIGNATURES: Final = "RefusedSignatures"
+# A call handed to a person (or told goodbye) because Twilio refused its configuration twice: the
+# configured one and the known-good one (a voice, provider or attribute the account cannot use).
+CONFIGURATION_ERRORS: Final = "ConfigurationErrors"
 # Per socket (the message function): a setup naming a call without that call's token.
 REFUSED_SETUPS: Final = "RefusedSetups"
 
@@ -43,3 +46,6 @@ SILENCE_REMINDERS: Final = "SilenceReminders"
 SILENCE_HANGUPS: Final = "SilenceHangups"
 TIME_LIMIT_HANGUPS: Final = "TimeLimitHangups"
 CUT_OFF_CALLS: Final = "CutOffCalls"
+# Per session (the message function): Twilio switched the session's configuration (a provider
+# failover by <Failover>, or a config message applied), from its configUpdated events.
+CONFIG_UPDATES: Final = "ConfigUpdates"

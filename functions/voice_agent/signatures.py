@@ -51,9 +51,10 @@ def valid_upgrade(auth_token: str, public_url: str, query: Mapping[str, str] | N
     """The WebSocket handshake: no body, the ``wss://`` URL with its stage path.
 
     Twilio's sources disagree on URLs with a query string (``docs/protocol.md``, "Signatures"), so
-    both forms are accepted: the full URL with no params, or the bare URL with the query as
-    params. The TwiML this project builds carries no query string (data travels in
-    ``<Parameter>``s).
+    every form is accepted: the full URL as the TwiML writes it (its query names sorted, as
+    ``call_tokens.relay_url`` writes them), the bare URL with the query as params, or the bare URL
+    alone (a signer that drops the query). The query then is not covered by the signature; what it
+    claims (a call) is checked on its own (``call_tokens``).
     """
     if not signature:
         return False
@@ -61,7 +62,11 @@ def valid_upgrade(auth_token: str, public_url: str, query: Mapping[str, str] | N
     if not query:
         return bool(validator.validate(public_url, {}, signature))
     full = f"{public_url}?{urlencode(sorted(query.items()))}"
-    return bool(validator.validate(full, {}, signature) or validator.validate(public_url, dict(query), signature))
+    return bool(
+        validator.validate(full, {}, signature)
+        or validator.validate(public_url, dict(query), signature)
+        or validator.validate(public_url, {}, signature)
+    )
 
 
 def sign(auth_token: str, url: str, params: FormParams | None = None) -> str:

@@ -56,6 +56,8 @@ def record_frame(handled: HandledFrame) -> None:
         record_count(metric.INTERRUPTS)
     elif handled.refused:
         record_count(metric.REFUSED_SETUPS)
+    if handled.counted is not None:
+        record_count(handled.counted)
 
 
 def record_count(name: str, value: int = 1) -> None:

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from websockets.asyncio.client import connect
@@ -449,7 +450,8 @@ async def _run(
     s3: Callable[[], Any] | None,
 ) -> None:
     probe = Call(transcript=_Quiet(), auth_token=token)
-    relay = _check_signed_voice(report, target, await post_voice(http, probe, target.voice_url, signed_with=token))
+    voice = await post_voice(http, probe, target.voice_url, signed_with=token)
+    relay = _check_signed_voice(report, target, voice, probe.identity.call_sid)
     _check_unsigned_voice(report, await post_voice(http, probe, target.voice_url, signed_with=None))
     upgraded = False
     if relay is None:
@@ -465,7 +467,9 @@ async def _run(
     await _check_record(report, target, result, options, s3)
 
 
-def _check_signed_voice(report: Report, target: Target, voice: _Voice) -> twiml.ConversationRelay | None:
+def _check_signed_voice(
+    report: Report, target: Target, voice: _Voice, probe_call: str
+) -> twiml.ConversationRelay | None:
     name = "signed /voice"
     url = target.voice_url
     if voice.status == 0:
@@ -508,10 +512,17 @@ def _check_signed_voice(report: Report, target: Target, voice: _Voice) -> twiml.
             f"the <Connect action> is {action or 'missing'}, not {target.webhook_base_url}/action "
             "(Twilio posts the session's end there)"
         )
-    if relay.url != target.relay_url:
+    socket_url = urlsplit(relay.url)
+    if socket_url._replace(query="").geturl() != target.relay_url:
         problems.append(
-            f"the TwiML's relay URL is {relay.url}, the stack's RelayUrl is {target.relay_url}: "
+            f"the TwiML's relay URL is {twiml.redacted(relay.url)}, the stack's RelayUrl is {target.relay_url}: "
             "is cdk-outputs.json from this deployment?"
+        )
+    named = dict(parse_qsl(socket_url.query))
+    if named.get("callSid") != probe_call or not named.get("callToken"):
+        problems.append(
+            f"the TwiML's relay URL does not name this call and its token ({twiml.redacted(relay.url)}): "
+            "is the webhook function from this version?"
         )
     if problems:
         report.add(name, "fail", twiml.describe(voice.verbs), *(f"check: {p}" for p in problems))
@@ -544,11 +555,12 @@ async def _check_signed_upgrade(
     since_ms = int(time.time() * 1000) - 5_000
     began = time.monotonic()
     status, error = await try_upgrade(url, sign(token, signed_over))
+    shown = twiml.redacted(url)
     if status == 101:
-        report.add(name, "pass", f"{url} opened in {(time.monotonic() - began) * 1000:.0f} ms")
+        report.add(name, "pass", f"{shown} opened in {(time.monotonic() - began) * 1000:.0f} ms")
         return True
-    over = "the TwiML's url" if signed_over == url else f"NOT the TwiML's url {url}"
-    hints = [f"signed over: {signed_over} ({over})"]
+    over = "the TwiML's url" if signed_over == url else f"NOT the TwiML's url {shown}"
+    hints = [f"signed over: {twiml.redacted(signed_over)} ({over})"]
     if status in (401, 403):
         hints += _refusal_hints(refusals, since_ms)
         hints.append(
@@ -559,7 +571,7 @@ async def _check_signed_upgrade(
         hints.append("check: make logs FN=connect; 'still holds its placeholder' means the Twilio secret has no value")
     else:
         hints.append("check: is the relay deployed, and does its domain resolve (custom domains: the CNAME)?")
-    report.add(name, "fail", f"{url} refused: {error}", *hints)
+    report.add(name, "fail", f"{shown} refused: {error}", *hints)
     return False
 
 
@@ -588,7 +600,7 @@ async def _check_unsigned_upgrade(report: Report, url: str) -> None:
         report.add(
             name,
             "fail",
-            f"{url} opened without a signature: anyone can talk to the agent",
+            f"{twiml.redacted(url)} opened without a signature: anyone can talk to the agent",
             "check: the connect function's environment must not set TWILIO_SIGNATURE_VALIDATION",
         )
     else:

@@ -234,6 +234,11 @@ class Monitoring(Construct):
                 width=8,
             ),
             cw.GraphWidget(
+                title="Speech providers: Twilio's switches and refused configurations",
+                left=[m(n, "Sum", n) for n in (metric.CONFIG_UPDATES, metric.CONFIGURATION_ERRORS)],
+                width=8,
+            ),
+            cw.GraphWidget(
                 title="Posts per reply and tool calls",
                 left=[m(metric.POSTS_PER_REPLY, "Average", "PostsPerReply avg")],
                 right=[m(metric.TOOL_CALLS, "Sum", "ToolCalls")],

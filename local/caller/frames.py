@@ -17,16 +17,36 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-OUTBOUND_TYPES: Final = frozenset({"text", "play", "sendDigits", "language", "end"})
+OUTBOUND_TYPES: Final = frozenset({"text", "play", "sendDigits", "language", "end", "config", "hints"})
 _LANG = re.compile(r"^(multi|[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*)$")
 _DIGITS = re.compile(r"^[0-9w#*]+$")
 _FIELDS: Final = {
     "text": {"type", "token", "last", "lang", "interruptible", "preemptible"},
     "play": {"type", "source", "loop", "interruptible", "preemptible"},
     "sendDigits": {"type", "digits"},
-    "language": {"type", "ttsLanguage", "transcriptionLanguage"},
+    "language": {"type", "ttsLanguage", "transcriptionLanguage", "languages"},
     "end": {"type", "handoffData"},
+    # Mid-call configuration (2026-10-28). Field names are the TwiML attribute names they change:
+    # this project's reading, unverified (docs/protocol.md, "Messages the agent sends").
+    "config": {
+        "type",
+        "interruptible",
+        "preemptible",
+        "dtmfDetection",
+        "reportInputDuringAgentSpeech",
+        "partialPrompts",
+        "speechTimeout",
+        "echoPromptFiltering",
+        "interruptSensitivity",
+        "ignoreBackchannel",
+        "profanityFilter",
+        "eotThreshold",
+        "languages",
+    },
+    "hints": {"type", "hints", "language"},
 }
+_LANGUAGE_FIELDS: Final = {"code", "ttsProvider", "voice", "transcriptionProvider", "speechModel", "hints"}
+_MODES: Final = ("any", "speech", "dtmf", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +105,8 @@ def validate(raw: str | bytes) -> Frame:
 
 
 def _problem(kind: str, d: dict[str, Any]) -> str | None:
-    for name in ("last", "interruptible", "preemptible"):
+    flags = ("last", "interruptible", "preemptible") if kind in ("text", "play") else ("preemptible",)
+    for name in flags:
         if name in d and not isinstance(d[name], bool):
             return f"{name} must be a boolean"
     return _CHECKS[kind](d)
@@ -123,6 +144,48 @@ def _language(d: dict[str, Any]) -> str | None:
     for value in (tts, stt):
         if value is not None and not (isinstance(value, str) and _LANG.match(value)):
             return "languages must be language tags"
+    return _languages(d.get("languages"))
+
+
+def _languages(value: object) -> str | None:
+    """A list of ``<Language>``-shaped objects: a code and at least one setting."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        return "languages must be a non-empty list"
+    for entry in value:
+        if not isinstance(entry, dict) or not (isinstance(entry.get("code"), str) and _LANG.match(entry["code"])):
+            return "each language needs a code"
+        unknown = set(entry) - _LANGUAGE_FIELDS
+        if unknown or len(entry) < 2:
+            return f"language {entry.get('code')}: unknown or missing settings"
+        if any(not isinstance(v, str) or not v for v in entry.values()):
+            return "language settings are non-empty strings"
+    return None
+
+
+def _config(d: dict[str, Any]) -> str | None:
+    if len(d) < 2:
+        return "changes nothing"
+    for name in ("interruptible", "reportInputDuringAgentSpeech"):
+        if name in d and d[name] not in _MODES:
+            return f"{name} must be one of {', '.join(_MODES)}"
+    for name in ("dtmfDetection", "partialPrompts", "echoPromptFiltering", "ignoreBackchannel", "profanityFilter"):
+        if name in d and not isinstance(d[name], bool):
+            return f"{name} must be a boolean"
+    if "interruptSensitivity" in d and d["interruptSensitivity"] not in ("low", "medium", "high"):
+        return "interruptSensitivity must be low, medium or high"
+    timeout = d.get("speechTimeout", 0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+        return "speechTimeout must be a whole number of milliseconds"
+    return _languages(d.get("languages"))
+
+
+def _hints(d: dict[str, Any]) -> str | None:
+    if not isinstance(d.get("hints"), str):
+        return "hints must be a comma-separated string"
+    if "language" in d and not (isinstance(d["language"], str) and _LANG.match(d["language"])):
+        return "language must be a language tag"
     return None
 
 
@@ -138,4 +201,6 @@ _CHECKS: Final[dict[str, Callable[[dict[str, Any]], str | None]]] = {
     "sendDigits": _send_digits,
     "language": _language,
     "end": _end,
+    "config": _config,
+    "hints": _hints,
 }

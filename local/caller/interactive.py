@@ -7,6 +7,7 @@ then the prompt), as speaking over the agent does on a real call. Commands:
     /interrupt    barge in without saying anything
     /partial ...  say it with partial prompts first
     /drop         drop the line (the app gets 1006, /action gets failed 64105, Twilio reconnects)
+    /blip         drop the socket; Twilio's application reconnect reopens it (no /action)
     /raw {...}    send a raw frame (malformed JSON, an unknown type...)
     /hangup       hang up (also Ctrl-D); /help shows this
 """
@@ -89,6 +90,7 @@ class InteractiveDriver:
             "/interrupt": self._interrupt,
             "/partial": self._partial,
             "/drop": self._drop,
+            "/blip": self._blip,
             "/raw": self._raw,
             "/hangup": self._hangup,
             "/quit": self._hangup,
@@ -117,6 +119,9 @@ class InteractiveDriver:
 
     async def _drop(self, session: RelaySession, rest: str) -> None:
         await session.drop()
+
+    async def _blip(self, session: RelaySession, rest: str) -> None:
+        await session.drop(app_reachable=True)
 
     async def _raw(self, session: RelaySession, frame: str) -> None:
         await session.send_raw(frame)

@@ -32,6 +32,7 @@ import httpx
 
 from local.caller import twiml
 from local.caller.frames import ProtocolError
+from local.caller.reopen import ReconnectSetup
 from local.caller.session import (
     MALFORMED_LIMIT,
     TWILIO_USER_AGENT,
@@ -45,6 +46,7 @@ from local.caller.session import (
     UpgradeRefusedError,
     new_sid,
 )
+from local.caller.speech import CallSpeech, twiml_problem
 from voice_agent.signatures import sign
 
 MAX_DOCUMENTS = 30  # TwiML documents per call: a guard against reconnect loops
@@ -119,11 +121,21 @@ class Call:
         http: httpx.AsyncClient | None = None,
         pause_cap_s: float = 0.5,
         dial_status: str = "completed",
+        speech: CallSpeech | None = None,
+        reconnect_setup: ReconnectSetup = "same-session",
+        replay_last: int = 0,
     ) -> None:
         self.transcript = transcript
         self.auth_token = auth_token
         self.identity = identity or CallerIdentity()
         self.dial_status = dial_status  # what a <Dial>ed person does: completed | no-answer | busy
+        # Twilio's speech side for this call: what is broken, the failovers used, the speaking rate.
+        self.speech = speech or CallSpeech()
+        # After Twilio's application reconnect, what the new socket gets first (undocumented: every
+        # plausible answer is playable): a setup of the same session, of a new one, or none; and how
+        # many frames sent just before the drop are sent again (at-least-once delivery).
+        self.reconnect_setup: ReconnectSetup = reconnect_setup
+        self.replay_last = replay_last
         self.protocol_errors: list[ProtocolError] = []
         self._http = http
         self._pause_cap_s = pause_cap_s
@@ -291,6 +303,11 @@ class Call:
     async def _run_session(self, relay: twiml.ConversationRelay, driver: Driver) -> RelaySession | None:
         number = len(self._result.sessions) + 1
         session = RelaySession(call=self, relay=relay, number=number, reconnect=number > 1)
+        refused = twiml_problem(relay, self.speech.outage)
+        if refused is not None:  # Twilio refuses the TwiML before any socket (64101)
+            session.fail_unopened(*refused)
+            self._result.sessions.append(session)
+            return session
         try:
             await session.open()
         except UpgradeRefusedError as exc:
@@ -345,8 +362,9 @@ class Call:
         params["SessionDuration"] = str(int(end.duration_s))
         if end.handoff_data is not None:
             params["HandoffData"] = end.handoff_data
-        if end.error_code is not None:
+        if end.error_code:
             params["ErrorCode"] = end.error_code
+        if end.error_code is not None:
             params["ErrorMessage"] = end.error_message or ""
         return params
 

@@ -27,7 +27,8 @@ new dependency)::
 
 Steps (one action each): ``say`` (with ``partial = true`` for cumulative partial prompts first, and
 ``barge_in_after_chars = N`` to interrupt the reply once N characters arrived), ``dtmf``, ``drop``
-(the socket drops: ``/action`` gets ``failed``/64105), ``hangup``, ``wait`` (seconds) and ``send``
+(the socket drops and Twilio cannot reopen it: ``/action`` gets ``failed``/64105), ``blip`` (the
+socket drops and Twilio's application reconnect reopens it), ``hangup``, ``wait`` (seconds) and ``send``
 (a raw frame, e.g. malformed JSON). Checks on a step: ``expect``, ``expect_not``, ``expect_end``
 (the reply ends the session), ``expect_silence`` (``send``: no reply and no error within
 ``silence_s``), ``timeout_s``. Whatever the file says, a frame that is not a valid
@@ -48,8 +49,8 @@ from local.caller.phone import DIRECT_RELAY_ATTRIBUTES, Call, CallerIdentity, Ca
 from local.caller.transcript import PrintedTranscript, latency_table
 
 SCENARIO_DIR: Final = Path(__file__).resolve().parent.parent / "scenarios"
-StepKind = Literal["say", "dtmf", "drop", "hangup", "wait", "send"]
-_ACTIONS: Final = ("say", "dtmf", "drop", "hangup", "wait", "send")
+StepKind = Literal["say", "dtmf", "drop", "blip", "hangup", "wait", "send"]
+_ACTIONS: Final = ("say", "dtmf", "drop", "blip", "hangup", "wait", "send")
 _STEP_KEYS: Final = frozenset(
     {
         *_ACTIONS,
@@ -277,6 +278,10 @@ class ScriptDriver:
                     await self._listen(step, session, key_reply)
             case "drop":
                 await session.drop()
+            case "blip":  # the socket drops and Twilio reopens it by itself (application reconnect)
+                await session.drop(app_reachable=True)
+                if not await session.wait_reconnected(step.timeout_s):
+                    self._fail(step, "Twilio's application reconnect did not reopen the socket")
             case "hangup":
                 await session.hangup()
             case "wait":

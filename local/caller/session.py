@@ -11,126 +11,50 @@ import asyncio
 import contextlib
 import json
 import time
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from local.caller import twiml
 from local.caller.frames import Frame, ProtocolError, validate
+from local.caller.records import (
+    MALFORMED_LIMIT,
+    TWILIO_USER_AGENT,
+    CallerIdentity,
+    Replies,
+    Reply,
+    ReplyKind,
+    SessionEnd,
+    SessionStatus,
+    Transcript,
+    UpgradeRefusedError,
+    new_sid,
+    setup_frame,
+)
+from local.caller.reopen import Reopener
+from local.caller.speech import Kind, SessionSpeech
 from voice_agent.signatures import sign
 
 if TYPE_CHECKING:
     from local.caller.phone import Call
 
-TWILIO_USER_AGENT = "Jetty/11.0.24"  # what ConversationRelay's client sends on the upgrade
-MALFORMED_LIMIT = 10  # consecutive invalid frames after which Twilio closes the session (1007)
+MAX_APP_RECONNECTS = 5  # sockets one session may reopen (a guard against a reconnect loop)
 
-SessionStatus = Literal["completed", "ended", "failed"]
-ReplyKind = Literal["greeting", "prompt", "dtmf", "unsolicited"]
-
-
-def new_sid(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex
-
-
-@dataclass(frozen=True, slots=True)
-class CallerIdentity:
-    from_number: str = "+15555550123"
-    to_number: str = "+15555550199"
-    account_sid: str = "AC" + "0" * 32
-    direction: str = "inbound"
-    call_sid: str = field(default_factory=lambda: new_sid("CA"))
-
-
-@dataclass(eq=False)
-class Reply:
-    """What the agent sent in answer to one caller input, with its timing."""
-
-    caller: str
-    kind: ReplyKind
-    sent_at: float
-    frames: list[Frame] = field(default_factory=list)
-    first_text_at: float | None = None
-    last_at: float | None = None
-    completed: bool = False  # ``last: true`` arrived
-    ended: bool = False  # ``end`` arrived
-    interrupted: bool = False  # the caller barged in
-    superseded: bool = False  # the caller spoke again before any of it was heard
-    heard: str | None = None  # utteranceUntilInterrupt sent on barge-in
-    late_frames: int = 0  # frames of this reply that arrived after the barge-in
-    # One of them closed the reply (``last``): it had finished before the app saw the interrupt.
-    late_last: bool = False
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)  # set on every frame of it
-
-    @property
-    def text(self) -> str:
-        return "".join(f.token for f in self.frames if f.type == "text")
-
-    @property
-    def first_text_ms(self) -> float | None:
-        return None if self.first_text_at is None else (self.first_text_at - self.sent_at) * 1000
-
-    @property
-    def last_ms(self) -> float | None:
-        return None if self.last_at is None else (self.last_at - self.sent_at) * 1000
-
-    def other_frames(self) -> list[Frame]:
-        return [f for f in self.frames if f.type != "text"]
-
-    async def until_heard(self, chars: int, timeout_s: float) -> bool:
-        """Wait (without polling: a load test runs a hundred callers) until ``chars`` characters of
-        text arrived or the reply is over; True if they arrived."""
-        deadline = time.monotonic() + timeout_s
-        while len(self.text) < chars and not self.done.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            self.arrived.clear()
-            waiters = {asyncio.ensure_future(self.arrived.wait()), asyncio.ensure_future(self.done.wait())}
-            try:
-                await asyncio.wait(waiters, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-        return len(self.text) >= chars
-
-
-@dataclass(frozen=True, slots=True)
-class SessionEnd:
-    status: SessionStatus
-    reason: str
-    duration_s: float
-    handoff_data: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    close_code: int | None = None
-
-
-class UpgradeRefusedError(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(f"WebSocket upgrade refused with HTTP {status}")
-        self.status = status
-
-
-class Transcript(Protocol):
-    """Where the call is narrated (scripted: whole lines; interactive: streamed tokens)."""
-
-    def note(self, text: str) -> None: ...
-
-    def agent_line(self, label: str, text: str) -> None: ...
-
-    def caller_input(self, session: RelaySession, reply: Reply) -> None: ...
-
-    def frame(self, session: RelaySession, reply: Reply, frame: Frame) -> None: ...
-
-    def reply_done(self, session: RelaySession, reply: Reply) -> None: ...
-
-    def protocol_error(self, session: RelaySession, error: ProtocolError) -> None: ...
+__all__ = [
+    "MALFORMED_LIMIT",
+    "TWILIO_USER_AGENT",
+    "CallerIdentity",
+    "RelaySession",
+    "Reply",
+    "ReplyKind",
+    "SessionEnd",
+    "SessionStatus",
+    "Transcript",
+    "UpgradeRefusedError",
+    "new_sid",
+]
 
 
 class RelaySession:
@@ -149,27 +73,62 @@ class RelaySession:
         self.number = number
         self.reconnect = reconnect
         self.session_id = new_sid("VX")
-        self.replies: list[Reply] = []
+        self.book = Replies()
         self.protocol_errors: list[ProtocolError] = []
         self.end: SessionEnd | None = None
         self.ended = asyncio.Event()
-        self.language = relay.attributes.get("transcriptionLanguage") or relay.attributes.get("language") or "en-US"
-        self._current: Reply | None = None
-        self._interrupted: Reply | None = None  # frames arriving after a barge-in are counted here
-        self._unsolicited: Reply | None = None
+        self.speech = SessionSpeech(relay, call.speech, self._send, note=call.transcript.note, fail=self.fail_provider)
+        self.end_cut_speech = False  # ``end`` arrived while the agent's words were still playing
         self._malformed_in_a_row = 0
         self._opened_at = 0.0
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._reconnect_allowed = relay.flag("applicationReconnect")
+        self.reopener = Reopener(
+            connect=self._connect,
+            send_setup=self._setup_on,
+            note=call.transcript.note,
+            session_id=self.session_id,
+            setup=call.reconnect_setup,
+            replay_last=call.replay_last,
+        )
 
     # -- opening ---------------------------------------------------------------------------------
 
+    @property
+    def replies(self) -> list[Reply]:
+        return self.book.all
+
+    @property
+    def language(self) -> str:
+        return self.speech.language
+
     async def open(self) -> None:
+        self._ws = await self._connect()
+        self._opened_at = time.monotonic()
+        kind = "reconnected" if self.reconnect else "connected"
+        self.call.transcript.note(f"session {self.number} {kind} ({self.session_id}), setup sent")
+        self._reader = asyncio.create_task(self._read(self._ws), name=f"relay-reader-{self.number}")
+        await self._send_setup(self.session_id)
+        greeting = self.relay.welcome_greeting
+        if greeting:
+            reply = Reply(caller="", kind="greeting", sent_at=time.monotonic())
+            self.replies.append(reply)
+            self.call.transcript.agent_line("Agent (welcome greeting)", greeting)
+        if await self.speech.check_providers() and greeting:
+            await self.speech.playback.play(greeting)
+
+    def fail_unopened(self, code: str, message: str) -> None:
+        """Twilio refused the TwiML before any socket (64101): the session failed at once."""
+        self.call.transcript.note(f"session {self.number} not started: {message} ({code})")
+        self._finish("failed", message, error=(code, message))
+
+    async def _connect(self) -> ClientConnection:
         headers: dict[str, str] = {}
         if self.call.auth_token:
             headers["X-Twilio-Signature"] = sign(self.call.auth_token, self.relay.url)
         try:
-            self._ws = await connect(
+            return await connect(
                 self.relay.url,
                 additional_headers=headers,
                 user_agent_header=TWILIO_USER_AGENT,
@@ -180,40 +139,25 @@ class RelaySession:
             )
         except InvalidStatus as exc:
             raise UpgradeRefusedError(exc.response.status_code) from None
-        self._opened_at = time.monotonic()
-        kind = "reconnected" if self.reconnect else "connected"
-        self.call.transcript.note(f"session {self.number} {kind} ({self.session_id}), setup sent")
-        self._reader = asyncio.create_task(self._read(self._ws), name=f"relay-reader-{self.number}")
-        custom = dict(self.relay.parameters)
-        await self._send(
-            {
-                "type": "setup",
-                "sessionId": self.session_id,
-                "accountSid": self.call.identity.account_sid,
-                "parentCallSid": "",
-                "callSid": self.call.identity.call_sid,
-                "from": self.call.identity.from_number,
-                "to": self.call.identity.to_number,
-                "forwardedFrom": "",
-                "callType": "PSTN",
-                "callerName": "",
-                "direction": self.call.identity.direction,
-                "callStatus": "IN_PROGRESS" if self.reconnect else "RINGING",
-                "customParameters": custom,
-            }
-        )
-        greeting = self.relay.welcome_greeting
-        if greeting:
-            reply = Reply(caller="", kind="greeting", sent_at=time.monotonic())
-            self.replies.append(reply)
-            self.call.transcript.agent_line("Agent (welcome greeting)", greeting)
+
+    @property
+    def app_reconnects(self) -> int:
+        """Sockets Twilio reopened by itself for this session."""
+        return self.reopener.reopened
+
+    async def _send_setup(self, session_id: str) -> None:
+        await self._setup_on(self._require(), session_id)
+
+    async def _setup_on(self, ws: ClientConnection, session_id: str) -> None:
+        status = "IN_PROGRESS" if self.reconnect or self.app_reconnects else "RINGING"
+        await ws.send(setup_frame(self.call.identity, session_id, status, self.relay.parameters))
 
     # -- what the caller does ----------------------------------------------------------------------
 
     @property
     def busy(self) -> bool:
         """A reply is being spoken (no ``last`` yet)."""
-        return self._current is not None and not self._current.done.is_set()
+        return self.book.busy
 
     async def prompt(self, text: str, *, partial: bool = False, partial_interval_s: float = 0.15) -> Reply:
         """Caller speech; with ``partial``, cumulative ``last: false`` prompts first (only when the
@@ -225,11 +169,16 @@ class RelaySession:
             words = text.split()
             for n in range(1, len(words)):
                 await self._send(
-                    {"type": "prompt", "voicePrompt": " ".join(words[:n]), "lang": self.language, "last": False}
+                    {
+                        "type": "prompt",
+                        "voicePrompt": " ".join(words[:n]),
+                        "lang": self.speech.prompt_lang,
+                        "last": False,
+                    }
                 )
                 await asyncio.sleep(partial_interval_s)
         reply = self._begin(text, "prompt")
-        await self._send({"type": "prompt", "voicePrompt": text, "lang": self.language, "last": True})
+        await self._send({"type": "prompt", "voicePrompt": text, "lang": self.speech.prompt_lang, "last": True})
         return reply
 
     async def dtmf(self, digit: str) -> Reply | None:
@@ -237,21 +186,27 @@ class RelaySession:
         if not self.relay.flag("dtmfDetection"):
             self.call.transcript.note(f'key {digit} not delivered: the TwiML does not set dtmfDetection="true"')
             return None
-        if self.busy and self.relay.interruptible in ("any", "dtmf"):
+        if self.busy and self.speech.interruptible in ("any", "dtmf"):
             await self.interrupt()
+        elif self.speech.playback.speaking and self._greeting_interruptible("dtmf"):
+            await self.speech.playback.cut()  # a key press stops the welcome greeting
         reply = self._begin(f"[presses {digit}]", "dtmf")
         await self._send({"type": "dtmf", "digit": digit})
         return reply
+
+    def _greeting_interruptible(self, by: str) -> bool:
+        mode = self.relay.attributes.get("welcomeGreetingInterruptible", "any").lower()
+        return mode in ("any", "true", by)
 
     async def interrupt(self) -> Reply | None:
         """Barge in on the reply being spoken: ``interrupt`` with what was heard so far. Twilio
         sends one only while speech is playing: before the first text frame there is nothing to
         interrupt (the caller's next words simply arrive as a newer prompt)."""
-        reply = self._current
+        reply = self.book.current
         if reply is None or reply.done.is_set() or reply.first_text_at is None:
             return None
-        if self.relay.interruptible == "none":
-            self.call.transcript.note('barge-in ignored: the TwiML sets interruptible="none"')
+        if self.speech.interruptible == "none":
+            self.call.transcript.note('barge-in ignored: the session is interruptible="none"')
             return None
         now = time.monotonic()
         heard = reply.text
@@ -259,9 +214,10 @@ class RelaySession:
         reply.interrupted = True
         reply.heard = heard
         reply.last_at = now
-        self._interrupted = reply
-        self._current = None
+        self.book.interrupted = reply
+        self.book.current = None
         reply.done.set()
+        await self.speech.playback.cut()
         await self._send(
             {
                 "type": "interrupt",
@@ -277,12 +233,39 @@ class RelaySession:
         ws = self._require()
         await ws.send(frame)
 
-    async def drop(self) -> None:
-        """The network drops the socket: no close frame (the app sees 1006; the action 64105)."""
+    async def drop(self, *, app_reachable: bool = False) -> None:
+        """The network drops the socket: no close frame (the app sees 1006). With
+        ``applicationReconnect`` and ``app_reachable``, Twilio opens a new socket to the same URL by
+        itself (``wait_reconnected``); otherwise its reconnect fails and ``/action`` gets 64105."""
         ws = self._require()
+        if app_reachable and self._reconnect_allowed:
+            self.reopener.done.clear()
+            self.reopener.holding = True  # from now on the caller's frames wait for the new socket
+            ws.transport.abort()
+            return
+        self._reconnect_allowed = False
         self._finish("failed", "the socket dropped", error=("64105", "Websocket ended"))
         ws.transport.abort()
         await self._join_reader()
+
+    async def wait_reconnected(self, timeout_s: float) -> bool:
+        """Until Twilio's application reconnect opened a new socket (False if it did not in time)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.reopener.done.wait(), timeout_s)
+        return self.reopener.done.is_set()
+
+    async def provider_fails(self, kind: Kind) -> None:
+        """The provider this session speaks (``tts``) or listens (``stt``) with fails now: Twilio
+        fails over to the language's backup if it can, or the session fails with its error code."""
+        self.call.speech.outage.down.add(self.speech.voice.provider(kind))
+        await self.speech.check_providers()
+
+    async def fail_provider(self, code: str | None, message: str) -> None:
+        """A speech provider failed with no backup left: Twilio ends the session (``/action``)."""
+        self._reconnect_allowed = False
+        self._finish("failed", message, error=(code or "", message), close_code=1011)
+        with contextlib.suppress(ConnectionClosed, OSError, RuntimeError):
+            await self._require().close(1011, "Speech provider failed")
 
     async def hangup(self) -> None:
         """The caller hangs up: Twilio closes with 1000 and the session is ``completed``."""
@@ -316,35 +299,45 @@ class RelaySession:
         return self._ws
 
     def _begin(self, caller: str, kind: ReplyKind) -> Reply:
-        previous = self._current
-        if previous is not None and not previous.done.is_set():
-            # The caller spoke again: before any text (a newer prompt supersedes it), or over
-            # speech that was not interruptible.
-            previous.superseded = previous.first_text_at is None
-            previous.done.set()
-        reply = Reply(caller=caller, kind=kind, sent_at=time.monotonic())
-        self.replies.append(reply)
-        self._current = reply
-        self._interrupted = None
+        reply = self.book.begin(caller, kind)
         self.call.transcript.caller_input(self, reply)
         return reply
 
     async def _send(self, message: Mapping[str, Any]) -> None:
+        frame = json.dumps(message, separators=(",", ":"))
+        if self.reopener.holding:
+            self.reopener.hold(frame)  # Twilio holds up to 500 events while it reconnects
+            return
         ws = self._require()
-        await ws.send(json.dumps(message, separators=(",", ":")))
+        await ws.send(frame)
+        self.reopener.sent(frame)
 
     async def _read(self, ws: ClientConnection) -> None:
-        close_code: int | None = None
-        try:
+        """Read the agent's frames; when the socket closes while the session goes on, Twilio's
+        application reconnect (if the TwiML asks for it) opens a new one, up to a few times."""
+        for _ in range(MAX_APP_RECONNECTS + 1):
+            close_code = await self._read_socket(ws)
+            if self.ended.is_set():
+                return
+            reopened = await self._reopen() if self._reconnect_allowed else None
+            if reopened is None:
+                reason = f"the app side closed the socket ({close_code or 1006})"
+                self._finish("failed", reason, error=("64105", "Websocket ended"), close_code=close_code)
+                return
+            ws = reopened
+        self._finish("failed", "too many application reconnects", error=("64105", "Websocket ended"))
+
+    async def _read_socket(self, ws: ClientConnection) -> int | None:
+        with contextlib.suppress(ConnectionClosed):
             async for raw in ws:
                 await self._on_frame(raw)
-        except ConnectionClosed:
-            pass
-        if ws.close_code is not None:
-            close_code = ws.close_code
-        if not self.ended.is_set():
-            reason = f"the app side closed the socket ({close_code or 1006})"
-            self._finish("failed", reason, error=("64105", "Websocket ended"), close_code=close_code)
+        return ws.close_code
+
+    async def _reopen(self) -> ClientConnection | None:
+        ws = await self.reopener.reopen()
+        if ws is not None:
+            self._ws = ws
+        return ws
 
     async def _on_frame(self, raw: str | bytes) -> None:
         now = time.monotonic()
@@ -367,8 +360,8 @@ class RelaySession:
         if frame.type == "end":
             await self._on_end(frame, now)
             return
-        reply = self._target()
-        if reply is self._interrupted:
+        reply = self.book.target()
+        if reply is self.book.interrupted:
             reply.late_frames += 1
             reply.late_last = reply.late_last or (frame.type == "text" and frame.last)
             return  # Twilio purged this reply's speech on the barge-in
@@ -377,46 +370,45 @@ class RelaySession:
         self.call.transcript.frame(self, reply, frame)
         if frame.type == "text" and reply.first_text_at is None:
             reply.first_text_at = now
-        if frame.type == "language":
-            self.language = str(frame.data.get("transcriptionLanguage") or self.language)
+        await self._apply(frame)
         if frame.type == "text" and frame.last:
             reply.completed = True
             self._close_reply(reply, now)
+
+    async def _apply(self, frame: Frame) -> None:
+        """What Twilio does with a valid frame beyond recording it: speak text, switch language,
+        apply a configuration or hints."""
+        match frame.type:
+            case "text":
+                await self.speech.playback.play(frame.token)
+            case "language":
+                await self.speech.on_language(frame.data)
+            case "config":
+                await self.speech.on_config(frame.data)
+            case "hints":
+                await self.speech.on_hints(frame.data)
 
     async def _on_end(self, frame: Frame, now: float) -> None:
         """``end`` closes the session; it belongs to the reply that led to it (often after that
         reply's ``last``, once its speech has played)."""
         answered = [r for r in self.replies if r.kind in ("prompt", "dtmf")]
-        reply = self._current or (answered[-1] if answered else None)
+        reply = self.book.current or (answered[-1] if answered else None)
         if reply is not None and not reply.interrupted:
             reply.frames.append(frame)
             reply.ended = True
             self.call.transcript.frame(self, reply, frame)
-            if reply is self._current:
+            if reply is self.book.current:
                 self._close_reply(reply, now)
             else:
                 reply.last_at = now
         handoff = frame.data.get("handoffData")
+        self.end_cut_speech = self.speech.playback.speaking
         self._finish("ended", "the agent ended the session", handoff=handoff, close_code=1000)
         with contextlib.suppress(ConnectionClosed, OSError):
             await self._require().close(1000, "Closing websocket session")
 
-    def _target(self) -> Reply:
-        if self._current is not None:
-            return self._current
-        if self._interrupted is not None:
-            return self._interrupted
-        if self._unsolicited is None or self._unsolicited.done.is_set():
-            self._unsolicited = Reply(caller="", kind="unsolicited", sent_at=time.monotonic())
-            self.replies.append(self._unsolicited)
-            self._current = self._unsolicited
-        return self._unsolicited
-
     def _close_reply(self, reply: Reply, now: float) -> None:
-        reply.last_at = now
-        if self._current is reply:
-            self._current = None
-        reply.done.set()
+        self.book.close(reply, now)
         self.call.transcript.reply_done(self, reply)
 
     def _finish(
@@ -439,8 +431,9 @@ class RelaySession:
             error_message=error[1] if error else None,
             close_code=close_code,
         )
-        if self._current is not None and not self._current.done.is_set():
-            self._current.done.set()
+        if self.book.current is not None and not self.book.current.done.is_set():
+            self.book.current.done.set()
+        self.speech.playback.stop()
         self.ended.set()
 
     async def _join_reader(self) -> None:

@@ -8,6 +8,7 @@ verb is kept as :class:`Unsupported` so the caller can report it instead of gues
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,18 @@ class ConversationRelay:
     attributes: Mapping[str, str]
     languages: tuple[Mapping[str, str], ...] = ()
     parameters: Mapping[str, str] = field(default_factory=dict)
+    # <Failover> per language code (its attributes), and where the TwiML put them: inside <Language>
+    # ("language") or as <Failover language="..."> children of <ConversationRelay> ("relay").
+    failovers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    failover_shapes: frozenset[str] = frozenset()
+
+    def language(self, code: str) -> Mapping[str, str] | None:
+        wanted = code.lower()
+        return next((lang for lang in self.languages if lang.get("code", "").lower() == wanted), None)
+
+    def listed(self, name: str) -> tuple[str, ...]:
+        """A space-separated attribute (``debug``, ``events``) as its words."""
+        return tuple(self.attributes.get(name, "").split())
 
     def flag(self, name: str, default: bool = False) -> bool:
         value = self.attributes.get(name)
@@ -135,15 +148,41 @@ def _connect(el: ET.Element) -> Connect:
         raise TwiMLError("<ConversationRelay> has no url")
     languages = tuple(dict(c.attrib) for c in relay_el if c.tag == "Language")
     parameters = {c.attrib.get("name", ""): c.attrib.get("value", "") for c in relay_el if c.tag == "Parameter"}
-    unknown = sorted({c.tag for c in relay_el} - {"Language", "Parameter"})
+    unknown = sorted({c.tag for c in relay_el} - {"Language", "Parameter", "Failover"})
     if unknown:
         raise TwiMLError(f"<ConversationRelay> has unexpected children: {', '.join(unknown)}")
+    failovers, shapes = _failovers(relay_el)
     attributes = {k: v for k, v in relay_el.attrib.items() if k != "url"}
+    relay = ConversationRelay(
+        url=url,
+        attributes=attributes,
+        languages=languages,
+        parameters=parameters,
+        failovers=failovers,
+        failover_shapes=frozenset(shapes),
+    )
     return Connect(
-        relay=ConversationRelay(url=url, attributes=attributes, languages=languages, parameters=parameters),
+        relay=relay,
         action=el.attrib.get("action") or None,
         method=el.attrib.get("method", "POST").upper(),
     )
+
+
+def _failovers(relay_el: ET.Element) -> tuple[dict[str, dict[str, str]], set[str]]:
+    """``<Failover>`` (2026-11-18) wherever the TwiML puts it: inside a ``<Language>``, or beside them
+    naming its ``language`` (the element's exact shape is unverified; the caller reads both)."""
+    found: dict[str, dict[str, str]] = {}
+    shapes: set[str] = set()
+    for child in relay_el:
+        if child.tag == "Language":
+            for failover in child.findall("Failover"):
+                found[child.attrib.get("code", "")] = dict(failover.attrib)
+                shapes.add("language")
+        elif child.tag == "Failover":
+            attrs = dict(child.attrib)
+            found[attrs.pop("language", relay_el.attrib.get("language", ""))] = attrs
+            shapes.add("relay")
+    return found, shapes
 
 
 def _dial(el: ET.Element, text: str) -> Dial:
@@ -160,6 +199,15 @@ def _dial(el: ET.Element, text: str) -> Dial:
     return Dial(target=text, kind="number", attributes=dict(el.attrib))
 
 
+_TOKEN = re.compile(r"(callToken=)[^&]+")
+
+
+def redacted(url: str) -> str:
+    """A relay URL as transcripts and reports show it: the call's token left out (a per-call
+    credential, like the upgrade's signature)."""
+    return _TOKEN.sub(r"\1…", url)
+
+
 def describe(verbs: list[Verb]) -> str:
     """A one-line summary for the transcript: ``<Say> <Dial +15555550100>``."""
     return " ".join(_summary(v) for v in verbs) or "<Response/> (empty)"
@@ -171,7 +219,7 @@ def _summary(verb: Verb) -> str:
             return f"<Pause {verb.seconds:g}s>"
         case Connect():
             action = f" action={verb.action}" if verb.action else ""
-            return f"<Connect{action}><ConversationRelay url={verb.relay.url}>"
+            return f"<Connect{action}><ConversationRelay url={redacted(verb.relay.url)}>"
         case Dial():
             return f"<Dial {verb.target}>"
         case Redirect():

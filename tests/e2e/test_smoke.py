@@ -4,6 +4,7 @@ in cdk-outputs.json and the credentials differ (and where the $connect log lines
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,11 @@ def test_an_upgrade_signed_over_another_url_fails_with_both_urls_and_the_headers
     other = stack.urls.relay + "/"
     code, out = run(capsys, outputs_file, "--sign-upgrade-over", other, refusals=LoggedRefusals(logs))
     assert code == 1, out
-    assert f"  FAIL  signed upgrade: {stack.urls.relay} refused: HTTP 403" in out
-    assert f"signed over: {other} (NOT the TwiML's url {stack.urls.relay})" in out
+    # the TwiML's URL names the probe call; its token is never printed
+    assert f"  FAIL  signed upgrade: {stack.urls.relay}?callSid=CA" in out
+    assert "&callToken=…&session=0 refused: HTTP 403" in out
+    assert f"signed over: {other} (NOT the TwiML's url {stack.urls.relay}?callSid=" in out
+    assert not re.search(r"callToken=[A-Za-z0-9_-]", out)
     assert f"$connect checked against: {stack.urls.relay} (reason: invalid signature)" in out
     (seen,) = (line for line in out.splitlines() if "$connect saw the headers:" in line)
     assert "x-twilio-signature" in seen

@@ -212,6 +212,7 @@ def test_session_store_permissions_are_per_function(default: Synthesized) -> Non
         roles["disconnect"]: {"dynamodb:UpdateItem"},  # it only marks its connection closed
         roles["timers"]: set(TIMERS_STORE_ACTIONS),  # a key entry's last turn is a turn
         roles["records"]: {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},  # no PutItem, no Scan
+        roles["connect"]: {"dynamodb:UpdateItem", "dynamodb:PutItem"},  # it notes each socket's call
     }
 
 
@@ -340,7 +341,9 @@ def test_each_role_is_allowed_exactly_the_actions_its_function_makes(
     connections = on(s.logical_id(st.relay.api), "execute-api:ManageConnections")
 
     expected = {
-        roles["connect"]: own_logs("connect") | on(twilio_secret, "secretsmanager:GetSecretValue"),
+        roles["connect"]: own_logs("connect")
+        | on(twilio_secret, "secretsmanager:GetSecretValue")
+        | on(table, "dynamodb:UpdateItem", "dynamodb:PutItem"),
         roles["message"]: own_logs("message")
         | on(table, *MESSAGE_STORE_ACTIONS)
         | connections
@@ -490,7 +493,7 @@ COMMON = {
     names.POWERTOOLS_LOG_LEVEL,
 }
 EXPECTED_ENVIRONMENT = {
-    "connect": COMMON | {names.RELAY_PUBLIC_URL, names.TWILIO_AUTH_TOKEN_SECRET_ARN},
+    "connect": COMMON | {names.SESSIONS_TABLE_NAME, names.RELAY_PUBLIC_URL, names.TWILIO_AUTH_TOKEN_SECRET_ARN},
     # Bedrock: IAM, no key
     "message": COMMON | {names.SESSIONS_TABLE_NAME, names.RELAY_CALLBACK_URL, names.TIMER_QUEUE_URL},
     "disconnect": COMMON | {names.SESSIONS_TABLE_NAME},

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import boto3
 import pytest
@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from moto import mock_aws
 
 from infra.permissions import (
+    CONNECT_STORE_ACTIONS,
     DISCONNECT_STORE_ACTIONS,
     MESSAGE_STORE_ACTIONS,
     RECORDS_STORE_ACTIONS,
@@ -31,13 +32,14 @@ from infra.permissions import (
 from local.openai_server import OpenAICompatibleServer, Reply, ScriptedBrain, ToolCallReply, split_tokens
 from tests.conftest import TEST_ENV
 from tests.support.aws import create_table, posted_frames
-from tests.support.events import FakeLambdaContext, disconnect_event, message_event, relay_frame
+from tests.support.events import FakeLambdaContext, connect_event, disconnect_event, message_event, relay_frame
 from tests.support.fakes import sqs_event
 from tests.support.faults import FaultInjector, dynamodb_error
 from voice_agent import env_names as names
 from voice_agent import wiring
 from voice_agent.adapters import aws_clients
-from voice_agent.entry import record_builder, silence_timer, ws_disconnect, ws_message
+from voice_agent.call_tokens import derive_key, relay_url, token_for
+from voice_agent.entry import record_builder, silence_timer, ws_connect, ws_disconnect, ws_message
 from voice_agent.signatures import sign
 from voice_agent.webhook.app import create_app
 
@@ -138,6 +140,12 @@ def message_function_paths(brain: ScriptedBrain) -> None:
 def test_each_function_makes_exactly_the_dynamodb_calls_the_stack_grants_it(
     recorded: OperationsByFunction, brain: ScriptedBrain
 ) -> None:
+    with recorded.running("connect"):
+        token = token_for(derive_key(TEST_ENV["TWILIO_AUTH_TOKEN"]), CALL)
+        url = relay_url(TEST_ENV["RELAY_PUBLIC_URL"], CALL, token, 0)
+        event = connect_event("c1", query=dict(parse_qsl(urlsplit(url).query)))
+        event["headers"]["X-Twilio-Signature"] = sign(TEST_ENV["TWILIO_AUTH_TOKEN"], url)
+        assert ws_connect.handler(event, FakeLambdaContext())["statusCode"] == 200
     with recorded.running("message"):
         message_function_paths(brain)
     with recorded.running("disconnect"):
@@ -170,6 +178,7 @@ def test_each_function_makes_exactly_the_dynamodb_calls_the_stack_grants_it(
         post_action(webhook, {**form, "CallStatus": "completed", "SessionId": "VX4", "SessionStatus": "completed"})
 
     assert recorded.made == {
+        "connect": set(CONNECT_STORE_ACTIONS),
         "message": set(MESSAGE_STORE_ACTIONS),
         "disconnect": set(DISCONNECT_STORE_ACTIONS),
         "webhook": set(WEBHOOK_STORE_ACTIONS),

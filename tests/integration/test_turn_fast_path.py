@@ -314,6 +314,8 @@ def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: R
             budget: Budget,
             *,
             call_sid: str | None = None,
+            carried: tuple[str, ...] = (),
+            lang: str | None = None,
             shown: str | None = None,
         ) -> TurnOutcome:
             hints.append(call_sid)

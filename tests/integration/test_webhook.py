@@ -9,7 +9,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,6 +18,7 @@ from tests.conftest import TEST_ENV
 from tests.support.events import FakeLambdaContext
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT, AgentConfig
+from voice_agent.call_tokens import derive_key, token_for
 from voice_agent.errors import StoreUnavailableError
 from voice_agent.protocol.inbound import Setup
 from voice_agent.signatures import sign
@@ -84,7 +85,10 @@ def test_voice_connects_the_call_to_the_relay(twilio: Twilio, store: DynamoSessi
     assert connect.get("action") == f"{BASE}/action"
     relay = connect.find("ConversationRelay")
     assert relay is not None
-    assert relay.get("url") == TEST_ENV["RELAY_PUBLIC_URL"]  # no query string on the socket URL
+    url = urlsplit(relay.get("url") or "")
+    # the socket URL names the call and its token (names sorted, so a signature over it can be rebuilt)
+    assert url._replace(query="").geturl() == TEST_ENV["RELAY_PUBLIC_URL"]
+    assert url.query == f"callSid={CALL}&callToken={token_for(derive_key(TOKEN), CALL)}&session=0"
     assert relay.get("welcomeGreeting") == AGENT.lines.welcome_greeting
     for attr, value in {
         "language": AGENT.language,
@@ -96,11 +100,11 @@ def test_voice_connects_the_call_to_the_relay(twilio: Twilio, store: DynamoSessi
         "dtmfDetection": "true",
     }.items():
         assert relay.get(attr) == value, attr
-    assert relay.get("applicationReconnect") is None  # off by default
+    assert relay.get("applicationReconnect") == "true"  # on by default
     assert [lang.get("code") for lang in relay.findall("Language")] == [o.code for o in AGENT.languages]
     params = {p.get("name"): p.get("value") for p in relay.findall("Parameter")}
     call = store.get_call(CALL)
-    assert call is not None and call.call_token and len(call.call_token) >= 32
+    assert call is not None and call.call_token == token_for(derive_key(TOKEN), CALL)
     # name-checked: "bad-name" dropped; the call's token is the webhook's own, never the query's
     assert params == {"purpose": "support", "callToken": call.call_token}
     assert doc.find("Start") is None  # no recording unless configured
@@ -252,7 +256,10 @@ def test_a_dropped_socket_resumes_the_same_call_until_the_cap(twilio: Twilio, st
         assert relay is not None, attempt
         assert relay.get("welcomeGreeting") == AGENT.lines.reconnect_greeting
         params = {p.get("name"): p.get("value") for p in relay.findall("Parameter")}
-        assert params == {"purpose": "support", "reconnectAttempt": str(attempt)}
+        # no /voice stored a token for this call: the derived one names it all the same
+        token = token_for(derive_key(TOKEN), CALL)
+        assert params == {"purpose": "support", "reconnectAttempt": str(attempt), "callToken": token}
+        assert (relay.get("url") or "").endswith(f"callToken={token}&session={attempt}")
     doc = parse(twilio.post("/action", failed(AGENT.max_reconnect_attempts + 1)))  # past the cap: a person
     assert doc.find("Connect") is None
     assert doc.find("Dial") is not None

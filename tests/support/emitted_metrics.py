@@ -45,6 +45,7 @@ def emitted_metric_names() -> set[str]:
             telemetry.record_frame(HandledFrame(kind="prompt", outcome=outcome))
         telemetry.record_frame(HandledFrame(kind="interrupt"))
         telemetry.record_frame(HandledFrame(kind="setup", ignored=True, refused=True))
+        telemetry.record_frame(HandledFrame(kind="configUpdated", counted="ConfigUpdates"))
         # What the model chain reports, through the callbacks wiring hands the chain and adapters.
         wiring._record_fallback(Fallback(failed="bedrock:a", next="openai:b", reason="throttled"))
         wiring._record_usage("bedrock:a", TokenUsage(input_tokens=10, output_tokens=5))
@@ -77,6 +78,8 @@ def _webhook_callbacks() -> None:
         post("/action", {**call, "SessionId": "VX1", "SessionStatus": "failed", "ErrorCode": "64105"})
         post("/action", {**call, "SessionId": "VX2", "SessionStatus": "ended", "HandoffData": '{"reasonCode":"x"}'})
         post("/dial-status", {**call, "DialCallStatus": "no-answer"})
+        for session in ("VX3", "VX4"):  # a configuration Twilio refuses twice: a configuration error
+            post("/action", {**call, "SessionId": session, "SessionStatus": "failed", "ErrorCode": "64101"})
 
 
 class _Fired:

@@ -123,9 +123,17 @@ async def place_call(
     auth_token: str | None,
     *programs: Program,
     identity: CallerIdentity | None = None,
+    **call_options: Any,
 ) -> PlacedCall:
+    """``call_options``: what Twilio's side does differently (``speech`` outages and speaking rate,
+    ``reconnect_setup``, ``replay_last``: see ``local.caller.phone.Call``)."""
     lines: list[str] = []
-    call = Call(transcript=PrintedTranscript(out=lambda _: None, lines=lines), auth_token=auth_token, identity=identity)
+    call = Call(
+        transcript=PrintedTranscript(out=lambda _: None, lines=lines),
+        auth_token=auth_token,
+        identity=identity,
+        **call_options,
+    )
     result = await call.dial(voice_url, ProgramDriver(*programs))
     return PlacedCall(result=result, transcript=lines)
 

@@ -160,3 +160,30 @@ def test_a_minimal_scenario_and_find_by_path(tmp_path: Path) -> None:
     assert loaded.greeting_s == 0.0  # tests and quick scenarios speak at once
     with pytest.raises(scenario.ScenarioError, match=r"known: .*demo"):
         scenario.find("no-such-scenario")
+
+
+def test_the_caller_reads_failover_in_either_place_and_refuses_what_twilio_would() -> None:
+    from local.caller.speech import Outage, backup, twiml_problem
+
+    inside = twiml.parse(
+        '<Response><Connect><ConversationRelay url="wss://x" language="en-US" voice="v">'
+        '<Language code="en-US" voice="v"><Failover ttsProvider="Amazon" voice="Joanna-Neural"/></Language>'
+        "</ConversationRelay></Connect></Response>"
+    )[0]
+    beside = twiml.parse(
+        '<Response><Connect><ConversationRelay url="wss://x" language="en-US" voice="v">'
+        '<Failover language="en-US" transcriptionProvider="Google" speechModel="telephony"/>'
+        "</ConversationRelay></Connect></Response>"
+    )[0]
+    assert isinstance(inside, twiml.Connect) and isinstance(beside, twiml.Connect)
+    assert backup(inside.relay, "en-US", "tts") == {"ttsProvider": "Amazon", "voice": "Joanna-Neural"}
+    assert backup(inside.relay, "en-US", "stt") is None
+    assert backup(beside.relay, "en-US", "stt") == {"transcriptionProvider": "Google", "speechModel": "telephony"}
+    assert twiml_problem(inside.relay, Outage()) is None
+    assert twiml_problem(inside.relay, Outage(failover_shapes=frozenset({"relay"}))) is not None
+    assert twiml_problem(inside.relay, Outage(unavailable_voices={"v"})) == (
+        "64101",
+        "Invalid ConversationRelay parameter: voice",
+    )
+    odd = twiml.parse('<Response><Connect><ConversationRelay url="wss://x" speechTimeOut="9"/></Connect></Response>')
+    assert isinstance(odd[0], twiml.Connect) and twiml_problem(odd[0].relay, Outage()) is not None

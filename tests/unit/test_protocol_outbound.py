@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voice_agent.errors import OutboundValidationError
+from voice_agent.protocol.live_config import Config, Hints, LanguageSettings, SessionSettings
 from voice_agent.protocol.outbound import (
     MAX_FRAME_BYTES,
     End,
@@ -92,3 +93,95 @@ def test_split_text_handles_escapes_and_multibyte_characters() -> None:
     assert len(parts) > 1
     assert "".join(p.token for p in parts) == text
     assert all(len(encode(p)) <= MAX_FRAME_BYTES for p in parts)
+
+
+# -- mid-call configuration (2026-10-28): typed, validated, and accepted by the simulated caller --
+
+
+def _caller_accepts(message: object) -> dict[str, object]:
+    from local.caller.frames import validate
+
+    frame = validate(encode(message).decode())  # type: ignore[arg-type]
+    return frame.data
+
+
+def test_config_message_carries_session_and_language_settings() -> None:
+    message = Config(
+        SessionSettings(interruptible="none", speech_timeout_ms=1500, ignore_backchannel=True, eot_threshold=0.6),
+        (LanguageSettings("en-US", hints=("Siobhan", "Nguyen")),),
+    )
+    assert _caller_accepts(message) == {
+        "type": "config",
+        "interruptible": "none",
+        "speechTimeout": 1500,
+        "ignoreBackchannel": True,
+        "eotThreshold": 0.6,
+        "languages": [{"code": "en-US", "hints": "Siobhan,Nguyen"}],
+    }
+
+
+def test_hints_message_and_a_language_switch_that_declares_its_settings() -> None:
+    assert _caller_accepts(Hints(("Siobhan", "N G U Y E N"), language="en-US")) == {
+        "type": "hints",
+        "hints": "Siobhan,N G U Y E N",
+        "language": "en-US",
+    }
+    assert _caller_accepts(Hints(())) == {"type": "hints", "hints": ""}
+    french = LanguageSettings("fr-FR", "Google", "fr-FR-Chirp3-HD-Aoede", "Deepgram", "nova-3-general")
+    assert _caller_accepts(Language("fr-FR", "fr-FR", declare=(french,)))["languages"] == [
+        {
+            "code": "fr-FR",
+            "ttsProvider": "Google",
+            "voice": "fr-FR-Chirp3-HD-Aoede",
+            "transcriptionProvider": "Deepgram",
+            "speechModel": "nova-3-general",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Config(),  # changes nothing
+        lambda: Config(SessionSettings(interruptible="sometimes")),  # type: ignore[arg-type]
+        lambda: Config(SessionSettings(interrupt_sensitivity="max")),  # type: ignore[arg-type]
+        lambda: Config(SessionSettings(speech_timeout_ms=-1)),
+        lambda: Config(SessionSettings(speech_timeout_ms=True)),
+        lambda: Config(SessionSettings(eot_threshold=1.5)),
+        lambda: Config(SessionSettings(dtmf_detection="yes")),  # type: ignore[arg-type]
+        lambda: Config(languages=(LanguageSettings("en-US", voice="a"), LanguageSettings("EN-us", voice="b"))),
+        lambda: LanguageSettings("en-US"),  # changes nothing
+        lambda: LanguageSettings("english", voice="x"),
+        lambda: LanguageSettings("en-US", tts_provider="Polly"),
+        lambda: LanguageSettings("en-US", voice="has spaces"),
+        lambda: Hints(("a,b",)),  # a comma would split the hint
+        lambda: Hints(("",)),
+        lambda: Hints(("x" * 101,)),
+        lambda: Hints(tuple(str(i) for i in range(101))),
+        lambda: Hints(["a"]),  # type: ignore[arg-type]
+        lambda: Language("fr-FR", declare=(LanguageSettings("de-DE", voice="v"),)),  # declares another language
+    ],
+)
+def test_invalid_configuration_messages_cannot_be_built(build: object) -> None:
+    with pytest.raises(OutboundValidationError):
+        build()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "config"},
+        {"type": "config", "interruptible": True},
+        {"type": "config", "speechTimeout": "1500"},
+        {"type": "config", "languages": [{"code": "en-US"}]},
+        {"type": "config", "languages": [{"code": "en-US", "accent": "x"}]},
+        {"type": "hints", "hints": ["a"]},
+        {"type": "language", "ttsLanguage": "fr-FR", "languages": []},
+        {"type": "config", "volume": 3},
+    ],
+)
+def test_the_simulated_caller_refuses_malformed_configuration_frames(frame: dict[str, object]) -> None:
+    from local.caller.frames import ProtocolError, validate
+
+    with pytest.raises(ProtocolError):
+        validate(json.dumps(frame))

@@ -6,6 +6,7 @@ import pytest
 
 from voice_agent import env_names as names
 from voice_agent.agent.config import AGENT, AgentConfig, LanguageOption, Lines
+from voice_agent.agent.relay_options import Backups, RelayOptions, SttBackup, TtsBackup
 from voice_agent.errors import ConfigurationError
 from voice_agent.settings import Settings
 from voice_agent.wiring import tool_registry
@@ -112,3 +113,60 @@ def test_missing_prompt_file_is_reported(tmp_path: pytest.TempPathFactory) -> No
     cfg = AgentConfig(system_prompt_file=AGENT.system_prompt_file.with_name("missing.md"))
     with pytest.raises(ConfigurationError, match="does not exist"):
         cfg.validate()
+
+
+def test_documented_attributes_are_typed_and_extras_are_checked_against_the_documented_names() -> None:
+    relay = RelayOptions(
+        interrupt_sensitivity="extreme",  # type: ignore[arg-type]
+        eager_eot_threshold=0.95,
+        speech_timeout_ms=50,
+        hints=("Nguyen", "a,b"),
+        debug=("verbose",),  # type: ignore[arg-type]
+        events=("everything",),  # type: ignore[arg-type]
+    )
+    bad = dataclasses.replace(
+        AGENT,
+        relay=relay,
+        extra_relay_attributes={"speechTimeOut": "1200", "interruptSensitivity": "low", "customerName": ""},
+        failover_twiml="inside",  # type: ignore[arg-type]
+    )
+    with pytest.raises(ConfigurationError) as err:
+        bad.validate()
+    message = str(err.value)
+    for fragment in (
+        "interrupt_sensitivity",
+        "eager_eot_threshold",
+        "speech_timeout_ms",
+        "relay.hints",
+        "relay.debug",
+        "relay.events",
+        "'speechTimeOut' is not a documented",
+        "'interruptSensitivity' has a typed field",
+        "'customerName' needs a non-empty",
+        "failover_twiml",
+    ):
+        assert fragment in message
+    ok = dataclasses.replace(AGENT, extra_relay_attributes={"customerName": "Example Hardware"})
+    assert ok.validate() is ok
+
+
+def test_backups_are_typed_per_language_and_checked() -> None:
+    broken = LanguageOption(
+        "en-US",
+        "Google",
+        "en-US-Chirp3-HD-Aoede",
+        "Deepgram",
+        "nova-3-general",
+        backups=Backups(tts=TtsBackup("Polly", ""), stt=SttBackup("Deepgram", " ")),  # type: ignore[arg-type]
+    )
+    with pytest.raises(ConfigurationError) as err:
+        dataclasses.replace(AGENT, languages=(broken,)).validate()
+    assert "en-US TTS backup" in str(err.value)
+    assert "en-US STT backup" in str(err.value)
+    assert all(o.backups.tts is not None and o.backups.stt is not None for o in AGENT.languages)
+
+
+def test_the_call_language_must_be_declared_in_the_twiml() -> None:
+    hidden = dataclasses.replace(AGENT.languages[0], in_twiml=False)
+    with pytest.raises(ConfigurationError, match="must be in the TwiML"):
+        dataclasses.replace(AGENT, languages=(hidden, *AGENT.languages[1:])).validate()

@@ -19,20 +19,36 @@ from voice_agent.adapters.dynamo_items import (
     conn_key,
     get_n,
     get_s,
-    on_air_from,
     store_errors,
 )
-from voice_agent.core.model import GREETING_GENERATION, INTERRUPTION_PART, CallRecord, CallSession, TurnKey
-from voice_agent.errors import CallTokenMismatchError, ConnectionAlreadyBoundError, StoreUnavailableError
+from voice_agent.adapters.dynamo_sockets import CONNECTION_TTL_S, Handover, SocketItems
+from voice_agent.core.model import GREETING_GENERATION, CallRecord, CallSession
+from voice_agent.errors import CallTokenMismatchError, ConnectionAlreadyBoundError
 from voice_agent.log import logger
 from voice_agent.protocol.inbound import Setup
 from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER, bounded_parameters
-from voice_agent.table_schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from voice_agent.table_schema import TTL_ATTRIBUTE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-CONNECTION_TTL_S = 24 * 3600  # a connection lives at most 2 h; keep its item a day for debugging
+# What an adopted socket's connection item says its session is: Twilio sent no setup on it.
+ADOPTED_SESSION = "application-reconnect"
+
+
+def call_record(call_sid: str, item: Item) -> CallRecord:
+    params = item.get("customParameters", {}).get("M", {})
+    return CallRecord(
+        call_sid=call_sid,
+        status=get_s(item, "status"),
+        reconnects=get_n(item, "reconnects"),
+        farewell_spoken=item.get("farewellSpoken", {}).get("BOOL", False),
+        custom_parameters={k: v.get("S", "") for k, v in params.items()},
+        call_token=get_s(item, "callToken") or None,
+        language=get_s(item, "language") or None,
+        speech_fallbacks=frozenset(item.get("speechFallbacks", {}).get("SS", [])),
+        config_errors=get_n(item, "configErrors"),
+    )
 
 
 class CallItems:
@@ -48,31 +64,69 @@ class CallItems:
         self._table = table_name
         self._retention_s = retention_days * 24 * 3600
         self._now = now
+        self._sockets = SocketItems(client=client, table_name=table_name, retention_s=self._retention_s, now=now)
 
     # -- connection and call ------------------------------------------------------------------
 
-    def bind_connection(self, connection_id: str, setup: Setup) -> CallSession:
+    def bind_connection(self, connection_id: str, setup: Setup, *, adopted: bool = False) -> CallSession:
         """The call (new, or resumed on a new socket), then the connection, bound for its lifetime:
         a later setup on the same connection is refused (``ConnectionAlreadyBoundError``) and
         leaves the conversation it names untouched (only that call's counters have moved). A setup
         without the call's token (when ``/voice`` issued one) is refused (``CallTokenMismatchError``)
-        and touches nothing."""
+        and touches nothing. ``adopted``: no setup, a socket ``$connect`` checked (its URL's token)."""
         now = int(self._now())
-        call, counted = self._bind_call(connection_id, setup, now)
+        call, counted = self._bind_call(connection_id, setup, now, check_token=not adopted)
         conn_seq = get_n(call, "connections") + (1 if counted else 0)
         language = get_s(call, "language") or None
+        direction = setup.direction or get_s(call, "direction")
+        prebound: Item = {}
         try:
-            self._put_connection(connection_id, setup, conn_seq or 1, language, now)
+            prebound = self._put_connection(connection_id, setup, (conn_seq or 1, language, direction), now)
         except ClientError as exc:  # only the connection's put has a condition
             bound = self._bound_by_this_setup(connection_id, setup, exc)
             if bound is None:
                 raise ConnectionAlreadyBoundError(connection_id) from exc
             # botocore retried a put that had landed (its answer was lost): this setup's own item.
             conn_seq, language = get_n(bound, "connSeq", 1), get_s(bound, "language") or None
+        app_reconnect = adopted or prebound.get("appReconnect", {}).get("BOOL", False)
+        handover = Handover(app_reconnect=app_reconnect, owed=False)
         previous = get_s(call, "lastConnection")
         if counted and previous and previous != connection_id:
-            self._keep_what_was_sent(setup.call_sid, previous)
-        return CallSession(call_sid=setup.call_sid, conn_seq=conn_seq or 1, resumed=conn_seq > 1, language=language)
+            handover = self._sockets.hand_over(
+                setup.call_sid, previous, connection_id, session_id=setup.session_id, app_reconnect=app_reconnect
+            )
+        return CallSession(
+            call_sid=setup.call_sid,
+            conn_seq=conn_seq or 1,
+            resumed=conn_seq > 1,
+            language=language,
+            app_reconnect=handover.app_reconnect,
+            owed=handover.owed,
+        )
+
+    def prebind_connection(self, connection_id: str, call_sid: str, session: int) -> bool:
+        """``$connect``: which call the socket belongs to, and whether it is Twilio's application
+        reconnect (``dynamo_sockets.py``)."""
+        return self._sockets.prebind(connection_id, call_sid, session)
+
+    def adopt_connection(self, connection_id: str) -> CallSession | None:
+        """Bind a socket ``$connect`` noted as an application reconnect that no setup has bound: Twilio
+        may send none on the new socket. ``None`` if it is not one (a setup is still to come)."""
+        noted = self._sockets.noted(connection_id)
+        if noted is None or not noted.get("appReconnect", {}).get("BOOL", False):
+            return None
+        logger.info("socket bound without a setup (application reconnect)")
+        setup = Setup(session_id=ADOPTED_SESSION, call_sid=get_s(noted, "callSid"))
+        try:
+            return self.bind_connection(connection_id, setup, adopted=True)
+        except ConnectionAlreadyBoundError:
+            return None  # a setup bound it meanwhile
+
+    def take_owed(self, connection_id: str) -> tuple[str, ...] | None:
+        return self._sockets.take_owed(connection_id)
+
+    def latest_socket(self, call_sid: str) -> str | None:
+        return self._sockets.latest_upgrade(call_sid)
 
     def issue_call_token(self, call_sid: str, token: str) -> str:
         """Create the call item with ``token`` at ``/voice``; a retried webhook gets the first one."""
@@ -95,7 +149,7 @@ class CallItems:
             )["Attributes"]
         return get_s(item, "callToken", token)
 
-    def _bind_call(self, connection_id: str, setup: Setup, now: int) -> tuple[Item, bool]:
+    def _bind_call(self, connection_id: str, setup: Setup, now: int, *, check_token: bool) -> tuple[Item, bool]:
         """The call item as it was before this setup, and whether this setup counted a connection:
         a socket is counted once (two setups on one socket, or a retried write, are one binding)."""
         params, dropped = bounded_parameters(setup.custom_parameters)
@@ -116,7 +170,7 @@ class CallItems:
                         " ADD connections :one, boundConnections :cids"
                     ),
                     ConditionExpression=(
-                        "(attribute_not_exists(callToken) OR callToken = :token)"
+                        "(attribute_not_exists(callToken) OR callToken = :token OR :checked = :yes)"
                         " AND NOT contains(boundConnections, :cid)"
                     ),
                     ExpressionAttributeNames={"#status": "status", "#ttl": TTL_ATTRIBUTE},
@@ -132,6 +186,8 @@ class CallItems:
                         ":cid": attr_s(connection_id),
                         ":cids": {"SS": [connection_id]},
                         ":token": attr_s(token or "-"),
+                        ":checked": {"BOOL": not check_token},  # $connect checked the URL's token
+                        ":yes": {"BOOL": True},
                     },
                     ReturnValues="ALL_OLD",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -143,9 +199,14 @@ class CallItems:
             return current, False  # this socket was counted already
         return old, True
 
-    def _put_connection(self, connection_id: str, setup: Setup, conn_seq: int, language: str | None, now: int) -> None:
+    def _put_connection(
+        self, connection_id: str, setup: Setup, seq_language_direction: tuple[int, str | None, str], now: int
+    ) -> Item:
+        """The connection item, replacing the note ``$connect`` left for this call (returned), if any;
+        a socket noted for another call, or already set up, fails the condition."""
+        conn_seq, language, direction = seq_language_direction
         with store_errors("bind_connection", passthrough=CONDITION_FAILED):
-            self._db.put_item(
+            return self._db.put_item(
                 TableName=self._table,
                 Item={
                     **conn_key(connection_id),
@@ -154,46 +215,18 @@ class CallItems:
                     "connSeq": attr_n(conn_seq),
                     "gen": attr_n(GREETING_GENERATION),
                     "spokenGen": attr_n(GREETING_GENERATION),
-                    "direction": attr_s(setup.direction),
+                    "direction": attr_s(direction),
                     **({"language": attr_s(language)} if language else {}),
                     "status": attr_s("open"),
                     "createdAt": attr_n(now),
                     TTL_ATTRIBUTE: attr_n(now + CONNECTION_TTL_S),
                 },
-                ConditionExpression="attribute_not_exists(pk)",
+                ConditionExpression="attribute_not_exists(pk) OR (#status = :connecting AND callSid = :call)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":connecting": attr_s("connecting"), ":call": attr_s(setup.call_sid)},
+                ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-
-    def _keep_what_was_sent(self, call_sid: str, previous_connection: str) -> None:
-        """The call resumes on a new socket: a reply the old socket was still speaking stores its
-        text only when it notices, perhaps after this call's next turn read the history. Mark what
-        it had sent now (best effort; an ``interrupt`` marker already there wins)."""
-        try:
-            with store_errors("bind_connection.previous"):
-                old = self._db.get_item(
-                    TableName=self._table, Key=conn_key(previous_connection), ConsistentRead=True
-                ).get("Item", {})
-            on_air = on_air_from(old)
-            if on_air.done or on_air.generation <= GREETING_GENERATION or not on_air.text.strip():
-                return
-            key = TurnKey(get_n(old, "connSeq"), on_air.generation, INTERRUPTION_PART)
-            now = self._now()
-            with store_errors("bind_connection.previous", passthrough=CONDITION_FAILED):
-                self._db.put_item(
-                    TableName=self._table,
-                    Item={
-                        PARTITION_KEY: attr_s(f"CALL#{call_sid}"),
-                        SORT_KEY: attr_s(key.sort_key),
-                        "role": attr_s("interruption"),
-                        "heard": attr_s(on_air.text),
-                        "at": attr_n(int(now)),
-                        "atMs": attr_n(int(now * 1000)),
-                        TTL_ATTRIBUTE: attr_n(int(now) + self._retention_s),
-                    },
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-        except (ClientError, StoreUnavailableError):
-            logger.info("what the previous socket sent was not marked")
+            ).get("Attributes", {})
 
     def _bound_by_this_setup(self, connection_id: str, setup: Setup, exc: ClientError) -> dict[str, Any] | None:
         """The connection item that failed the put's condition, if this very setup wrote it."""
@@ -229,47 +262,46 @@ class CallItems:
     def get_call(self, call_sid: str) -> CallRecord | None:
         with store_errors("get_call"):
             item = self._db.get_item(TableName=self._table, Key=call_key(call_sid), ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        params = item.get("customParameters", {}).get("M", {})
-        return CallRecord(
-            call_sid=call_sid,
-            status=get_s(item, "status"),
-            reconnects=get_n(item, "reconnects"),
-            farewell_spoken=item.get("farewellSpoken", {}).get("BOOL", False),
-            custom_parameters={k: v.get("S", "") for k, v in params.items()},
-            call_token=get_s(item, "callToken") or None,
-        )
+        return call_record(call_sid, item) if item else None
 
     def count_reconnect(self, call_sid: str, session_id: str | None = None) -> int:
+        return self.record_failure(call_sid, session_id).reconnects
+
+    def record_failure(self, call_sid: str, session_id: str | None = None, fallback: str | None = None) -> CallRecord:
+        """Count one more reconnect attempt (once per ``session_id``) and remember what failed
+        (``fallback``: ``stt``, ``tts`` or ``config``); returns the call as it stands after, in the same
+        request. Asked again for the same session, changes nothing and returns the call as it is."""
         now = int(self._now())
-        update = "ADD reconnects :one SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)"
+        adds = ["reconnects :one"]
         values: dict[str, Any] = {":one": attr_n(1), ":now": attr_n(now), ":ttl": attr_n(now + self._retention_s)}
         once: dict[str, Any] = {}
         if session_id:
             # One count per relay session: a replayed (or retried) callback gets the same answer.
-            update = (
-                "ADD reconnects :one, failedSessions :sessions SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)"
-            )
+            adds.append("failedSessions :sessions")
             values.update({":sessions": {"SS": [session_id]}, ":session": attr_s(session_id)})
             once = {
                 "ConditionExpression": "NOT contains(failedSessions, :session)",
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
+        if fallback:
+            adds.append("speechFallbacks :fallback")
+            values[":fallback"] = {"SS": [fallback]}
+            if fallback == "config":
+                adds.append("configErrors :one")
         try:
             with store_errors("count_reconnect", passthrough=CONDITION_FAILED):
                 item = self._db.update_item(
                     TableName=self._table,
                     Key=call_key(call_sid),
-                    UpdateExpression=update,
+                    UpdateExpression=f"ADD {', '.join(adds)} SET updatedAt = :now, #ttl = if_not_exists(#ttl, :ttl)",
                     ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
                     ExpressionAttributeValues=values,
-                    ReturnValues="UPDATED_NEW",
+                    ReturnValues="ALL_NEW",
                     **once,
                 )["Attributes"]
         except ClientError as exc:  # this session was counted already
             item = cast(dict[str, Any], exc.response.get("Item") or {})
-        return get_n(item, "reconnects")
+        return call_record(call_sid, item)
 
     def mark_farewell(self, call_sid: str) -> None:
         self._update_call(call_sid, "mark_farewell", "farewellSpoken = :yes", {":yes": {"BOOL": True}})

@@ -92,6 +92,8 @@ def turn_item(call_sid: str, r: TurnRecord, now: float, expires: int) -> Item:
         item["firstPhraseMs"] = attr_n(r.first_phrase_ms)
     if r.shown is not None:
         item["shown"] = attr_s(r.shown)
+    if r.lang:
+        item["lang"] = attr_s(r.lang[:16])
     return item
 
 
@@ -112,6 +114,7 @@ def turn_record(item: Mapping[str, Any]) -> TurnRecord:
         at_ms=get_n(item, "atMs") or get_n(item, "at") * 1000 or None,
         first_phrase_ms=get_n(item, "firstPhraseMs", -1) if "firstPhraseMs" in item else None,
         shown=item.get("shown", {}).get("S"),
+        lang=get_s(item, "lang") or None,
     )
 
 

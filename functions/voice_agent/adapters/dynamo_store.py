@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
-from voice_agent.adapters.dynamo_calls import CONNECTION_TTL_S, CallItems
+from voice_agent.adapters.dynamo_calls import CallItems
 from voice_agent.adapters.dynamo_items import (
     CONDITION_FAILED,
     Item,
@@ -35,16 +35,20 @@ from voice_agent.adapters.dynamo_items import (
     turn_record,
 )
 from voice_agent.adapters.dynamo_records import RecordItems
+from voice_agent.adapters.dynamo_sockets import CONNECTION_TTL_S
 from voice_agent.adapters.dynamo_timers import TimerItems
 from voice_agent.core.model import (
     FIRST_AGENT_PART,
+    GREETING_GENERATION,
     INTERRUPTION_PART,
     InterruptOutcome,
+    PendingEnd,
     TurnKey,
     TurnRecord,
     TurnTicket,
 )
-from voice_agent.errors import StoreUnavailableError
+from voice_agent.core.replay import fingerprint
+from voice_agent.errors import ReplayedMessageError, StoreUnavailableError
 from voice_agent.log import logger
 from voice_agent.table_schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 
@@ -55,6 +59,7 @@ _BATCH_ATTEMPTS = 3
 MAX_PENDING = 8
 MAX_PENDING_CHARS = 1000
 MAX_SPOKEN_CHARS = 4000
+NORMAL_CLOSE = 1000  # a hang-up, or after ``end``: the socket is not coming back
 
 
 class DynamoSessionStore(TimerItems, RecordItems, CallItems):
@@ -64,21 +69,28 @@ class DynamoSessionStore(TimerItems, RecordItems, CallItems):
     def start_turn(self, connection_id: str, text: str = "") -> TurnTicket | None:
         """``ADD gen 1``, and append the caller's ``text`` to the connection's unanswered messages
         (``pending``, cleared by the next claim): the ticket carries them and what the reply on the
-        air has said, so the turn sees both even before their own items are stored."""
+        air has said, so the turn sees both even before their own items are stored.
+
+        After an application reconnect, a message the previous socket already took (Twilio's
+        replay) is refused once (``ReplayedMessageError``) and changes nothing. A turn that starts
+        takes over what the previous socket owed (``owed``): its history holds those messages."""
         entry = {"L": [attr_s(text[:MAX_PENDING_CHARS])]}
         try:
             with store_errors("start_turn", passthrough=CONDITION_FAILED):
                 item = self._db.update_item(
                     TableName=self._table,
                     Key=conn_key(connection_id),
-                    # The caller spoke: a key entry still open is over (the model hears the words).
+                    # The caller spoke: a key entry still open is over (the model hears the words),
+                    # and this turn takes over what a dropped socket owed.
                     UpdateExpression=(
                         "ADD gen :one SET pending = list_append(if_not_exists(pending, :none), :mine)"
-                        " REMOVE keyEntry, keyDigits"
+                        " REMOVE keyEntry, keyDigits, owed"
                     ),
                     ConditionExpression=(
                         "attribute_exists(pk) AND #status = :open"
                         " AND (attribute_not_exists(pending) OR size(pending) < :cap)"
+                        " AND (attribute_not_exists(replayGuard) OR NOT contains(replayGuard, :fp)"
+                        " OR replayGuardUntil < :now)"
                     ),
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues={
@@ -87,6 +99,8 @@ class DynamoSessionStore(TimerItems, RecordItems, CallItems):
                         ":none": {"L": []},
                         ":mine": entry,
                         ":cap": attr_n(MAX_PENDING),
+                        ":fp": attr_s(fingerprint(text)),
+                        ":now": attr_n(int(self._now())),
                     },
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -95,8 +109,15 @@ class DynamoSessionStore(TimerItems, RecordItems, CallItems):
             old = cast(dict[str, Any], exc.response.get("Item") or {})
             if get_s(old, "status") != "open":
                 return None  # unknown or not open (no setup yet, ending, or after disconnect)
+            if self._replayed(old, text):
+                self._sockets.forget_replay(connection_id, text)
+                raise ReplayedMessageError(connection_id) from exc
             item = self._restart_pending(connection_id, entry)  # a storm of unanswered prompts
         return ticket_from(connection_id, item)
+
+    def _replayed(self, item: Item, text: str) -> bool:
+        guard = item.get("replayGuard", {}).get("SS", [])
+        return fingerprint(text) in guard and get_n(item, "replayGuardUntil") >= int(self._now())
 
     def _restart_pending(self, connection_id: str, entry: dict[str, Any]) -> Item:
         """``pending`` is full (callers who speak again and again before any reply is heard): keep
@@ -140,22 +161,60 @@ class DynamoSessionStore(TimerItems, RecordItems, CallItems):
             return False
         return True
 
-    def mark_ending(self, ticket: TurnTicket) -> bool:
+    def mark_ending(self, ticket: TurnTicket, handoff: str | None = None, hold_s: float = 0.0) -> bool:
         """The turn decided to end the session (transfer or goodbye): if it is still the newest, the
-        connection starts no new turn from now on (True); if a newer one took over, nothing (False)."""
+        connection starts no new turn from now on, and the ``end`` to send is kept (True); if a newer
+        one took over, nothing (False)."""
+        end_after_ms = int((self._now() + hold_s) * 1000)
         try:
             with store_errors("mark_ending", passthrough=CONDITION_FAILED):
                 self._db.update_item(
                     TableName=self._table,
                     Key=conn_key(ticket.connection_id),
-                    UpdateExpression="SET #status = :ending",
+                    UpdateExpression="SET #status = :ending, endAfterMs = :after, endHandoff = :handoff",
                     ConditionExpression="#status = :open AND gen = :g",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues={
                         ":ending": attr_s("ending"),
                         ":open": attr_s("open"),
                         ":g": attr_n(ticket.generation),
+                        ":after": attr_n(end_after_ms),
+                        ":handoff": attr_s(handoff) if handoff is not None else {"NULL": True},
                     },
+                )
+        except ClientError:
+            return False
+        return True
+
+    def pending_end(self, connection_id: str) -> PendingEnd | None:
+        with store_errors("pending_end"):
+            item = self._db.get_item(
+                TableName=self._table,
+                Key=conn_key(connection_id),
+                ConsistentRead=True,
+                ProjectionExpression="#status, endAfterMs, endHandoff, endSent",
+                ExpressionAttributeNames={"#status": "status"},
+            ).get("Item")
+        if not item or "endAfterMs" not in item:
+            return None
+        return PendingEnd(
+            handoff=get_s(item, "endHandoff") or None,
+            due=int(self._now() * 1000) >= get_n(item, "endAfterMs"),
+            sent="endSent" in item,
+        )
+
+    def claim_end(self, connection_id: str) -> bool:
+        """The one right to send the ending session's ``end`` (the turn that decided it, the
+        speaker event's invocation, or a timer's goodbye): True for exactly one caller."""
+        try:
+            with store_errors("claim_end", passthrough=CONDITION_FAILED):
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=conn_key(connection_id),
+                    UpdateExpression="SET endSent = :now",
+                    ConditionExpression="#status = :ending AND attribute_not_exists(endSent)",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":now": attr_n(int(self._now() * 1000)), ":ending": attr_s("ending")},
                 )
         except ClientError:
             return False
@@ -180,10 +239,14 @@ class DynamoSessionStore(TimerItems, RecordItems, CallItems):
             # running; the interrupt belongs to the speech that is on the air.
             old = cast(dict[str, Any], exc.response.get("Item") or {})
             cancelled = False
-        if not old:
-            return None
+        if not old or get_s(old, "status") == "connecting":
+            return None  # no such socket, or one $connect noted that no setup has bound yet
         call_sid = get_s(old, "callSid")
         key = TurnKey(get_n(old, "connSeq"), get_n(old, "spokenGen"), INTERRUPTION_PART)
+        if key.generation == GREETING_GENERATION and "replayGuardUntil" in old:
+            # A socket Twilio reconnected by itself spoke no greeting: an interrupt before its first
+            # reply is about the previous socket's speech (already marked) or is a replay.
+            return InterruptOutcome(call_sid=call_sid, interrupted=key, cancelled=cancelled)
         if not heard.strip() and (not cancelled or on_air_from(old).done):
             # Nothing heard, said of a reply that was sent in full or that a newer prompt already
             # took over from: it cannot tell what the caller missed, so it must not erase the reply.
@@ -227,24 +290,39 @@ class DynamoSessionStore(TimerItems, RecordItems, CallItems):
             {"#language": "language"},
         )
 
-    def close_connection(self, connection_id: str, *, gone: bool) -> str | None:
+    def close_connection(self, connection_id: str, *, gone: bool, code: int | None = None) -> str | None:
+        """Mark the connection closed (``$disconnect``, with its close ``code``) or gone (a post got
+        410); returns its call. A normal close (1000) is a hang-up or an ``end``, not a drop."""
+        update = "SET #status = :status, closedAt = :now"
+        values: dict[str, Any] = {":status": attr_s("gone" if gone else "closed"), ":now": attr_n(int(self._now()))}
+        if code is not None:
+            update += ", closeCode = :code"
+            values[":code"] = attr_n(code)
         try:
             with store_errors("close_connection", passthrough=CONDITION_FAILED):
                 item = self._db.update_item(
                     TableName=self._table,
                     Key=conn_key(connection_id),
-                    UpdateExpression="SET #status = :status, closedAt = :now",
+                    UpdateExpression=update,
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={
-                        ":status": attr_s("gone" if gone else "closed"),
-                        ":now": attr_n(int(self._now())),
-                    },
+                    ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                 )["Attributes"]
         except ClientError:
             return None
         return get_s(item, "callSid") or None
+
+    def closed_normally(self, connection_id: str) -> bool:
+        """Whether ``$disconnect`` reported a normal close (1000) for the connection (so far)."""
+        with store_errors("closed_normally"):
+            item = self._db.get_item(
+                TableName=self._table,
+                Key=conn_key(connection_id),
+                ConsistentRead=True,
+                ProjectionExpression="closeCode",
+            ).get("Item")
+        return bool(item) and get_n(item or {}, "closeCode", -1) == NORMAL_CLOSE
 
     def load_history(self, call_sid: str, max_items: int) -> list[TurnRecord]:
         with store_errors("load_history"):

@@ -3,7 +3,7 @@ the connection item (``core/silence.py``, ``core/key_entry.py``).
 
 Connection item attributes added here: ``keyEntry`` (a map: ``id``, the generation of the turn
 that asked; ``count``, keys wanted or 0 for "until #"; ``reprompts``), ``keyDigits`` (the keys so
-far, a list), ``endSent`` (a timer sent ``end``). Call item: ``endReason`` (``no_response``,
+far, a list); a timer that ends the call claims its ``end`` like a turn (``claim_end``). Call item: ``endReason`` (``no_response``,
 ``time_limit``) and the status ``cut_off``.
 """
 
@@ -105,18 +105,6 @@ class TimerItems(CallItems):
             {":one": attr_n(1), ":spoken": attr_s(spoken), ":ending": attr_s("ending")},
         )
         return None if item is None else _quiet(item)
-
-    def claim_end(self, connection_id: str) -> bool:
-        return (
-            self._conditional(
-                "claim_end",
-                connection_id,
-                "SET endSent = :yes",
-                "#status = :ending AND attribute_not_exists(endSent)",
-                {":yes": {"BOOL": True}, ":ending": attr_s("ending")},
-            )
-            is not None
-        )
 
     # -- the call -------------------------------------------------------------------------------
 

@@ -17,13 +17,25 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from voice_agent.agent.relay_options import (
+    Backups,
+    FailoverPlacement,
+    RelayOptions,
+    SttBackup,
+    SttProvider,
+    TtsBackup,
+    TtsProvider,
+    backup_problems,
+    extra_attribute_problems,
+    hint_problems,
+    option_problems,
+)
 from voice_agent.core.phrases import PhrasePolicy
 from voice_agent.errors import ConfigurationError
 from voice_agent.model_choice import DEFAULT_MODELS, ModelRef, Provider, model_problems, resolve_chain
 
 Interruptible = Literal["any", "speech", "dtmf", "none"]
-TtsProvider = Literal["Google", "Amazon", "ElevenLabs"]
-SttProvider = Literal["Google", "Deepgram"]
+__all__ = ["AGENT", "AgentConfig", "Backups", "LanguageOption", "Lines", "RelayOptions", "SttBackup", "TtsBackup"]
 
 _HERE = Path(__file__).parent
 _LANG = re.compile(r"^(multi|[a-z]{2,3}(-[A-Za-z0-9]{2,8})*)$")
@@ -35,13 +47,21 @@ _TOOL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 @dataclass(frozen=True, slots=True)
 class LanguageOption:
-    """One ``<Language>`` the call may switch to (speech and transcription settings for it)."""
+    """One language the call may speak: its speech and transcription settings, the providers to
+    fail over to, and (optionally) the lines ``/action`` speaks with ``<Say>`` in it.
+
+    ``in_twiml=False`` keeps it out of the TwiML's ``<Language>`` list: switching to it then sends its
+    settings in the ``language`` message (mid-call configuration)."""
 
     code: str
     tts_provider: TtsProvider
     voice: str
     transcription_provider: SttProvider
     speech_model: str
+    backups: Backups = field(default_factory=Backups)
+    hints: tuple[str, ...] = ()
+    lines: Lines | None = None  # None: the agent's lines, in the agent's language
+    in_twiml: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +82,19 @@ class Lines:
     voicemail: str = "Hi, this is Ada from Example Hardware. Sorry we missed you. Please call us back. Goodbye."
     # How a key press reaches the model (in the user role). {digit} is the key.
     dtmf_note: str = "(The caller pressed the {digit} key on their phone.)"
+    # The line dropped while the agent was answering and came back by itself (application reconnect):
+    # how the model is asked, in the user role, to answer the cut question on the new socket.
+    resume_note: str = "(The line dropped before you finished answering. Answer the caller's last message again.)"
+    # Told to the model (in the system prompt) when Twilio says which language it heard. {lang}: the tag.
+    language_note: str = "The caller's last message was recognised as {lang}."
+
+
+SPANISH_LINES = Lines(
+    transfer_announcement="Un momento, le paso con un compañero.",
+    transfer_failed="Lo siento, ahora no hay nadie disponible. Por favor, llame más tarde. Adiós.",
+    goodbye="Gracias por llamar a Example Hardware. ¡Adiós!",
+    voicemail="Hola, soy Ada de Example Hardware. Sentimos no haberle localizado. Por favor, llámenos. Adiós.",
+)
 
 
 # -- Silence, key entry, the call's length and the call record ---------------------------------
@@ -144,21 +177,42 @@ class AgentConfig:
     voice: str = "en-US-Chirp3-HD-Aoede"
     transcription_provider: SttProvider = "Deepgram"
     speech_model: str = "nova-3-general"
-    # Languages the call may switch to (switch_language tool); the first is the call's language.
+    # Languages the call may switch to (switch_language tool); the call's language must be one.
+    # Each names the providers a failure switches to: <Failover> in the TwiML, and /action's recovery.
     languages: tuple[LanguageOption, ...] = (
-        LanguageOption("en-US", "Google", "en-US-Chirp3-HD-Aoede", "Deepgram", "nova-3-general"),
-        LanguageOption("es-ES", "Google", "es-ES-Chirp3-HD-Aoede", "Deepgram", "nova-3-general"),
+        LanguageOption(
+            "en-US",
+            "Google",
+            "en-US-Chirp3-HD-Aoede",
+            "Deepgram",
+            "nova-3-general",
+            backups=Backups(tts=TtsBackup("Amazon", "Joanna-Neural"), stt=SttBackup("Google", "telephony")),
+        ),
+        LanguageOption(
+            "es-ES",
+            "Google",
+            "es-ES-Chirp3-HD-Aoede",
+            "Deepgram",
+            "nova-3-general",
+            backups=Backups(tts=TtsBackup("Amazon", "Lucia-Neural"), stt=SttBackup("Google", "telephony")),
+            lines=SPANISH_LINES,
+        ),
     )
     interruptible: Interruptible = "any"
     welcome_greeting_interruptible: Interruptible = "any"
     dtmf_detection: bool = True
-    # Twilio reconnects a dropped socket by itself (Oct 2026 feature). Off: /action recovers instead.
-    application_reconnect: bool = False
+    # Twilio reconnects a dropped socket by itself and replays what it buffered (GA 2026-10-28);
+    # /action's recovery stays the fallback when that fails.
+    application_reconnect: bool = True
     # Partial (cumulative, last=false) prompts: off. They only warm the model connection here.
     partial_prompts: bool = False
-    # Any other <ConversationRelay> attribute, verbatim (e.g. {"speechTimeout": "1200",
-    # "interruptSensitivity": "medium"}); Twilio's <ConversationRelay> page, linked from
-    # docs/protocol.md, lists them.
+    # The other documented <ConversationRelay> attributes, typed (agent/relay_options.py).
+    relay: RelayOptions = field(default_factory=RelayOptions)
+    # Where <Failover> goes: inside each <Language> (the default), as <Failover language="..."> children
+    # of <ConversationRelay>, or nowhere ("off": /action still fails over). The element's exact shape
+    # is unverified (docs/protocol.md); a TwiML Twilio refuses (64101) resumes on a known-good one.
+    failover_twiml: FailoverPlacement = "language"
+    # Documented attributes without a typed field, verbatim (e.g. {"customerName": "..."}).
     extra_relay_attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     # People and policies.
@@ -219,6 +273,15 @@ class AgentConfig:
         wanted = code.lower()
         return next((o for o in self.languages if o.code.lower() == wanted), None)
 
+    def speech_for(self, code: str | None) -> LanguageOption:
+        """The settings a call in ``code`` speaks with (the agent's own for an unknown language)."""
+        option = self.language_option(code) if code else None
+        if option is not None:
+            return option
+        return self.language_option(self.language) or LanguageOption(
+            self.language, self.tts_provider, self.voice, self.transcription_provider, self.speech_model
+        )
+
     def validate(self, known_tools: frozenset[str] | None = None) -> AgentConfig:
         """Check everything at start-up; raise one error that lists every problem."""
         problems = list(_problems(self))
@@ -247,6 +310,8 @@ def _text_problems(c: AgentConfig) -> list[str]:
             p.append(f"lines.{name} is empty")
     if "{digit}" not in c.lines.dtmf_note:
         p.append("lines.dtmf_note must contain {digit}")
+    if "{lang}" not in c.lines.language_note:
+        p.append("lines.language_note must contain {lang}")
     return p
 
 
@@ -271,14 +336,23 @@ def _language_problems(c: AgentConfig) -> list[str]:
         p.append("languages: duplicate codes")
     if c.languages and c.language.lower() not in codes:
         p.append(f"languages must include the call language {c.language}")
+    default = c.language_option(c.language)
+    if default is not None and not default.in_twiml:
+        p.append(f"languages: the call language {c.language} must be in the TwiML (in_twiml=True)")
     for o in c.languages:
-        if not _LANG.match(o.code):
-            p.append(f"languages: {o.code!r} is not a language tag")
-        if not o.voice.strip() or not o.speech_model.strip():
-            p.append(f"languages: {o.code} needs an explicit voice and speech model")
-        if o.code == "multi" and (o.tts_provider != "ElevenLabs" or o.transcription_provider != "Deepgram"):
-            p.append("languages: 'multi' needs ElevenLabs speech and Deepgram transcription")
+        p += _option_problems(o)
     return p
+
+
+def _option_problems(o: LanguageOption) -> list[str]:
+    p: list[str] = []
+    if not _LANG.match(o.code):
+        p.append(f"languages: {o.code!r} is not a language tag")
+    if not o.voice.strip() or not o.speech_model.strip():
+        p.append(f"languages: {o.code} needs an explicit voice and speech model")
+    if o.code == "multi" and (o.tts_provider != "ElevenLabs" or o.transcription_provider != "Deepgram"):
+        p.append("languages: 'multi' needs ElevenLabs speech and Deepgram transcription")
+    return p + backup_problems(o.code, o.backups) + hint_problems(o.hints, f"languages: {o.code} hints")
 
 
 def _policy_problems(c: AgentConfig) -> list[str]:
@@ -293,9 +367,9 @@ def _policy_problems(c: AgentConfig) -> list[str]:
         p.append("after_reconnect_limit must be 'transfer' or 'goodbye'")
     if not 5 <= c.dial_timeout_s <= 600:
         p.append("dial_timeout_s must be 5..600")
-    for key, value in c.extra_relay_attributes.items():
-        if not key.isalnum() or not isinstance(value, str) or not value:
-            p.append(f"extra_relay_attributes: {key!r} needs an attribute name and a non-empty string value")
+    p += extra_attribute_problems(c.extra_relay_attributes) + option_problems(c.relay)
+    if c.failover_twiml not in ("language", "relay", "off"):
+        p.append("failover_twiml must be language, relay or off")
     if not 1 <= c.transcript_retention_days <= 365:
         p.append("transcript_retention_days must be 1..365")
     return p

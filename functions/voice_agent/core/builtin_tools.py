@@ -1,4 +1,5 @@
-"""Tools every agent can enable: reach a person, end the call, switch language, send digits."""
+"""Tools every agent can enable: reach a person, end the call, switch language, send digits, expect
+words (speech recognition hints; not offered unless ``AgentConfig.tools`` names it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from voice_agent.core.key_entry import collect_keys
 from voice_agent.core.tools import (
     EndSession,
     SendDigitsEffect,
+    SetHints,
     SwitchLanguage,
     Tool,
     ToolContext,
@@ -15,6 +17,8 @@ from voice_agent.core.tools import (
     tool,
 )
 from voice_agent.errors import OutboundValidationError, ToolError
+from voice_agent.protocol.checks import MAX_HINTS
+from voice_agent.protocol.live_config import Hints
 from voice_agent.protocol.outbound import SendDigits
 
 HANDOFF_REASON_CODE = "live-agent-handoff"
@@ -85,4 +89,25 @@ def send_digits(
     return ToolResult(content=f"Sent the keys {digits}.", effects=(SendDigitsEffect(digits=digits),))
 
 
-BUILTIN_TOOLS: tuple[Tool, ...] = (transfer_to_human, end_call, switch_language, send_digits, collect_keys)
+@tool
+def expect_words(
+    words: Annotated[list[str], "Names, codes or uncommon words the caller is about to say or spell"],
+) -> ToolResult:
+    """Tell speech recognition which words to expect next, before asking the caller to say or spell
+    something unusual (a surname, an email, an order code)."""
+    hints = tuple(w.strip() for w in words if w.strip() and "," not in w)[:MAX_HINTS]
+    try:
+        Hints(hints)
+    except OutboundValidationError as exc:
+        raise ToolError(str(exc)) from exc
+    return ToolResult(content=f"Listening for {len(hints)} expected words.", effects=(SetHints(hints=hints),))
+
+
+BUILTIN_TOOLS: tuple[Tool, ...] = (
+    transfer_to_human,
+    end_call,
+    switch_language,
+    send_digits,
+    collect_keys,
+    expect_words,
+)

@@ -1,6 +1,9 @@
-"""The ``$connect`` decision: accept the WebSocket upgrade only from Twilio.
+"""The ``$connect`` decision: accept the WebSocket upgrade only from Twilio, and only for the call
+its URL names.
 
-Returning a non-2xx status from the ``$connect`` integration fails the upgrade with that status.
+Returning a non-2xx status from the ``$connect`` integration fails the upgrade with that status. An
+upgrade whose query names a call (``call_tokens``) must carry that call's token; one naming no call
+is accepted unbound (its ``setup`` binds it, checking the ``callToken`` parameter).
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from voice_agent.call_tokens import CALL_PARAMETER, TOKEN_PARAMETER, SocketClaim, claim_from, derive_key, matches
 from voice_agent.signatures import SIGNATURE_HEADER, header, valid_upgrade
 
 
@@ -21,6 +25,9 @@ class UpgradeDecision:
     # The URL the signature had to be over (logged on a refusal: the first thing to compare with
     # what Twilio dialed when every call fails with 64102).
     checked_url: str | None = None
+    # The call the socket belongs to, when its URL names one with that call's token (or, with
+    # signature checks off locally, names one at all).
+    claim: SocketClaim | None = None
 
     @property
     def allowed(self) -> bool:
@@ -37,8 +44,9 @@ def decide_upgrade(
 ) -> UpgradeDecision:
     offered = header(headers, "sec-websocket-protocol")
     subprotocol = offered.split(",")[0].strip() or None if offered else None
+    claim = claim_from(query)
     if not validation:
-        return UpgradeDecision(200, "signature validation disabled (local only)", subprotocol)
+        return UpgradeDecision(200, "signature validation disabled (local only)", subprotocol, claim=claim)
     if not public_url or not auth_token:
         return UpgradeDecision(500, "relay public URL or auth token not configured")
     signature = header(headers, SIGNATURE_HEADER)
@@ -46,4 +54,9 @@ def decide_upgrade(
         return UpgradeDecision(403, "missing signature", checked_url=public_url)
     if not valid_upgrade(auth_token, public_url, query, signature):
         return UpgradeDecision(403, "invalid signature", checked_url=public_url)
-    return UpgradeDecision(200, "signature valid", subprotocol, checked_url=public_url)
+    if claim is None and (CALL_PARAMETER in query or TOKEN_PARAMETER in query):
+        return UpgradeDecision(403, "the URL names a call without a well-formed token", checked_url=public_url)
+    if claim is not None and not matches(derive_key(auth_token), claim.call_sid, claim.token):
+        return UpgradeDecision(403, "the call token does not match the call", checked_url=public_url)
+    reason = "signature valid" if claim is None else "signature and call token valid"
+    return UpgradeDecision(200, reason, subprotocol, checked_url=public_url, claim=claim)

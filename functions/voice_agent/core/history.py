@@ -56,13 +56,19 @@ def heard_lines(records: Iterable[TurnRecord]) -> list[HeardLine]:
     return lines
 
 
-def conversation(ticket: TurnTicket, history: Sequence[TurnRecord], text: str) -> list[ChatMessage]:
+def conversation(
+    ticket: TurnTicket, history: Sequence[TurnRecord], text: str, carried: Sequence[str] = ()
+) -> list[ChatMessage]:
     """The stored history as the caller lived it, this turn's words last. Two things the store may
     not hold yet come from the ticket: what the reply this turn supersedes had sent, and the
-    caller's earlier messages no reply answered (a prompt superseded a moment after it arrived)."""
+    caller's earlier messages no reply answered (a prompt superseded a moment after it arrived).
+    ``carried``: messages the call's previous socket left unanswered (after an application
+    reconnect), added unless the history already holds them."""
     records = with_reply_on_air(history, ticket.conn_seq, ticket.on_air)
     earlier = unanswered_missing(history, ticket.conn_seq, ticket.on_air.generation, ticket.unanswered[:-1])
-    said = [ChatMessage(role="user", content=t) for t in (*earlier, text)]
+    stored = {r.text.strip() for r in history if r.role == "user"}
+    missing = [t for t in carried if t.strip() and t.strip() not in stored]
+    said = [ChatMessage(role="user", content=t) for t in (*missing, *earlier, text)]
     return merge_caller_messages([*assemble_history(records), *said])
 
 

@@ -60,6 +60,8 @@ class TurnRecord:
     # What a transcript shows instead of ``text`` (keys keyed in: their count, not the digits);
     # the model always sees ``text``.
     shown: str | None = None
+    # Caller messages: the language Twilio's speech recognition heard it in (``prompt.lang``).
+    lang: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,10 @@ class CallSession:
     conn_seq: int
     resumed: bool
     language: str | None = None
+    # A second socket of the same <Connect> (Twilio's application reconnect): Twilio does not speak
+    # the welcome greeting again on it, and may replay what it buffered while the socket was down.
+    app_reconnect: bool = False
+    owed: bool = False  # the previous socket left the caller unanswered: the relay answers on this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +159,17 @@ class TurnTicket:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingEnd:
+    """A session the agent is ending (``core/ending.py``): what ``end`` carries, whether the last
+    line has had time to start (an ``agentSpeaking`` ``off`` may then end it), and whether ``end``
+    has gone out."""
+
+    handoff: str | None
+    due: bool
+    sent: bool
+
+
+@dataclass(frozen=True, slots=True)
 class InterruptOutcome:
     call_sid: str
     # The generation whose speech the caller cut off (its turn gets the marker).
@@ -171,6 +188,11 @@ class CallRecord:
     farewell_spoken: bool = False
     custom_parameters: Mapping[str, str] = field(default_factory=dict)
     call_token: str | None = None  # issued at /voice; every <Connect> of the call repeats it
+    language: str | None = None  # the language the call last switched to (None: the agent's)
+    # What failed on this call so far (/action's recovery): "stt", "tts" (their backups are used from
+    # then on), "config" (a refused configuration); and how many sessions Twilio refused.
+    speech_fallbacks: frozenset[str] = frozenset()
+    config_errors: int = 0
 
 
 # -- Timers, key entry and the call record (plain values the ports exchange) -----------------

@@ -13,6 +13,7 @@ from voice_agent.core.model import (
     ChatRequest,
     InterruptOutcome,
     KeyState,
+    PendingEnd,
     QuietTurn,
     RecordRequest,
     StreamEvent,
@@ -71,15 +72,32 @@ class TurnStore(Protocol):
 
     def start_turn(self, connection_id: str, text: str = "") -> TurnTicket | None:
         """Take the next generation for this connection, noting the caller's ``text`` as unanswered;
-        ``None`` if the connection is unknown or not open (no setup yet, ending, closed)."""
+        ``None`` if the connection is unknown or not open (no setup yet, ending, closed). Raises
+        ``ReplayedMessageError`` for a message the call's previous socket already took (Twilio's
+        replay after an application reconnect)."""
+
+    def adopt_connection(self, connection_id: str) -> CallSession | None:
+        """Bind a socket ``$connect`` noted as Twilio's application reconnect that no setup bound
+        (Twilio may send none); ``None`` if it is not one."""
+
+    def take_owed(self, connection_id: str) -> tuple[str, ...] | None:
+        """The turn the call's previous socket left unanswered, owed on this one, once: the caller's
+        messages not stored yet (empty: they are). ``None``: nothing is owed."""
 
     def claim_phrase(self, ticket: TurnTicket, spoken: str | None = None, *, final: bool = False) -> bool:
         """True if ``ticket`` is still the current generation; records that it is speaking and what
         it will have ``spoken`` once this frame is out (``final``: the closing frame of a stored reply)."""
 
-    def mark_ending(self, ticket: TurnTicket) -> bool:
+    def mark_ending(self, ticket: TurnTicket, handoff: str | None = None, hold_s: float = 0.0) -> bool:
         """The turn ends the session: True if it is still the newest (the connection then starts no
-        new turn), False if a newer turn took over before it decided."""
+        new turn), False if a newer turn took over before it decided. ``handoff`` is what ``end``
+        will carry; an ``agentSpeaking`` ``off`` may send it ``hold_s`` from now (``core/ending.py``)."""
+
+    def pending_end(self, connection_id: str) -> PendingEnd | None:
+        """The session end this connection is waiting to send, if any."""
+
+    def claim_end(self, connection_id: str) -> bool:
+        """True once, for whoever sends ``end`` first (the turn, or a speaker event's invocation)."""
 
     def load_history(self, call_sid: str, max_items: int) -> list[TurnRecord]:
         """The most recent turn items of the call, oldest first, in one query."""
@@ -93,8 +111,9 @@ class TurnStore(Protocol):
     def mark_farewell(self, call_sid: str) -> None:
         """Remember that the caller has been told goodbye (the action handler then just hangs up)."""
 
-    def close_connection(self, connection_id: str, *, gone: bool) -> str | None:
-        """Mark the connection closed; returns its call SID if known."""
+    def close_connection(self, connection_id: str, *, gone: bool, code: int | None = None) -> str | None:
+        """Mark the connection closed (``code``: the close code ``$disconnect`` reported); returns
+        its call SID if known."""
 
     def start_key_entry(self, ticket: TurnTicket, count: int) -> bool:
         """The turn asks the caller for keys: collect them on the connection (``count`` keys, or 0:
@@ -193,6 +212,21 @@ class RelayStore(Protocol):
     def record_interrupt(self, connection_id: str, heard: str, duration_ms: int | None) -> InterruptOutcome | None:
         """Cancel the speaking generation if it is the newest, and mark what the caller heard."""
 
+    def take_owed(self, connection_id: str) -> tuple[str, ...] | None: ...
+
+    def adopt_connection(self, connection_id: str) -> CallSession | None: ...
+
+    def latest_socket(self, call_sid: str) -> str | None:
+        """The call's latest socket as ``$connect`` noted it (after Twilio's application reconnect,
+        the new one)."""
+
+    def closed_normally(self, connection_id: str) -> bool:
+        """``$disconnect`` reported a normal close (a hang-up, not a drop)."""
+
+    def pending_end(self, connection_id: str) -> PendingEnd | None: ...
+
+    def claim_end(self, connection_id: str) -> bool: ...
+
 
 class CallStore(Protocol):
     """What the webhook needs of the session store (``/voice`` and ``call_flow``)."""
@@ -208,6 +242,10 @@ class CallStore(Protocol):
         Counted once per ``session_id``: asked again for the same session, returns the count
         as it stands."""
 
+    def record_failure(self, call_sid: str, session_id: str | None = None, fallback: str | None = None) -> CallRecord:
+        """``count_reconnect``, also remembering what failed (``fallback``: ``stt``, ``tts``,
+        ``config``), in one request; returns the call after it (``reconnects`` is the attempt)."""
+
     def end_call(self, call_sid: str, status: str) -> None: ...
 
     # What the call record needs to know and only the webhook sees (``webhook/records.py``).
@@ -221,7 +259,7 @@ class CallStore(Protocol):
 class ConnectionCloser(Protocol):
     """What ``$disconnect`` needs."""
 
-    def close_connection(self, connection_id: str, *, gone: bool) -> str | None: ...
+    def close_connection(self, connection_id: str, *, gone: bool, code: int | None = None) -> str | None: ...
 
 
 class SessionStore(TurnStore, RelayStore, CallStore, ConnectionCloser, TimerStore, RecordStore, Protocol):

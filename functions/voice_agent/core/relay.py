@@ -21,21 +21,22 @@ call's socket, which Twilio counts as an invalid message.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from voice_agent.agent.config import AgentConfig
-from voice_agent.core.budget import Budget
+from voice_agent.core import relay_events
+from voice_agent.core.budget import Budget, Clock, SystemClock
 from voice_agent.core.call_flow import SESSION_RESTART_REASON
+from voice_agent.core.ending import end_after_speech
 from voice_agent.core.key_entry import KeyEntry
-from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord
+from voice_agent.core.model import GREETING_GENERATION, CallSession, TurnKey, TurnRecord
 from voice_agent.core.ports import RelayStore, Sender
 from voice_agent.core.silence import TimerScheduler, playback_s, words_in
 from voice_agent.core.turn_engine import TurnEngine
-from voice_agent.core.turn_states import TurnOutcome
+from voice_agent.core.turn_states import TurnOutcome, TurnStatus
 from voice_agent.errors import (
     CallTokenMismatchError,
     ConnectionAlreadyBoundError,
@@ -44,14 +45,16 @@ from voice_agent.errors import (
     SendError,
     StoreUnavailableError,
 )
-from voice_agent.log import bind, logger, mask_phone, sensitive_logging_enabled, text_summary
+from voice_agent.log import bind, logger, mask_phone, text_summary
 from voice_agent.protocol.inbound import (
+    ConfigUpdated,
     Dtmf,
     ErrorReport,
     Info,
     Interrupt,
     Prompt,
     Setup,
+    SpeakerEvent,
     Unknown,
     parse_inbound,
 )
@@ -59,8 +62,10 @@ from voice_agent.protocol.outbound import End
 from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER
 
 DTMF_REASON_CODE = "dtmf-transfer"
-_ERROR_CODE = re.compile(r"\b(6\d{4})\b")
-_SAFE_INFO = {"roundTripDelayMs", "agentSpeaking", "clientSpeaking"}
+# After a drop cut a turn, how long its invocation looks for the socket Twilio reopens (about 3 s).
+_FOLLOW_POLLS = 12
+_FOLLOW_POLL_S = 0.25
+_FOLLOW_MIN_BUDGET_S = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,7 @@ class HandledFrame:
     outcome: TurnOutcome | None = None
     ignored: bool = False
     refused: bool = False  # a setup that named a call without its token
+    counted: str | None = None  # a metric this frame adds one to (e.g. ConfigUpdates)
 
 
 class Relay:
@@ -84,8 +90,10 @@ class Relay:
         warm_model: Callable[[], None],
         keys: KeyEntry | None = None,
         timers: TimerScheduler | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
+        self._clock = clock or SystemClock()
         self._engine = engine
         self._sender = sender
         self._agent = agent
@@ -120,7 +128,7 @@ class Relay:
     def _dispatch(self, connection_id: str, message: object, budget: Budget) -> HandledFrame:
         match message:
             case Setup():
-                return self._on_setup(connection_id, message)
+                return self._on_setup(connection_id, message, budget)
             case Prompt():
                 return self._on_prompt(connection_id, message, budget)
             case Dtmf():
@@ -129,16 +137,15 @@ class Relay:
                 self._on_interrupt(connection_id, message)
                 return HandledFrame(kind="interrupt")
             case ErrorReport():
-                code = _ERROR_CODE.search(message.description)
-                extra: dict[str, object] = {"twilio_error": code.group(1) if code else None}
-                if sensitive_logging_enabled():
-                    extra["description"] = message.description
-                logger.warning("twilio reported an error", extra=extra)
+                relay_events.on_error(message)
                 return HandledFrame(kind="error")
             case Info():
-                value = message.value if message.name in _SAFE_INFO else f"<{len(message.value)} chars>"
-                logger.debug("info", extra={"name": message.name, "value": value})
+                relay_events.on_info(message)
                 return HandledFrame(kind="info")
+            case ConfigUpdated():
+                return HandledFrame(kind="configUpdated", counted=relay_events.on_config_updated(message))
+            case SpeakerEvent():
+                return self._on_speaker(connection_id, message)
             case Unknown():
                 logger.info("unknown message type ignored", extra={"type": message.type})
         return HandledFrame(kind="unknown", ignored=True)
@@ -152,11 +159,11 @@ class Relay:
             return HandledFrame(kind="prompt", ignored=True)
         logger.info("prompt", extra={"speech": text_summary(prompt.voice_prompt), "lang": prompt.lang})
         outcome = self._engine.run_prompt(
-            connection_id, prompt.voice_prompt, budget, call_sid=self._calls.get(connection_id)
+            connection_id, prompt.voice_prompt, budget, call_sid=self._calls.get(connection_id), lang=prompt.lang
         )
-        return self._turn(connection_id, "prompt", outcome)
+        return self._turn(connection_id, "prompt", outcome, budget)
 
-    def _on_setup(self, connection_id: str, setup: Setup) -> HandledFrame:
+    def _on_setup(self, connection_id: str, setup: Setup, budget: Budget) -> HandledFrame:
         try:
             session = self._store.bind_connection(connection_id, setup)
         except ConnectionAlreadyBoundError:
@@ -187,7 +194,19 @@ class Relay:
                 "parameters": sorted(set(setup.custom_parameters) - {CALL_TOKEN_PARAMETER}),
             },
         )
-        # Twilio speaks the greeting from the TwiML; store it so the model knows it was said.
+        self._warm_model()
+        if not session.app_reconnect:
+            # (A socket Twilio reopened by itself speaks no greeting: the timers of the turns on the
+            # previous socket still stand.)
+            greeting = self._store_greeting(session)
+            self._set_timers(connection_id, setup.call_sid, session.resumed, session.language, greeting)
+        if session.owed:
+            return HandledFrame(kind="setup", outcome=self._answer_owed(connection_id, budget))
+        return HandledFrame(kind="setup")
+
+    def _store_greeting(self, session: CallSession) -> str:
+        """Twilio speaks the greeting from the TwiML; store it so the model knows it was said. (Not
+        on a socket Twilio reconnected by itself: the session goes on, nothing is spoken again.)"""
         lines = self._agent.lines
         greeting = lines.reconnect_greeting if session.resumed else lines.welcome_greeting
         record = TurnRecord(key=TurnKey(session.conn_seq, GREETING_GENERATION, 1), role="assistant", text=greeting)
@@ -195,9 +214,40 @@ class Relay:
             self._store.put_turns(session.call_sid, [record])
         except StoreUnavailableError:
             logger.error("greeting not stored")
-        self._warm_model()
-        self._set_timers(connection_id, setup.call_sid, session.resumed, session.language, greeting)
-        return HandledFrame(kind="setup")
+        return greeting
+
+    def _follow_reconnect(self, call_sid: str, gone: str, budget: Budget) -> TurnOutcome | None:
+        """This turn's socket dropped mid-reply. If Twilio reconnects by itself and sends nothing on
+        the new socket (no setup, nothing to replay), nothing there would answer the caller: wait a
+        little for the new socket ``$connect`` notes, bind it, and answer there."""
+        for _ in range(_FOLLOW_POLLS):
+            if budget.deadline - self._clock.monotonic() < _FOLLOW_MIN_BUDGET_S:
+                return None
+            try:
+                latest = self._store.latest_socket(call_sid)
+                if latest is not None and latest != gone:
+                    self._store.adopt_connection(latest)  # (a setup may have bound it already)
+                    return self._answer_owed(latest, budget)
+                if self._store.closed_normally(gone):
+                    return None  # the caller hung up: no socket is coming back
+            except StoreUnavailableError:
+                return None
+            self._clock.sleep(_FOLLOW_POLL_S)
+        return None
+
+    def _answer_owed(self, connection_id: str, budget: Budget) -> TurnOutcome | None:
+        """The call's previous socket dropped before it answered the caller (Twilio reconnected by
+        itself): answer on this one, without the caller repeating it. Taken once per socket."""
+        try:
+            owed = self._store.take_owed(connection_id)
+        except StoreUnavailableError:
+            return None
+        if owed is None:
+            return None
+        logger.info("answering what the dropped socket left unanswered", extra={"carried": len(owed)})
+        return self._engine.run_prompt(
+            connection_id, self._agent.lines.resume_note, budget, call_sid=self._calls.get(connection_id), carried=owed
+        )
 
     def _set_timers(
         self, connection_id: str, call_sid: str, resumed: bool, language: str | None, greeting: str
@@ -228,12 +278,20 @@ class Relay:
         except (ConnectionGoneError, SendError):
             logger.warning("could not ask for a session restart")
 
+    def _on_speaker(self, connection_id: str, event: SpeakerEvent) -> HandledFrame:
+        """The agent stopped speaking: if the session is ending, its last words are out; ``end`` goes
+        now rather than after an estimate (``core/ending.py``). Other speaker events are logged."""
+        logger.debug("speaker event", extra={"who": event.who, "speaking": event.speaking})
+        if event.who == "agent" and not event.speaking:
+            end_after_speech(self._store, self._sender, connection_id)
+        return HandledFrame(kind="speaker")
+
     def _on_dtmf(self, connection_id: str, dtmf: Dtmf, budget: Budget) -> HandledFrame:
         if self._keys is not None:
             # Collecting keys (one conditional write; an ordinary key press falls through).
             taken = self._keys.on_key(connection_id, dtmf.digit, budget)
             if isinstance(taken, TurnOutcome):
-                return self._turn(connection_id, "dtmf", taken)
+                return self._turn(connection_id, "dtmf", taken, budget)
             if taken is not None:
                 return HandledFrame(kind="dtmf")
         if self._agent.human_key is not None and dtmf.digit == self._agent.human_key:
@@ -245,10 +303,10 @@ class Relay:
                 reason=f"The caller pressed {dtmf.digit} to reach a person",
                 budget=budget,
             )
-            return self._turn(connection_id, "dtmf", outcome)
+            return self._turn(connection_id, "dtmf", outcome, budget)
         note = self._agent.lines.dtmf_note.format(digit=dtmf.digit)
         outcome = self._engine.run_prompt(connection_id, note, budget, call_sid=self._calls.get(connection_id))
-        return self._turn(connection_id, "dtmf", outcome)
+        return self._turn(connection_id, "dtmf", outcome, budget)
 
     def _on_interrupt(self, connection_id: str, interrupt: Interrupt) -> None:
         outcome = self._store.record_interrupt(
@@ -269,7 +327,13 @@ class Relay:
             },
         )
 
-    def _turn(self, connection_id: str, kind: str, outcome: TurnOutcome) -> HandledFrame:
+    def _turn(self, connection_id: str, kind: str, outcome: TurnOutcome, budget: Budget) -> HandledFrame:
+        if outcome.status == TurnStatus.REPLAYED:
+            # Twilio replayed a message the previous socket took: if that socket left it unanswered,
+            # this is the moment to answer it (once).
+            outcome = self._answer_owed(connection_id, budget) or outcome
+        elif outcome.status == TurnStatus.GONE and outcome.call_sid and self._agent.application_reconnect:
+            outcome = self._follow_reconnect(outcome.call_sid, connection_id, budget) or outcome
         if outcome.call_sid:
             bind(call_sid=outcome.call_sid)
             self._calls.put(connection_id, outcome.call_sid)

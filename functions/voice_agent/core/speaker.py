@@ -6,6 +6,7 @@ The turn engine decides what to say; the ``Speaker`` says it, for one ``Turn`` a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from voice_agent.core.budget import Clock
@@ -44,6 +45,7 @@ class Speaker:
         store the reply, this message's text included, before the claim, so the next prompt's
         history holds it once ``last`` is out; if the claim or the send fails, the stored reply is
         rewritten to what the caller heard."""
+        message = _tagged(turn, message)
         stored: TurnRecord | None = None
         if store_reply and isinstance(message, Text):
             stored = TurnRecord(
@@ -106,6 +108,13 @@ class Speaker:
             self._sender.send(connection_id, message)
         except (ConnectionGoneError, SendError):
             logger.warning("could not deliver the apology")
+
+
+def _tagged(turn: Turn, message: OutboundMessage) -> OutboundMessage:
+    """Text in a session speaking "multi" carries ``lang`` (ElevenLabs then picks the language)."""
+    if isinstance(message, Text) and message.lang is None and turn.reply_lang is not None:
+        return dataclasses.replace(message, lang=turn.reply_lang)
+    return message
 
 
 def quietly(action: Callable[[], object]) -> None:

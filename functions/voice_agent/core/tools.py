@@ -8,7 +8,8 @@ The JSON schema the model sees is generated from the signature (``str``, ``int``
 ``bool``, ``Literal[...]``, ``list[...]``, optional parameters) and the docstring; ``Annotated``
 strings describe parameters. A parameter annotated ``ToolContext`` receives the call's context
 and is not shown to the model. A tool returns text, a JSON-able value, or a :class:`ToolResult`
-that also asks the engine for an effect (speak and end the session, switch language, send digits).
+that also asks the engine for an effect (speak and end the session, switch language, send digits,
+expect words, change session settings, say a line the caller cannot talk over).
 
 Tool results are data from outside the agent: they go back to the model in the ``tool`` role and
 what the agent then says passes the output guard like everything else.
@@ -26,6 +27,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, overloa
 
 from voice_agent.core.model import ToolSpec
 from voice_agent.errors import ConfigurationError, ToolError
+from voice_agent.protocol.live_config import SessionSettings
 
 if typing.TYPE_CHECKING:
     from voice_agent.agent.config import AgentConfig
@@ -68,7 +70,31 @@ class StartKeyEntry:
     count: int = 0
 
 
-Effect = EndSession | SwitchLanguage | SendDigitsEffect | StartKeyEntry
+@dataclass(frozen=True, slots=True)
+class SetHints:
+    """Words speech recognition should expect from now on (a name being spelled, an order code);
+    an empty tuple clears them. ``language``: that language's hints (``None``: the active one)."""
+
+    hints: tuple[str, ...]
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSession:
+    """Change session settings mid-call (``protocol/live_config.py``), e.g. a longer
+    ``speech_timeout_ms`` while the caller reads out a number."""
+
+    settings: SessionSettings
+
+
+@dataclass(frozen=True, slots=True)
+class SayUninterrupted:
+    """Say ``line`` so the caller cannot talk over it (a legal notice, a confirmation code)."""
+
+    line: str
+
+
+Effect = EndSession | SwitchLanguage | SendDigitsEffect | StartKeyEntry | SetHints | UpdateSession | SayUninterrupted
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,6 @@ does. How a turn can end, and what each ending says, is one table: ``turn_states
 from __future__ import annotations
 
 import contextvars
-import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -39,6 +38,8 @@ from typing import TypeVar
 
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core.budget import Budget, Clock, SystemClock
+from voice_agent.core.effects import message_for
+from voice_agent.core.ending import SessionEnder
 from voice_agent.core.guard import OutputGuard
 from voice_agent.core.history import conversation
 from voice_agent.core.model import (
@@ -51,6 +52,7 @@ from voice_agent.core.model import (
     ToolCall,
     TurnKey,
     TurnRecord,
+    TurnTicket,
 )
 from voice_agent.core.phrases import PhraseCoalescer
 from voice_agent.core.ports import ChatModel, ModelPump, Sender, StartPump, TurnStore
@@ -58,8 +60,8 @@ from voice_agent.core.silence import TimerScheduler, playback_s
 from voice_agent.core.speaker import Speaker, quietly
 from voice_agent.core.tool_runner import ToolRunner
 from voice_agent.core.tools import (
+    Effect,
     EndSession,
-    SendDigitsEffect,
     StartKeyEntry,
     SwitchLanguage,
     ToolContext,
@@ -69,17 +71,14 @@ from voice_agent.core.tools import (
 from voice_agent.core.turn_states import STOPS, Step, Turn, TurnOutcome, TurnStatus
 from voice_agent.errors import (
     LLMError,
-    OutboundValidationError,
+    ReplayedMessageError,
     StoreUnavailableError,
 )
 from voice_agent.log import bind, logger
-from voice_agent.protocol.outbound import End, Language, OutboundMessage, SendDigits, Text
+from voice_agent.protocol.outbound import Text
 
 _R = TypeVar("_R")
 
-# A caller hears about 2.5 words a second; used to let a goodbye finish before ``end``.
-_WORDS_PER_SECOND = 2.5
-_MAX_SPEECH_WAIT_S = 6.0
 _OPEN_WAIT_S = 0.05
 # How long a turn waits for a connection its setup has not bound yet (about 1.5 s in all).
 _SETUP_RACE_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.75)
@@ -122,17 +121,35 @@ class TurnEngine:
         )
         self._store_pool = store_pool or threads.STORE_POOL
         self._timers = timers  # silence and key-entry timers, set once a reply's ``last`` is out
+        self._ender = SessionEnder(
+            store=store,
+            speaker=self._speaker,
+            clock=self._clock,
+            agent=agent,
+            stop=lambda turn, step: self._stop(turn, _RoundResult(step)),
+            outcome=self._outcome,
+        )
 
     # -- entry points ---------------------------------------------------------------------------
 
     def run_prompt(
-        self, connection_id: str, text: str, budget: Budget, *, call_sid: str | None = None, shown: str | None = None
+        self,
+        connection_id: str,
+        text: str,
+        budget: Budget,
+        *,
+        call_sid: str | None = None,
+        carried: tuple[str, ...] = (),
+        lang: str | None = None,
+        shown: str | None = None,
     ) -> TurnOutcome:
         """Answer one final ``prompt`` (or a key press turned into a note).
 
         ``call_sid``: the connection's call, if this execution environment knows it; the history is
-        then read while the generation is taken instead of after it. ``shown``: what the call's
-        transcript shows for the caller's message instead of ``text`` (keys keyed in).
+        then read while the generation is taken instead of after it. ``carried``: what the call's
+        previous socket left unanswered (an owed turn after an application reconnect). ``lang``: the
+        language Twilio heard the prompt in (stored with it, and told to the model). ``shown``: what
+        the call's transcript shows for the caller's message instead of ``text`` (keys keyed in).
         """
         started = self._clock.monotonic()
         early: Future[list[TurnRecord]] | None = None
@@ -154,13 +171,19 @@ class TurnEngine:
             self._speaker.post(turn, Text(self._agent.lines.apology, last=True), claim=False)
             return self._outcome(turn, TurnStatus.STORE_ERROR, "history")
         messages = [
-            ChatMessage(role="system", content=self._agent.system_prompt),
-            *conversation(turn.ticket, history, text),
+            ChatMessage(role="system", content=self._system_prompt(lang)),
+            *conversation(turn.ticket, history, text, carried),
         ]
         turn.guard.heard_before(m.content for m in messages if m.role == "assistant")
         key = TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART)
-        user = TurnRecord(key=key, role="user", text=text, shown=shown)
+        user = TurnRecord(key=key, role="user", text=text, lang=lang, shown=shown)
         return self._converse(turn, messages, user)
+
+    def _system_prompt(self, lang: str | None) -> str:
+        """The system prompt, and the language the caller's words were heard in (when Twilio says)."""
+        if not lang:
+            return self._agent.system_prompt
+        return f"{self._agent.system_prompt}\n\n{self._agent.lines.language_note.format(lang=lang)}"
 
     def run_handoff(
         self, connection_id: str, *, note: str, reason_code: str, reason: str, budget: Budget
@@ -181,7 +204,7 @@ class TurnEngine:
     def _begin(self, connection_id: str, started: float, budget: Budget, text: str) -> Turn | TurnOutcome:
         waited = False
         try:
-            ticket = self._store.start_turn(connection_id, text)
+            ticket = self._start(connection_id, text)
             # Frames are concurrent invocations: a prompt can overtake the setup that binds its
             # connection (a cold setup Lambda, a caller who speaks at once). Wait for it, briefly.
             for delay in _SETUP_RACE_WAITS_S:
@@ -192,6 +215,9 @@ class TurnEngine:
                 ticket = self._store.start_turn(connection_id, text)
                 if ticket is not None:
                     logger.info("prompt arrived before its setup was stored; waited for it")
+        except ReplayedMessageError:
+            logger.info("replayed message already taken by the previous socket; not answered twice")
+            return TurnOutcome(status=TurnStatus.REPLAYED, duration_s=self._since(started))
         except StoreUnavailableError:
             # Without the store there is no generation to guard, but the caller still hears why.
             self._speaker.send_quietly(connection_id, Text(self._agent.lines.apology, last=True))
@@ -207,7 +233,17 @@ class TurnEngine:
             guard=OutputGuard(self._agent.system_prompt, self._agent.max_reply_chars),
             coalescer=PhraseCoalescer(self._agent.phrases),
             waited_for_setup=waited,
+            # A session speaking "multi" (ElevenLabs picks the language per text) tags each text.
+            reply_lang="multi" if (ticket.language or self._agent.language) == "multi" else None,
         )
+
+    def _start(self, connection_id: str, text: str) -> TurnTicket | None:
+        """The turn's generation; on a socket no setup has bound, first the binding Twilio's
+        application reconnect may leave to the first message (it may send no setup)."""
+        ticket = self._store.start_turn(connection_id, text)
+        if ticket is None and self._store.adopt_connection(connection_id) is not None:
+            ticket = self._store.start_turn(connection_id, text)
+        return ticket
 
     def _converse(self, turn: Turn, messages: list[ChatMessage], user: TurnRecord) -> TurnOutcome:
         offered = self._tools.offered(self._agent, turn.ticket.direction)
@@ -372,9 +408,9 @@ class TurnEngine:
 
         return self._runner.run(calls, ctx, offered, deadline=deadline, filler=None if said_something else filler)
 
-    def _apply_effects(self, turn: Turn, effects: list[object]) -> TurnOutcome | None:
+    def _apply_effects(self, turn: Turn, effects: list[Effect]) -> TurnOutcome | None:
         """Effects that end the turn first (the session ends, keys are collected); then each
-        message an effect sends, in order."""
+        message an effect sends, in order, claimed (``core/effects.py``)."""
         for effect in effects:
             if isinstance(effect, EndSession):
                 return self._end_session(turn, effect)
@@ -382,7 +418,7 @@ class TurnEngine:
             if isinstance(effect, StartKeyEntry):
                 return self._start_key_entry(turn, effect)
         for effect in effects:
-            message = _effect_message(effect)
+            message = message_for(effect, self._agent)
             if message is None:
                 continue
             step = self._speaker.post(turn, message)
@@ -424,45 +460,7 @@ class TurnEngine:
         quietly(lambda: self._store.set_language(turn.ticket, code))
 
     def _end_session(self, turn: Turn, end: EndSession) -> TurnOutcome:
-        """Say the line (unless the model just said something), let it play, then ``end``.
-
-        A decision taken while the turn is the newest stands: from then on the connection starts
-        no new turn, and a caller who talks over the line (an ``interrupt``, a newer prompt) cuts
-        the line, not the transfer or the goodbye: ``end`` goes out unclaimed, and only a socket
-        that is gone stops it. A turn a newer one had already superseded decides nothing."""
-        try:
-            if not self._store.mark_ending(turn.ticket):
-                return self._stop(turn, _RoundResult(Step.STALE))
-        except StoreUnavailableError:
-            logger.error("session store unavailable; ending the session all the same")
-        already_said = (turn.spoken_this_round() + turn.tool_round_text).strip()
-        line = "" if already_said else end.line
-        if line and turn.posts:
-            line = " " + line
-        step = self._speaker.speak(turn, line, last=True)
-        if step in (Step.GONE, Step.SEND_ERROR):
-            return self._stop(turn, _RoundResult(step))
-        if step != Step.STALE:  # a line the caller cut off needs no time to play out
-            self._wait_for_speech(turn)
-        handoff = json.dumps(end.handoff, separators=(",", ":")) if end.handoff is not None else None
-        step = self._speaker.post(turn, End(handoff_data=handoff), claim=False)
-        if step != Step.OK:
-            return self._stop(turn, _RoundResult(step))
-        if end.farewell:
-            quietly(lambda: self._store.mark_farewell(turn.ticket.call_sid))
-        self._speaker.persist_reply(turn)
-        logger.info("session ended by the agent", extra={"handoff": end.handoff is not None})
-        return self._outcome(turn, TurnStatus.ENDED, "handoff" if end.handoff is not None else "goodbye")
-
-    def _wait_for_speech(self, turn: Turn) -> None:
-        """Twilio may end the session as soon as ``end`` arrives; let the last words play first."""
-        if turn.first_post_at is None:
-            return
-        playback_ends = turn.first_post_at + turn.spoken.words / _WORDS_PER_SECOND + 0.5
-        now = self._clock.monotonic()
-        wait = min(playback_ends - now, _MAX_SPEECH_WAIT_S, turn.budget.deadline - now - 1.0)
-        if wait > 0:
-            self._clock.sleep(wait)
+        return self._ender.end(turn, end)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -480,15 +478,3 @@ class TurnEngine:
             tool_calls=turn.tool_calls,
             detail=detail,
         )
-
-
-def _effect_message(effect: object) -> OutboundMessage | None:
-    """The message a tool's effect sends, if it sends one (an invalid one is logged, not sent)."""
-    try:
-        if isinstance(effect, SwitchLanguage):
-            return Language(tts_language=effect.code, transcription_language=effect.code)
-        if isinstance(effect, SendDigitsEffect):
-            return SendDigits(effect.digits)
-    except OutboundValidationError:
-        logger.warning("tool effect produced an invalid message; not sent")
-    return None

@@ -43,6 +43,7 @@ class TurnStatus(StrEnum):
     REFUSED = "refused"  # the output guard stopped a system-prompt leak: refusal spoken
     SEND_ERROR = "send_error"  # frames could not be delivered
     UNKNOWN_CONNECTION = "unknown_connection"  # no setup seen for this connection (or it is not open)
+    REPLAYED = "replayed"  # Twilio replayed a message the call's previous socket already took
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class Turn:
     needs_space: bool = False
     tool_calls: int = 0
     waited_for_setup: bool = False  # the connection was bound only after this turn arrived
+    reply_lang: str | None = None  # every text frame's ``lang`` (a session speaking "multi")
     reply_stored: bool = False  # the final assistant message is stored (before its ``last``)
 
     def take_key(self) -> TurnKey:

@@ -1,4 +1,6 @@
-"""``$connect``: accept the WebSocket upgrade only when Twilio signed it."""
+"""``$connect``: accept the WebSocket upgrade only when Twilio signed it, for the call its URL names;
+then note which call the socket belongs to (so it is bound even if no ``setup`` ever arrives, as
+after Twilio's application reconnect)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from voice_agent import log, wiring
+from voice_agent.call_tokens import SocketClaim
 from voice_agent.core.handshake import UpgradeDecision, decide_upgrade
 from voice_agent.entry.events import ConnectEvent
 from voice_agent.log import logger
 from voice_agent.settings import load_settings
 
 Decide = Callable[[ConnectEvent], UpgradeDecision]
+Prebind = Callable[[str, SocketClaim], bool]
 
 
 def _decide(event: ConnectEvent) -> UpgradeDecision:
@@ -27,7 +31,13 @@ def _decide(event: ConnectEvent) -> UpgradeDecision:
     )
 
 
-def handler(event: Mapping[str, Any], context: object, decide: Decide = _decide) -> dict[str, Any]:
+def _prebind(connection_id: str, claim: SocketClaim) -> bool:
+    return wiring.session_store().prebind_connection(connection_id, claim.call_sid, claim.session)
+
+
+def handler(
+    event: Mapping[str, Any], context: object, decide: Decide = _decide, prebind: Prebind = _prebind
+) -> dict[str, Any]:
     log.start_invocation(context)
     try:
         connect = ConnectEvent.parse(event)
@@ -50,8 +60,21 @@ def handler(event: Mapping[str, Any], context: object, decide: Decide = _decide)
             },
         )
         return {"statusCode": decision.status_code}
-    logger.info("websocket upgrade accepted", extra={"reason": decision.reason})
+    reconnect = _note_call(connect.connection_id, decision.claim, prebind)
+    logger.info("websocket upgrade accepted", extra={"reason": decision.reason, "app_reconnect": reconnect})
     response: dict[str, Any] = {"statusCode": 200}
     if decision.subprotocol:
         response["headers"] = {"Sec-WebSocket-Protocol": decision.subprotocol}
     return response
+
+
+def _note_call(connection_id: str, claim: SocketClaim | None, prebind: Prebind) -> bool | None:
+    """Best effort: if DynamoDB cannot take it, the socket's ``setup`` still binds it."""
+    if claim is None:
+        return None
+    log.bind(call_sid=claim.call_sid)
+    try:
+        return prebind(connection_id, claim)
+    except Exception:
+        logger.exception("socket not pre-bound to its call; its setup will bind it")
+        return None

@@ -18,7 +18,8 @@ def handler(event: Mapping[str, Any], context: object, store: ConnectionCloser |
     try:
         disconnect = DisconnectEvent.parse(event)
         log.bind(connection_id=disconnect.connection_id)
-        call_sid = (store or wiring.session_store()).close_connection(disconnect.connection_id, gone=False)
+        closer = store or wiring.session_store()
+        call_sid = closer.close_connection(disconnect.connection_id, gone=False, code=disconnect.status_code)
         log.bind(call_sid=call_sid)
         logger.info(
             "websocket closed",

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from voice_agent.errors import MalformedMessageError
 from voice_agent.protocol.text import clean_text
 
 MAX_FRAME_BYTES: Final = 128 * 1024  # API Gateway's message limit; larger frames never arrive
+_LANG_TAG: Final = re.compile(r"^(multi|[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +78,32 @@ class Info:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeakerEvent:
+    """Who is speaking on the call: ``info`` ``agentSpeaking`` / ``clientSpeaking`` with ``on`` or
+    ``off`` (the ``speaker-events`` debug option, ``docs/protocol.md``)."""
+
+    who: Literal["agent", "client"]
+    speaking: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigUpdated:
+    """Twilio changed the session's configuration (a provider failover, or a ``config`` message
+    applied): the providers it names, if any. Only provider names are kept, never other values."""
+
+    tts_provider: str | None = None
+    transcription_provider: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """A well-formed frame of a type this version does not know (the protocol keeps growing)."""
 
     type: str
 
 
-InboundMessage = Setup | Prompt | Dtmf | Interrupt | ErrorReport | Info | Unknown
+InboundMessage = Setup | Prompt | Dtmf | Interrupt | ErrorReport | Info | SpeakerEvent | ConfigUpdated | Unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +136,7 @@ _KNOWN_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     "interrupt": frozenset({"type", "utteranceUntilInterrupt", "durationUntilInterruptMs"}),
     "error": frozenset({"type", "description"}),
     "info": frozenset({"type", "name", "value"}),
+    "configUpdated": frozenset({"type"}),  # its fields are read by name; the rest is reported
 }
 
 
@@ -190,7 +212,8 @@ def _parse_prompt(d: Mapping[str, Any]) -> Prompt:
     lang = d.get("lang")
     return Prompt(
         voice_prompt=text,
-        lang=lang if isinstance(lang, str) and lang else None,
+        # a language tag or nothing: it reaches the model's system message (turn_engine)
+        lang=lang if isinstance(lang, str) and _LANG_TAG.match(lang) else None,
         last=_bool(d.get("last"), default=True),
     )
 
@@ -216,8 +239,68 @@ def _parse_error(d: Mapping[str, Any]) -> ErrorReport:
     return ErrorReport(description=_as_text(d.get("description", "")))
 
 
-def _parse_info(d: Mapping[str, Any]) -> Info:
-    return Info(name=_as_text(d.get("name", "")), value=_as_text(d.get("value", "")))
+def _parse_info(d: Mapping[str, Any]) -> Info | SpeakerEvent | ConfigUpdated:
+    name = _as_text(d.get("name", ""))
+    value = d.get("value", "")
+    if name in _SPEAKERS:
+        speaking = _on_off(value)
+        if speaking is not None:
+            return SpeakerEvent(who=_SPEAKERS[name], speaking=speaking)
+    if name == "configUpdated":
+        return _config_updated(value)
+    return Info(name=name, value=_as_text(value))
+
+
+def _parse_config_updated(d: Mapping[str, Any]) -> ConfigUpdated:
+    return _config_updated(d)
+
+
+_SPEAKERS: Final[Mapping[str, Literal["agent", "client"]]] = {"agentSpeaking": "agent", "clientSpeaking": "client"}
+_ON: Final = frozenset({"on", "true", "start", "started"})
+_OFF: Final = frozenset({"off", "false", "stop", "stopped"})
+# Where a configUpdated event may name its providers (its shape is not documented anywhere readable:
+# a JSON string or an object in ``value``, or the fields of a top-level ``configUpdated`` message).
+_TTS_KEYS: Final = ("ttsProvider",)
+_STT_KEYS: Final = ("transcriptionProvider", "sttProvider", "asrProvider")
+_PROVIDER_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
+
+
+def _on_off(value: object) -> bool | None:
+    text = str(value).strip().lower() if isinstance(value, str | bool) else ""
+    return True if text in _ON else False if text in _OFF else None
+
+
+def _config_updated(value: object) -> ConfigUpdated:
+    data = value
+    if isinstance(value, str):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            data = None
+    found: dict[str, str] = {}
+    _collect(data, found, depth=0)
+    return ConfigUpdated(
+        tts_provider=next((found[k] for k in _TTS_KEYS if k in found), None),
+        transcription_provider=next((found[k] for k in _STT_KEYS if k in found), None),
+        language=found.get("language"),
+    )
+
+
+def _wanted(key: str, value: str) -> bool:
+    if key in (*_TTS_KEYS, *_STT_KEYS):
+        return _PROVIDER_NAME.match(value) is not None
+    return key == "language" and len(value) <= 16
+
+
+def _collect(data: object, found: dict[str, str], *, depth: int) -> None:
+    """Provider names (and the language) wherever the event puts them, three levels deep at most."""
+    if depth > 3 or not isinstance(data, Mapping):
+        return
+    for key, item in data.items():
+        if isinstance(item, str) and _wanted(key, item):
+            found.setdefault(key, item)
+        else:
+            _collect(item, found, depth=depth + 1)
 
 
 _PARSERS: Final[Mapping[str, Callable[[Mapping[str, Any]], InboundMessage]]] = {
@@ -227,6 +310,7 @@ _PARSERS: Final[Mapping[str, Callable[[Mapping[str, Any]], InboundMessage]]] = {
     "interrupt": _parse_interrupt,
     "error": _parse_error,
     "info": _parse_info,
+    "configUpdated": _parse_config_updated,
 }
 
 

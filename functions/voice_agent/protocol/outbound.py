@@ -14,23 +14,15 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from voice_agent.errors import OutboundValidationError
+from voice_agent.protocol.checks import check_lang as _check_lang
+from voice_agent.protocol.checks import check_optional_bool as _check_optional_bool
+from voice_agent.protocol.live_config import Config, Hints, LanguageSettings
 
 # API Gateway's WebSocket frame limit is 32 KB; stay below it with room for the envelope.
 MAX_FRAME_BYTES: Final = 32 * 1024
 
-_LANG = re.compile(r"^(multi|[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*)$")
 _DIGITS = re.compile(r"^[0-9w#*]+$")
 _MAX_PLAY_LOOP: Final = 1000
-
-
-def _check_lang(value: str | None, what: str) -> None:
-    if value is not None and not _LANG.match(value):
-        raise OutboundValidationError(f"{what} is not a language tag: {value!r}")
-
-
-def _check_optional_bool(value: object, what: str) -> None:
-    if value is not None and not isinstance(value, bool):
-        raise OutboundValidationError(f"{what} must be a boolean")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,16 +102,26 @@ class SendDigits:
 
 @dataclass(frozen=True, slots=True)
 class Language:
-    """Switch the speech (TTS) and/or transcription (STT) language for what follows."""
+    """Switch the speech (TTS) and/or transcription (STT) language for what follows.
+
+    ``declare``: the settings of a language the TwiML did not declare, sent in the same message
+    (the extended ``language`` message of 2026-10-28; its shape is unverified, ``live_config.py``).
+    """
 
     tts_language: str | None = None
     transcription_language: str | None = None
+    declare: tuple[LanguageSettings, ...] = ()
 
     def __post_init__(self) -> None:
         if self.tts_language is None and self.transcription_language is None:
             raise OutboundValidationError("language needs ttsLanguage or transcriptionLanguage")
         _check_lang(self.tts_language, "language.ttsLanguage")
         _check_lang(self.transcription_language, "language.transcriptionLanguage")
+        if not all(isinstance(x, LanguageSettings) for x in self.declare):
+            raise OutboundValidationError("language.declare takes LanguageSettings")
+        wanted = {c.lower() for c in (self.tts_language, self.transcription_language) if c is not None}
+        if any(x.code.lower() not in wanted for x in self.declare):
+            raise OutboundValidationError("language declares settings for a language it does not switch to")
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {"type": "language"}
@@ -127,6 +129,8 @@ class Language:
             wire["ttsLanguage"] = self.tts_language
         if self.transcription_language is not None:
             wire["transcriptionLanguage"] = self.transcription_language
+        if self.declare:
+            wire["languages"] = [x.to_wire() for x in self.declare]
         return wire
 
 
@@ -147,7 +151,7 @@ class End:
         return wire
 
 
-OutboundMessage = Text | Play | SendDigits | Language | End
+OutboundMessage = Text | Play | SendDigits | Language | End | Config | Hints
 
 
 def encode(message: OutboundMessage) -> bytes:

@@ -3,6 +3,7 @@ Twilio used (``WEBHOOK_PUBLIC_URL`` + path + query), refused with a bare 403 oth
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -12,12 +13,13 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from voice_agent import call_tokens, log, telemetry, wiring
 from voice_agent import env_names as names
-from voice_agent import log, telemetry, wiring
 from voice_agent import metric_names as metric
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core import call_flow
 from voice_agent.core.ports import CallStore, RecordQueue
+from voice_agent.core.speech_plan import SpeechPlan
 from voice_agent.errors import StoreUnavailableError
 from voice_agent.log import logger, mask_phone
 from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER
@@ -82,8 +84,13 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         )
         if call.answered_by and call.answered_by.startswith(("machine", "fax")):
             records.on_voicemail(deps.records(), deps.store(), call)
-            return _xml(_voicemail(agent))
-        return _relay(agent, settings, agent.lines.welcome_greeting, _call_parameters(deps.store(), call))
+            return _xml(twiml.voicemail(agent))
+        plan = SpeechPlan(record=agent.record_call)  # the call's only recording starts here
+        token = _call_token(deps, call.call_sid)
+        parameters = {**call.parameters, **({CALL_TOKEN_PARAMETER: token} if token else {})}
+        socket = _Socket(call.call_sid, token, session=0)
+        greeting = agent.lines.welcome_greeting
+        return _relay(agent, settings, greeting=greeting, parameters=parameters, plan=plan, socket=socket)
 
     @app.post("/action")
     def action(form: Verified) -> Response:
@@ -91,6 +98,9 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         log.bind(call_sid=end.call_sid)
         agent, settings = deps.agent(), deps.settings()
         decision = call_flow.decide(end, store=deps.store(), agent=agent)
+        if isinstance(decision, call_flow.Reconnect) and decision.call_token is None:
+            # the store lost the call's token (it was down at /voice): the URL still names the call
+            decision = dataclasses.replace(decision, call_token=_derived_token(deps, end.call_sid))
         records.on_action(deps.records(), deps.store(), end, decision)
         logger.info(
             "relay session ended",
@@ -101,7 +111,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
                 "decision": type(decision).__name__,
             },
         )
-        return _answer(decision, agent, settings)
+        return _answer(decision, agent, settings, end.call_sid)
 
     @app.post("/dial-status")
     def dial_status(form: Verified) -> Response:
@@ -112,7 +122,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         if result.connected:
             return _xml(twiml.hang_up())
         telemetry.record_count(metric.TRANSFERS_FAILED)
-        return _xml(twiml.transfer_failed(deps.agent()))
+        return _xml(twiml.transfer_failed(deps.agent(), language=_call_language(deps.store(), result.call_sid)))
 
     return app
 
@@ -178,20 +188,41 @@ async def verified_form(request: Request) -> Form:
 Verified = Annotated[Form, Depends(verified_form)]
 
 
-def _relay(agent: AgentConfig, settings: Settings, greeting: str, parameters: Mapping[str, str]) -> Response:
-    """``<Connect action="/action"><ConversationRelay>`` for a new or a resumed session."""
+@dataclass(frozen=True, slots=True)
+class _Socket:
+    """Who the relay URL names: the call, its token, and which <Connect> of the call it is."""
+
+    call_sid: str
+    token: str | None
+    session: int
+
+
+def _relay(
+    agent: AgentConfig,
+    settings: Settings,
+    *,
+    greeting: str,
+    parameters: Mapping[str, str],
+    plan: SpeechPlan,
+    socket: _Socket,
+) -> Response:
+    """``<Connect action="/action"><ConversationRelay>`` for a new or a resumed session; the socket
+    URL names the call and its token (``call_tokens``), so its upgrade binds it to the call."""
+    base = settings.require(settings.relay_public_url, names.RELAY_PUBLIC_URL)
+    url = call_tokens.relay_url(base, socket.call_sid, socket.token, socket.session) if socket.token else base
     return _xml(
         twiml.connect(
             agent,
-            relay_url=settings.require(settings.relay_public_url, names.RELAY_PUBLIC_URL),
+            relay_url=url,
             action_url=_url(settings, "/action"),
             greeting=greeting,
             parameters=parameters,
+            plan=plan,
         )
     )
 
 
-def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings) -> Response:
+def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings, call_sid: str) -> Response:
     """The TwiML for what ``call_flow.decide`` decided at the end of a relay session."""
     match decision:
         case call_flow.Reconnect():
@@ -199,14 +230,33 @@ def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings
             params = {**decision.parameters, "reconnectAttempt": str(decision.attempt)}
             if decision.call_token:
                 params[CALL_TOKEN_PARAMETER] = decision.call_token
-            return _relay(agent, settings, agent.lines.reconnect_greeting, params)
+            socket = _Socket(call_sid, decision.call_token, session=decision.attempt)
+            greeting = agent.lines.reconnect_greeting
+            return _relay(agent, settings, greeting=greeting, parameters=params, plan=decision.plan, socket=socket)
         case call_flow.Transfer():
             telemetry.record_count(metric.TRANSFERS)
-            logger.info("transferring to a person", extra={"reason_code": decision.handoff.get("reasonCode")})
-            return _xml(twiml.transfer(agent, dial_action_url=_url(settings, "/dial-status")))
+            reason_code = decision.handoff.get("reasonCode")
+            _count_configuration_error(reason_code)
+            logger.info("transferring to a person", extra={"reason_code": reason_code})
+            dial_status = _url(settings, "/dial-status")
+            return _xml(twiml.transfer(agent, dial_action_url=dial_status, language=decision.language))
         case call_flow.Goodbye():
-            return _xml(twiml.goodbye(agent, say=decision.say))
+            _count_configuration_error(decision.reason_code)
+            return _xml(twiml.goodbye(agent, say=decision.say, language=decision.language))
     return _xml(twiml.empty())
+
+
+def _count_configuration_error(reason_code: str | None) -> None:
+    if reason_code == call_flow.CONFIG_ERROR_REASON:
+        telemetry.record_count(metric.CONFIGURATION_ERRORS)
+
+
+def _call_language(store: CallStore, call_sid: str) -> str | None:
+    try:
+        call = store.get_call(call_sid)
+    except StoreUnavailableError:
+        return None
+    return call.language if call is not None else None
 
 
 def _after_failure(deps: Dependencies, path: str) -> Response:
@@ -221,18 +271,22 @@ def _after_failure(deps: Dependencies, path: str) -> Response:
         return Response(status_code=500)
 
 
-def _call_parameters(store: CallStore, call: VoiceRequest) -> dict[str, str]:
-    return {**call.parameters, **_call_token(store, call.call_sid)}
-
-
-def _call_token(store: CallStore, call_sid: str) -> dict[str, str]:
-    """A fresh per-call token, kept on the call item: only a socket whose setup repeats it is bound
-    to the call. If the store cannot keep it, the call goes on without one (and without that check)."""
+def _call_token(deps: Dependencies, call_sid: str) -> str | None:
+    """The call's token (``call_tokens``): an HMAC of the CallSid, kept on the call item too. Only a
+    socket whose URL or setup carries it is bound to the call. Without an auth token (locally,
+    unsigned) it is random. If the store cannot keep it, the URL still carries it ($connect checks
+    it without the store) but setups are bound without the parameter check."""
+    token = _derived_token(deps, call_sid) or secrets.token_urlsafe(24)
     try:
-        return {CALL_TOKEN_PARAMETER: store.issue_call_token(call_sid, secrets.token_urlsafe(24))}
+        return deps.store().issue_call_token(call_sid, token)
     except StoreUnavailableError:
-        logger.error("call token not stored; the call's sockets are bound without it")
-        return {}
+        logger.error("call token not stored; the call's setups are bound without its check")
+        return _derived_token(deps, call_sid)
+
+
+def _derived_token(deps: Dependencies, call_sid: str) -> str | None:
+    auth_token = deps.auth_token()
+    return call_tokens.token_for(call_tokens.derive_key(auth_token), call_sid) if auth_token else None
 
 
 def _url(settings: Settings, path: str, query: str = "") -> str:
@@ -242,15 +296,6 @@ def _url(settings: Settings, path: str, query: str = "") -> str:
 
 def _xml(document: str) -> Response:
     return Response(content=document, media_type=XML)
-
-
-def _voicemail(agent: AgentConfig) -> str:
-    from twilio.twiml.voice_response import VoiceResponse
-
-    response = VoiceResponse()
-    response.say(agent.lines.voicemail)
-    response.hangup()
-    return str(response.to_xml())
 
 
 app = create_app()

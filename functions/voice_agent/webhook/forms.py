@@ -67,6 +67,7 @@ def session_end(form: Form) -> SessionEnd:
         handoff_data=first(form, "HandoffData"),
         error_code=first(form, "ErrorCode"),
         session_id=first(form, "SessionId") or None,
+        error_message=first(form, "ErrorMessage"),
     )
 
 
