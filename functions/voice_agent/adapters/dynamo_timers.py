@@ -3,8 +3,8 @@ the connection item (``core/silence.py``, ``core/key_entry.py``).
 
 Connection item attributes added here: ``keyEntry`` (a map: ``id``, the generation of the turn
 that asked; ``count``, keys wanted or 0 for "until #"; ``reprompts``), ``keyDigits`` (the keys so
-far, a list); a timer that ends the call claims its ``end`` like a turn (``claim_end``). Call item: ``endReason`` (``no_response``,
-``time_limit``) and the status ``cut_off``.
+far, a list). A timer that ends the call claims its ``end`` as a turn does (``claim_end``). Call
+item: ``endReason`` (``no_response``, ``time_limit``) and the status ``cut_off``.
 """
 
 from __future__ import annotations
