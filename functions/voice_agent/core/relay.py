@@ -194,11 +194,12 @@ class Relay:
                 "parameters": sorted(set(setup.custom_parameters) - {CALL_TOKEN_PARAMETER}),
             },
         )
+        # The greeting is stored before the model is warmed (a cold import takes a second): a
+        # prompt that overtook this setup is ordered after it. A socket Twilio reopened by itself
+        # speaks no greeting, and the timers of the turns on the previous socket still stand.
+        greeting = None if session.app_reconnect else self._store_greeting(session)
         self._warm_model()
-        if not session.app_reconnect:
-            # (A socket Twilio reopened by itself speaks no greeting: the timers of the turns on the
-            # previous socket still stand.)
-            greeting = self._store_greeting(session)
+        if greeting is not None:
             self._set_timers(connection_id, setup.call_sid, session.resumed, session.language, greeting)
         if session.owed:
             return HandledFrame(kind="setup", outcome=self._answer_owed(connection_id, budget))
