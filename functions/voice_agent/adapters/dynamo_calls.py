@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
+from voice_agent.adapters.dynamo_context import context_attribute
 from voice_agent.adapters.dynamo_items import (
     CONDITION_FAILED,
     Item,
@@ -62,7 +63,9 @@ class CallItems:
         conn_seq = get_n(call, "connections") + (1 if counted else 0)
         language = get_s(call, "language") or None
         try:
-            self._put_connection(connection_id, setup, conn_seq or 1, language, now)
+            self._put_connection(
+                connection_id, setup, conn_seq or 1, language, now, context=context_attribute(setup, call)
+            )
         except ClientError as exc:  # only the connection's put has a condition
             bound = self._bound_by_this_setup(connection_id, setup, exc)
             if bound is None:
@@ -143,7 +146,9 @@ class CallItems:
             return current, False  # this socket was counted already
         return old, True
 
-    def _put_connection(self, connection_id: str, setup: Setup, conn_seq: int, language: str | None, now: int) -> None:
+    def _put_connection(
+        self, connection_id: str, setup: Setup, conn_seq: int, language: str | None, now: int, *, context: Item
+    ) -> None:
         with store_errors("bind_connection", passthrough=CONDITION_FAILED):
             self._db.put_item(
                 TableName=self._table,
@@ -157,6 +162,7 @@ class CallItems:
                     "direction": attr_s(setup.direction),
                     **({"language": attr_s(language)} if language else {}),
                     "status": attr_s("open"),
+                    **context,  # the call context every turn's start_turn reads (dynamo_context.py)
                     "createdAt": attr_n(now),
                     TTL_ATTRIBUTE: attr_n(now + CONNECTION_TTL_S),
                 },

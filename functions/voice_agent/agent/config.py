@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from voice_agent.agent.around_call import ContextPolicy, HandoffPolicy, around_call_problems
 from voice_agent.core.phrases import PhrasePolicy
 from voice_agent.errors import ConfigurationError
 from voice_agent.model_choice import DEFAULT_MODELS, ModelRef, Provider, model_problems, resolve_chain
@@ -205,6 +206,9 @@ class AgentConfig:
     # Silence, key entry, the call's length, and the record each call leaves (the block below).
     timing: TimingPolicy = field(default_factory=TimingPolicy)
     call_record: CallRecordPolicy = field(default_factory=CallRecordPolicy)
+    # Around the call: the prompt's context, the start-of-call hook, what a transfer's callee learns.
+    context: ContextPolicy = field(default_factory=ContextPolicy)
+    handoff: HandoffPolicy = field(default_factory=HandoffPolicy)
 
     @cached_property
     def system_prompt(self) -> str:
@@ -221,7 +225,7 @@ class AgentConfig:
 
     def validate(self, known_tools: frozenset[str] | None = None) -> AgentConfig:
         """Check everything at start-up; raise one error that lists every problem."""
-        problems = list(_problems(self))
+        problems = [*_problems(self), *around_call_problems(self.context, self.handoff, None)]
         if known_tools is not None:
             problems += [f"tools: unknown tool {t!r}" for t in self.tools if t not in known_tools]
         # Bedrock's rule for tool names (OpenAI's is looser), so a tool works with either provider.

@@ -33,7 +33,9 @@ from voice_agent.core.call_flow import SESSION_RESTART_REASON
 from voice_agent.core.key_entry import KeyEntry
 from voice_agent.core.model import GREETING_GENERATION, TurnKey, TurnRecord
 from voice_agent.core.ports import RelayStore, Sender
+from voice_agent.core.routing import AGENT_PARAMETER, Agents, routed_setup
 from voice_agent.core.silence import TimerScheduler, playback_s, words_in
+from voice_agent.core.start_hook import StartOfCall
 from voice_agent.core.turn_engine import TurnEngine
 from voice_agent.core.turn_states import TurnOutcome
 from voice_agent.errors import (
@@ -84,6 +86,8 @@ class Relay:
         warm_model: Callable[[], None],
         keys: KeyEntry | None = None,
         timers: TimerScheduler | None = None,
+        agents: Agents | None = None,
+        start_of_call: StartOfCall | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
@@ -93,6 +97,8 @@ class Relay:
         self._keys = keys  # collects several keys as one answer (the collect_keys tool)
         self._timers = timers  # the greeting's silence timer and the call watch
         self._calls = _CallCache()
+        self._agents = agents  # which agent answers a setup (core/routing.py); None: ``agent``
+        self._start_of_call = start_of_call  # the answering agent's start-of-call hook
 
     def handle(self, connection_id: str, frame: str | bytes | None, budget: Budget) -> HandledFrame:
         # Log lines carry the call id from the first line on whenever this execution environment
@@ -157,6 +163,8 @@ class Relay:
         return self._turn(connection_id, "prompt", outcome)
 
     def _on_setup(self, connection_id: str, setup: Setup) -> HandledFrame:
+        if self._agents is not None:
+            setup = routed_setup(self._agents, setup)
         try:
             session = self._store.bind_connection(connection_id, setup)
         except ConnectionAlreadyBoundError:
@@ -184,11 +192,12 @@ class Relay:
                 "call_type": setup.call_type,
                 "from": mask_phone(setup.from_number),
                 "to": mask_phone(setup.to_number),
+                "agent": setup.custom_parameters.get(AGENT_PARAMETER),
                 "parameters": sorted(set(setup.custom_parameters) - {CALL_TOKEN_PARAMETER}),
             },
         )
         # Twilio speaks the greeting from the TwiML; store it so the model knows it was said.
-        lines = self._agent.lines
+        lines = self._answering(setup).lines
         greeting = lines.reconnect_greeting if session.resumed else lines.welcome_greeting
         record = TurnRecord(key=TurnKey(session.conn_seq, GREETING_GENERATION, 1), role="assistant", text=greeting)
         try:
@@ -197,7 +206,16 @@ class Relay:
             logger.error("greeting not stored")
         self._warm_model()
         self._set_timers(connection_id, setup.call_sid, session.resumed, session.language, greeting)
+        if self._start_of_call is not None:
+            # Last, in this setup's own invocation: the first prompt is another one and never waits.
+            self._start_of_call.after_setup(setup)
         return HandledFrame(kind="setup")
+
+    def _answering(self, setup: Setup) -> AgentConfig:
+        name = setup.custom_parameters.get(AGENT_PARAMETER)
+        if self._agents is None or self._agents.name_of(name) == self._agents.default_name:
+            return self._agent
+        return self._agents.get(name)
 
     def _set_timers(
         self, connection_id: str, call_sid: str, resumed: bool, language: str | None, greeting: str

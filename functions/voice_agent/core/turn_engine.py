@@ -54,6 +54,7 @@ from voice_agent.core.model import (
 )
 from voice_agent.core.phrases import PhraseCoalescer
 from voice_agent.core.ports import ChatModel, ModelPump, Sender, StartPump, TurnStore
+from voice_agent.core.prompt_template import system_prompt
 from voice_agent.core.silence import TimerScheduler, playback_s
 from voice_agent.core.speaker import Speaker, quietly
 from voice_agent.core.tool_runner import ToolRunner
@@ -106,6 +107,7 @@ class TurnEngine:
         tool_pool: Executor | None = None,
         store_pool: Executor | None = None,
         timers: TimerScheduler | None = None,
+        agents: Callable[[str], TurnEngine] | None = None,
     ) -> None:
         from voice_agent.adapters import threads  # the default threads live outside the core
 
@@ -122,6 +124,9 @@ class TurnEngine:
         )
         self._store_pool = store_pool or threads.STORE_POOL
         self._timers = timers  # silence and key-entry timers, set once a reply's ``last`` is out
+        # The engine of the agent that answered a call, by its name (wiring.py builds one per
+        # agent); None: this engine's agent answers every call.
+        self._agents = agents
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -143,6 +148,36 @@ class TurnEngine:
             if early is not None:
                 early.cancel()
             return turn
+        engine = self._engine_for(turn)
+        if engine is not self:  # another agent answered this call: its engine runs the turn
+            same = engine.history_items == self.history_items  # else the early read has the wrong length
+            return engine._answer(turn, text, shown, early if same else None, call_sid)
+        return self._answer(turn, text, shown, early, call_sid)
+
+    @property
+    def history_items(self) -> int:
+        return self._agent.max_history_items
+
+    def _engine_for(self, turn: Turn) -> TurnEngine:
+        """The engine of the agent the call's context names (the ticket carries it), with this
+        turn's guard and phrasing made that agent's."""
+        context = turn.ticket.context
+        if self._agents is None or context is None:
+            return self
+        engine = self._agents(context.agent)
+        if engine is not self:
+            turn.guard = OutputGuard(engine._agent.system_prompt, engine._agent.max_reply_chars)
+            turn.coalescer = PhraseCoalescer(engine._agent.phrases)
+        return engine
+
+    def _answer(
+        self,
+        turn: Turn,
+        text: str,
+        shown: str | None,
+        early: Future[list[TurnRecord]] | None,
+        call_sid: str | None,
+    ) -> TurnOutcome:
         try:
             if early is not None and turn.ticket.call_sid == call_sid and not turn.waited_for_setup:
                 history = early.result()
@@ -154,7 +189,7 @@ class TurnEngine:
             self._speaker.post(turn, Text(self._agent.lines.apology, last=True), claim=False)
             return self._outcome(turn, TurnStatus.STORE_ERROR, "history")
         messages = [
-            ChatMessage(role="system", content=self._agent.system_prompt),
+            ChatMessage(role="system", content=system_prompt(self._agent, turn.ticket.context)),
             *conversation(turn.ticket, history, text),
         ]
         turn.guard.heard_before(m.content for m in messages if m.role == "assistant")
@@ -166,11 +201,17 @@ class TurnEngine:
         self, connection_id: str, *, note: str, reason_code: str, reason: str, budget: Budget
     ) -> TurnOutcome:
         """Transfer to a person without asking the model (the human key was pressed)."""
-        from voice_agent.core.builtin_tools import handoff_data
-
         turn = self._begin(connection_id, self._clock.monotonic(), budget, note)
         if isinstance(turn, TurnOutcome):
             return turn
+        engine = self._engine_for(turn)
+        if engine is not self:
+            return engine._hand_off(turn, note, reason_code, reason)
+        return self._hand_off(turn, note, reason_code, reason)
+
+    def _hand_off(self, turn: Turn, note: str, reason_code: str, reason: str) -> TurnOutcome:
+        from voice_agent.core.builtin_tools import handoff_data
+
         user = TurnRecord(key=TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART), role="user", text=note)
         self._speaker.persist(turn, [user])
         end = EndSession(line=self._agent.lines.handoff, handoff=handoff_data(reason_code, reason))
@@ -362,6 +403,7 @@ class TurnEngine:
             direction=turn.ticket.direction,
             language=turn.ticket.language,
             agent=self._agent,
+            call=None if turn.ticket.context is None else turn.ticket.context.with_language(turn.ticket.language),
         )
         offered = {t.name for t in self._tools.offered(self._agent, turn.ticket.direction)}
         turn.tool_calls += len(calls)
