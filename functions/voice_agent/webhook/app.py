@@ -18,12 +18,13 @@ from voice_agent import metric_names as metric
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core import call_flow
 from voice_agent.core.ports import CallStore, RecordQueue
+from voice_agent.core.routing import AGENT_PARAMETER, Agents
 from voice_agent.errors import StoreUnavailableError
 from voice_agent.log import logger, mask_phone
 from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER
 from voice_agent.settings import Settings, load_settings
 from voice_agent.signatures import SIGNATURE_HEADER, valid_webhook
-from voice_agent.webhook import records, twiml
+from voice_agent.webhook import agent_choice, handoff, records, twiml
 from voice_agent.webhook.forms import DialResult, Form, FormError, VoiceRequest, session_end
 
 MAX_BODY_BYTES = 32 * 1024  # Twilio's voice webhooks are a few hundred bytes
@@ -48,6 +49,8 @@ class Dependencies:
     store: Callable[[], CallStore] = wiring.session_store
     auth_token: Callable[[], str | None] = wiring.twilio_auth_token
     records: Callable[[], RecordQueue | None] = wiring.record_queue  # asks for each finished call's record
+    # Every agent and its numbers; None: wiring.agents(), or only ``agent`` when one was given.
+    agents: Callable[[], Agents] | None = None
 
 
 def create_app(deps: Dependencies | None = None) -> FastAPI:
@@ -68,7 +71,8 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
     def voice(request: Request, form: Verified) -> Response:
         call = VoiceRequest.parse(form, dict(request.query_params))
         log.bind(call_sid=call.call_sid)
-        agent, settings = deps.agent(), deps.settings()
+        name, agent = agent_choice.answering(deps, call)
+        settings = deps.settings()
         logger.info(
             "incoming call",
             extra={
@@ -77,19 +81,22 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
                 "from": mask_phone(call.from_number),
                 "to": mask_phone(call.to_number),
                 "answered_by": call.answered_by,
+                "agent": name or "default",
                 "parameters": sorted(call.parameters),
             },
         )
         if call.answered_by and call.answered_by.startswith(("machine", "fax")):
             records.on_voicemail(deps.records(), deps.store(), call)
             return _xml(_voicemail(agent))
-        return _relay(agent, settings, agent.lines.welcome_greeting, _call_parameters(deps.store(), call))
+        parameters = {**_call_parameters(deps.store(), call), **({AGENT_PARAMETER: name} if name else {})}
+        return _relay(agent, settings, agent.lines.welcome_greeting, parameters, name)
 
     @app.post("/action")
-    def action(form: Verified) -> Response:
+    def action(request: Request, form: Verified) -> Response:
         end = session_end(form)
         log.bind(call_sid=end.call_sid)
-        agent, settings = deps.agent(), deps.settings()
+        name, agent = agent_choice.named(deps, request.query_params.get(AGENT_PARAMETER))
+        settings = deps.settings()
         decision = call_flow.decide(end, store=deps.store(), agent=agent)
         records.on_action(deps.records(), deps.store(), end, decision)
         logger.info(
@@ -101,10 +108,10 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
                 "decision": type(decision).__name__,
             },
         )
-        return _answer(decision, agent, settings)
+        return _answer(decision, agent, settings, name)
 
     @app.post("/dial-status")
-    def dial_status(form: Verified) -> Response:
+    def dial_status(request: Request, form: Verified) -> Response:
         result = DialResult.parse(form)
         log.bind(call_sid=result.call_sid)
         logger.info("transfer finished", extra={"dial_status": result.dial_status})
@@ -112,7 +119,14 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         if result.connected:
             return _xml(twiml.hang_up())
         telemetry.record_count(metric.TRANSFERS_FAILED)
-        return _xml(twiml.transfer_failed(deps.agent()))
+        return _xml(twiml.transfer_failed(agent_choice.named(deps, request.query_params.get(AGENT_PARAMETER))[1]))
+
+    @app.post("/whisper")
+    def whisper(request: Request, form: Verified) -> Response:
+        """Played to the person who answers a transfer, before the caller is bridged (handoff.py)."""
+        query = dict(request.query_params)
+        logger.info("transfer answered; whispering the handoff context")
+        return _xml(handoff.whisper(agent_choice.named(deps, query.get(AGENT_PARAMETER))[1], query))
 
     return app
 
@@ -178,20 +192,21 @@ async def verified_form(request: Request) -> Form:
 Verified = Annotated[Form, Depends(verified_form)]
 
 
-def _relay(agent: AgentConfig, settings: Settings, greeting: str, parameters: Mapping[str, str]) -> Response:
-    """``<Connect action="/action"><ConversationRelay>`` for a new or a resumed session."""
+def _relay(agent: AgentConfig, settings: Settings, greeting: str, parameters: Mapping[str, str], name: str) -> Response:
+    """``<Connect action="/action"><ConversationRelay>`` for a new or a resumed session (the
+    action URL names the agent, so ``/action`` answers as it with no read)."""
     return _xml(
         twiml.connect(
             agent,
             relay_url=settings.require(settings.relay_public_url, names.RELAY_PUBLIC_URL),
-            action_url=_url(settings, "/action"),
+            action_url=_url(settings, "/action", agent_choice.agent_query(name)),
             greeting=greeting,
             parameters=parameters,
         )
     )
 
 
-def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings) -> Response:
+def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings, name: str) -> Response:
     """The TwiML for what ``call_flow.decide`` decided at the end of a relay session."""
     match decision:
         case call_flow.Reconnect():
@@ -199,11 +214,19 @@ def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings
             params = {**decision.parameters, "reconnectAttempt": str(decision.attempt)}
             if decision.call_token:
                 params[CALL_TOKEN_PARAMETER] = decision.call_token
-            return _relay(agent, settings, agent.lines.reconnect_greeting, params)
+            return _relay(agent, settings, agent.lines.reconnect_greeting, params, name)
         case call_flow.Transfer():
             telemetry.record_count(metric.TRANSFERS)
             logger.info("transferring to a person", extra={"reason_code": decision.handoff.get("reasonCode")})
-            return _xml(twiml.transfer(agent, dial_action_url=_url(settings, "/dial-status")))
+            return _xml(
+                handoff.transfer(
+                    agent,
+                    decision.handoff,
+                    dial_action_url=_url(settings, "/dial-status", agent_choice.agent_query(name)),
+                    whisper_url=_url(settings, "/whisper"),
+                    agent_name=name,
+                )
+            )
         case call_flow.Goodbye():
             return _xml(twiml.goodbye(agent, say=decision.say))
     return _xml(twiml.empty())
