@@ -58,9 +58,11 @@ def load_agents(
     if not entries:
         problems.append(f"{folder}: no agents (each is a folder with {CONFIG_FILE} and {PROMPT_FILE})")
     for entry in entries:
-        found = _load_one(entry, known_tools, hooks, problems)
-        if found is not None:
-            configs[entry.name], routes[entry.name] = found
+        config, route = _load_one(entry, known_tools, hooks, problems)
+        if route is not None:  # routing is checked for every agent whose file reads
+            routes[entry.name] = route
+        if config is not None:
+            configs[entry.name] = config
     numbers, default = _routing(routes, problems)
     if problems:
         raise ConfigurationError(f"invalid agents folder {folder}:\n- " + "\n- ".join(problems))
@@ -75,7 +77,7 @@ def _entries(folder: Path) -> list[Path]:
 
 def _load_one(
     entry: Path, known_tools: frozenset[str] | None, hooks: frozenset[str] | None, problems: list[str]
-) -> tuple[AgentConfig, Mapping[str, Any]] | None:
+) -> tuple[AgentConfig | None, Mapping[str, Any] | None]:
     name, mine = entry.name, []
     if not _AGENT_NAME.match(name):
         mine.append("the folder's name must be lower case letters, digits, - or _")
@@ -83,7 +85,7 @@ def _load_one(
         data = tomllib.loads((entry / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         problems.append(f"{name}/{CONFIG_FILE}: {exc}")
-        return None
+        return None, None
     route = data.pop(ROUTE_TABLE, {})
     if not isinstance(route, dict):
         mine.append(f"[{ROUTE_TABLE}] must be a table")
@@ -93,7 +95,7 @@ def _load_one(
     if isinstance(config, AgentConfig):
         mine += _checked(config, known_tools, hooks)
     problems += [f"{name}: {p}" for p in mine]
-    return (config, route) if isinstance(config, AgentConfig) and not mine else None
+    return (config if isinstance(config, AgentConfig) and not mine else None), route
 
 
 def _checked(config: AgentConfig, known_tools: frozenset[str] | None, hooks: frozenset[str] | None) -> list[str]:
@@ -137,11 +139,11 @@ def _routing(routes: Mapping[str, Mapping[str, Any]], problems: list[str]) -> tu
 
 def build(cls: type, data: Mapping[str, Any], where: str, problems: list[str], *, base: Path) -> Any:
     """An instance of the dataclass ``cls`` from a TOML table: keys are field names, nested
-    dataclasses nested tables; every problem goes to ``problems`` (``_BAD`` if any)."""
+    dataclasses nested tables. Every problem goes to ``problems``; a key with one keeps its
+    default, so the instance can still be validated and its other problems listed too."""
     hints = get_type_hints(cls)
     settable = {f.name for f in fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
-    before = len(problems)
     for key, value in data.items():
         if key not in settable:
             problems.append(f"{where}{key}: no such setting")
@@ -149,8 +151,6 @@ def build(cls: type, data: Mapping[str, Any], where: str, problems: list[str], *
         converted = _convert(hints[key], value, f"{where}{key}", problems, base)
         if converted is not _BAD:
             kwargs[key] = converted
-    if len(problems) > before:
-        return _BAD
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
