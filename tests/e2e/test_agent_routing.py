@@ -30,7 +30,7 @@ def call_to(number: str, greeting: str, dial: str) -> scenario.Scenario:
 def test_each_number_reaches_its_own_agent(stack: LocalStack, brain: DemoBrain) -> None:
     before = len(brain.recorded())
 
-    async def both() -> list[scenario.ScenarioResult]:
+    async def both() -> tuple[scenario.ScenarioResult, scenario.ScenarioResult]:
         return await asyncio.gather(
             scenario.run(
                 call_to("+15555550188", "Sales desk, this is Sal", "+15555550111"),
