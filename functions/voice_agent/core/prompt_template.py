@@ -135,7 +135,7 @@ def _zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        # The runtime lacks the time zone database (add the tzdata package) or the name is wrong.
+        # A name the time zone database (the tzdata package, shipped in the asset) does not know.
         logger.warning("time zone not found; the prompt's date and time are UTC", extra={"timezone": name})
         return UTC
 
