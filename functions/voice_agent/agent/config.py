@@ -1,4 +1,6 @@
-"""The agent's configuration: the one place a fork edits to make the agent its own.
+"""The schema of an agent's configuration, and its defaults. A fork's values live in the agents
+folder (``voice_agent/agents/<name>/agent.toml``, loaded onto these dataclasses by
+``agent/loader.py``; ``docs/agents.md``); a key an agent leaves out keeps the default here.
 
 Everything here is behaviour (what the agent says, how it sounds, what it may do). Deployment
 details (table name, URLs) are in ``voice_agent.settings``; secrets are never here.
