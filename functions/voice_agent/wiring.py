@@ -404,7 +404,7 @@ def record_producer() -> RecordProducer:
         sink = S3RecordSink(aws_clients.s3(), s.require(s.call_records_bucket, names.CALL_RECORDS_BUCKET))
         bus = EventBridgeBus(aws_clients.events(), s.require(s.call_events_bus, names.CALL_EVENTS_BUS))
     summarize = CallSummarizer(model=chat_model, policy=a.call_record) if a.call_record.uses_model else None
-    return RecordProducer(store=session_store(), sink=sink, bus=bus, agent=a, summarize=summarize)
+    return RecordProducer(store=session_store(), sink=sink, bus=bus, agent=a, summarize=summarize, agents=agents())
 
 
 def warn_if_unsigned() -> None:

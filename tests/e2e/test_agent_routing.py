@@ -11,6 +11,7 @@ from local.caller import scenario
 from local.demo_model import DemoBrain
 from local.stack import LocalStack
 from tests.e2e.conftest import AUTH_TOKEN, explain, run, scripted
+from tests.e2e.test_call_records import wait_for_record
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -52,3 +53,7 @@ def test_each_number_reaches_its_own_agent(stack: LocalStack, brain: DemoBrain) 
     prompts = {r["messages"][0]["content"].splitlines()[0] for r in brain.recorded()[before:]}
     assert "You are Sal, the sales assistant of Example Hardware." in prompts  # rendered, per agent
     assert any(p.startswith("You are Ada") for p in prompts)
+    # Each call's record names its own agent and transfer target.
+    sales, front = (wait_for_record(stack, r.call.call_sid, timeout_s=20)[0] for r in results)
+    assert (sales["agent"], sales["transfer"]["target"]) == ("Sal", "+15555550111")
+    assert (front["agent"], front["transfer"]["target"]) == ("Ada", "+15555550100")
