@@ -39,13 +39,14 @@ HOOK_RESULT = "hookResult"
 
 
 def context_attribute(setup: Setup, call_item: Mapping[str, Any]) -> Item:
-    """The connection item's ``ctx``: this setup's numbers, direction, agent and parameters, and the
-    hook result the call already has (a resumed socket)."""
-    params, _ = bounded_parameters(setup.custom_parameters)
+    """The connection item's ``ctx``: this setup's numbers, direction, agent and parameters (what the
+    call item kept, for a setup that lacks them), and the hook result the call already has (a
+    resumed socket)."""
+    params, _ = bounded_parameters(setup.custom_parameters or _plain(call_item.get("customParameters")))
     agent = params.pop(AGENT_PARAMETER, "")
     value: Item = {
-        "from": attr_s(setup.from_number),
-        "to": attr_s(setup.to_number),
+        "from": attr_s(setup.from_number or get_s(call_item, "fromNumber")),
+        "to": attr_s(setup.to_number or get_s(call_item, "toNumber")),
         "agent": attr_s(agent),
         "params": _string_map(params),
     }
