@@ -22,8 +22,8 @@ each is rendered in double quotes, on the line the template put it, and a value 
 of that line or pass for markup (a line break, a control character, quotes, braces, angle
 brackets, backticks, or more than ``MAX_VALUE_CHARS`` characters) is left out as if missing, with
 a log line that names the placeholder, never the value. The output guard's leak check compares
-replies with the template, not with the rendering, so the caller's own details never count as the
-prompt.
+replies with the prompt rendered without a call (``guarded_text``), so the caller's own details
+never count as the prompt.
 """
 
 from __future__ import annotations
@@ -142,6 +142,13 @@ def _zone(name: str) -> tzinfo:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def guarded_text(agent: AgentConfig) -> str:
+    """What the output guard keeps the agent from reciting: the prompt with the agent's own values
+    (its name, the date) and without any call's (a line that needs one is left out), so the
+    caller's own details never count as the prompt and the agent's instructions always do."""
+    return system_prompt(agent, None)
 
 
 def system_prompt(agent: AgentConfig, context: CallContext | None) -> str:

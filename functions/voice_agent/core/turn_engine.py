@@ -54,7 +54,7 @@ from voice_agent.core.model import (
 )
 from voice_agent.core.phrases import PhraseCoalescer
 from voice_agent.core.ports import ChatModel, ModelPump, Sender, StartPump, TurnStore
-from voice_agent.core.prompt_template import system_prompt
+from voice_agent.core.prompt_template import guarded_text, system_prompt
 from voice_agent.core.silence import TimerScheduler, playback_s
 from voice_agent.core.speaker import Speaker, quietly
 from voice_agent.core.tool_runner import ToolRunner
@@ -166,7 +166,7 @@ class TurnEngine:
             return self
         engine = self._agents(context.agent)
         if engine is not self:
-            turn.guard = OutputGuard(engine._agent.system_prompt, engine._agent.max_reply_chars)
+            turn.guard = OutputGuard(guarded_text(engine._agent), engine._agent.max_reply_chars)
             turn.coalescer = PhraseCoalescer(engine._agent.phrases)
         return engine
 
@@ -245,7 +245,7 @@ class TurnEngine:
             ticket=ticket,
             started=started,
             budget=budget,
-            guard=OutputGuard(self._agent.system_prompt, self._agent.max_reply_chars),
+            guard=OutputGuard(guarded_text(self._agent), self._agent.max_reply_chars),
             coalescer=PhraseCoalescer(self._agent.phrases),
             waited_for_setup=waited,
         )
