@@ -21,6 +21,8 @@ from cdk_nag import AwsSolutionsChecks
 from infra.config import ConfigError, StackConfig
 from infra.stack import VoiceAgentStack
 from voice_agent.agent.config import AgentConfig
+from voice_agent.core.routing import Agents
+from voice_agent.errors import ConfigurationError
 
 CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
 
@@ -34,15 +36,33 @@ def cdk_json_context() -> dict[str, Any]:
     return context
 
 
+def shipped_agents(folder: Path | None = None) -> Agents:
+    """The agents folder the Lambda asset ships (``functions/voice_agent/agents``), validated as a
+    cold start validates it: an invalid folder stops synth with every problem listed."""
+    from voice_agent.agent.hooks import HOOKS
+    from voice_agent.agent.loader import AGENTS_DIR, load_agents
+    from voice_agent.wiring import tool_registry
+
+    try:
+        return load_agents(folder or AGENTS_DIR, known_tools=tool_registry().names, hooks=frozenset(HOOKS))
+    except ConfigurationError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def build_app(
-    context: dict[str, Any] | None = None, outdir: str | None = None, agent: AgentConfig | None = None
+    context: dict[str, Any] | None = None,
+    outdir: str | None = None,
+    agent: AgentConfig | None = None,
+    agents_dir: Path | None = None,
 ) -> cdk.App:
     """The app with its one stack and cdk-nag. ``context`` is added on top of cdk.json's (tests
     use it the way `-c` is used on the command line); ``outdir`` defaults to $CDK_OUTDIR;
-    ``agent`` replaces the agent configuration (tests of other model chains)."""
+    ``agent`` replaces the agents folder with one agent (tests of other model chains);
+    ``agents_dir`` checks another agents folder (tests)."""
     app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     config = StackConfig.from_context(app.node.get_all_context())
-    VoiceAgentStack(app, config.stack_name, config=config, agent=agent)
+    agents = Agents.single(agent) if agent is not None else shipped_agents(agents_dir)
+    VoiceAgentStack(app, config.stack_name, config=config, agent=agents.default, agents=agents)
     # AWS Solutions checks run at synthesis: an unacknowledged error stops synth (and deploy).
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app

@@ -46,6 +46,7 @@ from infra.permissions import (
 from voice_agent import env_names as names
 from voice_agent.agent.config import AGENT, AgentConfig
 from voice_agent.core.call_record import EVENT_DETAIL_TYPE, EVENT_SOURCE
+from voice_agent.core.routing import Agents
 from voice_agent.model_choice import ModelRef, model_problems, providers
 
 
@@ -113,6 +114,7 @@ class VoiceAgentStack(cdk.Stack):
         *,
         config: StackConfig,
         agent: AgentConfig | None = None,
+        agents: Agents | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -124,7 +126,8 @@ class VoiceAgentStack(cdk.Stack):
         self.config = config
         # The models the runtime will call: the agent configuration's chain with the deployment's
         # llmProvider / llmModel in front, resolved as the runtime resolves it (model_choice).
-        self.model_chain = _model_chain(agent or AGENT, config)
+        # Every agent's (agents folder): the role may call each of them.
+        self.model_chain = _models_of([agent or AGENT, *(agents.by_name.values() if agents else ())], config)
         uses = providers(self.model_chain)
         if config.openai_base_url is not None and "openai" not in uses:
             raise ConfigError("openaiBaseUrl is set but no model of the chain is an OpenAI one (llmProvider=openai?)")
@@ -440,6 +443,11 @@ class VoiceAgentStack(cdk.Stack):
 
 def _optional(name: str, value: str | None) -> dict[str, str]:
     return {name: value} if value is not None else {}
+
+
+def _models_of(agents: list[AgentConfig], config: StackConfig) -> tuple[ModelRef, ...]:
+    """Every model any agent's turn may try, each once, the default agent's chain first."""
+    return tuple(dict.fromkeys(ref for a in agents for ref in _model_chain(a, config)))
 
 
 def _model_chain(agent: AgentConfig, config: StackConfig) -> tuple[ModelRef, ...]:

@@ -83,7 +83,7 @@ def tail(path: Path, lines: int = 30) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    names_to_run = args.scenario or ["demo"]
+    names_to_run = args.scenario or ["demo", "trade_desk"]  # two numbers, two agents (the agents folder)
     try:
         to_run = [scenarios.load(scenarios.find(n)) for n in names_to_run]
     except scenarios.ScenarioError as exc:

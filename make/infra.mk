@@ -70,10 +70,10 @@ twilio-number: setup ## point NUMBER's voice webhook at the stack (TWILIO_ACCOUN
 	@test -n "$(NUMBER)" || { echo "usage: make twilio-number NUMBER=+15551234567"; exit 2; }
 	$(RUN) python -m infra.cli.twilio_number --number "$(NUMBER)" --stack-outputs $(STACK_OUTPUTS)
 
-call: setup ## call TO from your Twilio number FROM through the agent; AMD=Enable for machine detection
+call: setup ## call TO from your Twilio number FROM through the agent; AGENT=name picks the agent, AMD=Enable machine detection
 	@test -n "$(TO)" && test -n "$(FROM)" || { echo "usage: make call TO=+1... FROM=+1... [AMD=Enable]"; exit 2; }
 	$(RUN) python -m infra.cli.outbound_call --to "$(TO)" --from "$(FROM)" \
-	  $(if $(AMD),--machine-detection $(AMD)) --stack-outputs $(STACK_OUTPUTS)
+	  $(if $(AMD),--machine-detection $(AMD)) $(if $(AGENT),--agent $(AGENT)) --stack-outputs $(STACK_OUTPUTS)
 
 test-infra: setup ## CDK assertions, cfn-lint, cdk-nag, the real Lambda bundle, the Twilio commands (offline)
 	$(RUN) pytest tests/infra -q

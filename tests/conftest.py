@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from voice_agent import wiring
 
+TEST_AGENTS_DIR = Path(__file__).resolve().parent / "fixtures" / "agents"
 TEST_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
@@ -24,6 +26,8 @@ TEST_ENV = {
     # Nothing listens on the discard port: a test that forgets to point Bedrock at a stand-in
     # fails at once instead of reaching AWS.
     "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": "http://127.0.0.1:9",
+    # The tests' own agents (a default one with the schema's defaults, and "sales"), not the fork's.
+    "AGENTS_DIR": str(TEST_AGENTS_DIR),
 }
 REMOVED = (
     "AWS_PROFILE",

@@ -46,6 +46,10 @@ CALL_RECORDS_BUCKET: Final = "CALL_RECORDS_BUCKET"
 CALL_EVENTS_BUS: Final = "CALL_EVENTS_BUS"
 LOCAL_CALL_RECORDS_DIR: Final = "LOCAL_CALL_RECORDS_DIR"
 
+# The agents folder (agent/loader.py); unset: the one shipped in the package (voice_agent/agents).
+# Tests point it at their own agents.
+AGENTS_DIR: Final = "AGENTS_DIR"
+
 # "off" disables Twilio signature checks. Honoured only when RUNTIME_ENVIRONMENT is "local".
 TWILIO_SIGNATURE_VALIDATION: Final = "TWILIO_SIGNATURE_VALIDATION"
 

@@ -46,6 +46,7 @@ class Settings:
     call_records_bucket: str | None = None
     call_events_bus: str | None = None
     call_records_dir: str | None = None  # local only
+    agents_dir: str | None = None  # None: the agents folder shipped in the package
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +80,7 @@ class Settings:
             call_records_bucket=_opt(env, names.CALL_RECORDS_BUCKET),
             call_events_bus=_opt(env, names.CALL_EVENTS_BUS),
             call_records_dir=_records_dir(env, environment),
+            agents_dir=_opt(env, names.AGENTS_DIR),
         )
 
     def require(self, value: str | None, name: str) -> str:

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from voice_agent.core.model import TokenUsage
     from voice_agent.core.ports import ChatModel, RecordQueue, Timers
     from voice_agent.core.relay import Relay
+    from voice_agent.core.routing import Agents
     from voice_agent.core.silence import TimerHandler, TimerScheduler
+    from voice_agent.core.start_hook import StartOfCall
     from voice_agent.core.tools import ToolRegistry
     from voice_agent.core.turn_engine import TurnEngine
     from voice_agent.model_choice import ModelRef
@@ -102,11 +104,24 @@ def tool_registry() -> ToolRegistry:
 
 
 @provided
-def agent() -> AgentConfig:
-    """The agent configuration, validated once (a bad edit fails the cold start, loudly)."""
-    from voice_agent.agent.config import AGENT
+def agents() -> Agents:
+    """Every agent of the agents folder (``AGENTS_DIR``, else the one shipped in the package),
+    validated once: a bad edit fails the cold start, listing every problem."""
+    from pathlib import Path
 
-    return AGENT.validate(known_tools=tool_registry().names)
+    from voice_agent.agent.hooks import HOOKS
+    from voice_agent.agent.loader import AGENTS_DIR, load_agents
+
+    folder = load_settings().agents_dir
+    return load_agents(
+        Path(folder) if folder else AGENTS_DIR, known_tools=tool_registry().names, hooks=frozenset(HOOKS)
+    )
+
+
+@provided
+def agent() -> AgentConfig:
+    """The default agent: it answers every number no other agent answers."""
+    return agents().default
 
 
 @provided
@@ -154,9 +169,32 @@ def model_chain() -> tuple[ModelRef, ...]:
 
 @provided
 def chat_model() -> ChatModel:
-    """The model of every turn: one model, or a fallback chain that answers like one."""
-    chain = model_chain()
-    models = [_model(ref, last=i == len(chain) - 1) for i, ref in enumerate(chain)]
+    """The default agent's model: one model, or a fallback chain that answers like one."""
+    return _chat_model_for(agent(), model_chain())
+
+
+def agent_model(a: AgentConfig) -> Callable[[], ChatModel]:
+    """An agent's model: the default agent's when the chains are the same, else its own (built once)."""
+    s = load_settings()
+    chain = a.llm_chain(s.llm_provider_override, s.llm_model_override)
+    if chain == model_chain():
+        return chat_model
+
+    def build() -> ChatModel:
+        with _AGENT_MODELS_LOCK:
+            if chain not in _AGENT_MODELS:
+                _AGENT_MODELS[chain] = _chat_model_for(a, chain)
+            return _AGENT_MODELS[chain]
+
+    return build
+
+
+_AGENT_MODELS: dict[tuple[ModelRef, ...], ChatModel] = {}
+_AGENT_MODELS_LOCK = threading.Lock()
+
+
+def _chat_model_for(a: AgentConfig, chain: tuple[ModelRef, ...]) -> ChatModel:
+    models = [_model(ref, a, last=i == len(chain) - 1) for i, ref in enumerate(chain)]
     if len(models) == 1:
         return models[0]
     from voice_agent.adapters.threads import start_pump
@@ -165,13 +203,13 @@ def chat_model() -> ChatModel:
     return FallbackChatModel(
         [Candidate(str(ref), model) for ref, model in zip(chain, models, strict=True)],
         start_pump=start_pump,
-        first_token_timeout_s=agent().llm_fallback_after_s,
+        first_token_timeout_s=a.llm_fallback_after_s,
         on_fallback=_record_fallback,
     )
 
 
-def _model(ref: ModelRef, *, last: bool) -> ChatModel:
-    a, s = agent(), load_settings()
+def _model(ref: ModelRef, a: AgentConfig, *, last: bool) -> ChatModel:
+    s = load_settings()
     if ref.provider == "bedrock":
         from voice_agent.adapters.bedrock_chat import BedrockChatModel
 
@@ -237,8 +275,25 @@ def relay() -> Relay:
 
     keys = KeyEntry(store=store, agent=agent(), run_turn=run_keys_turn, schedule=schedule)
     return Relay(
-        store=store, engine=engine, sender=out, agent=agent(), warm_model=warm_model_once, keys=keys, timers=schedule
+        store=store,
+        engine=engine,
+        sender=out,
+        agent=agent(),
+        warm_model=warm_model_once,
+        keys=keys,
+        timers=schedule,
+        agents=agents(),
+        start_of_call=start_of_call(),
     )
+
+
+@provided
+def start_of_call() -> StartOfCall:
+    from voice_agent.adapters.threads import HOOK_POOL
+    from voice_agent.agent.hooks import HOOKS
+    from voice_agent.core.start_hook import StartHookRunner, StartOfCall
+
+    return StartOfCall(agents=agents(), hooks=HOOKS, runner=StartHookRunner(store=session_store(), pool=HOOK_POOL))
 
 
 # -- the turn engine, timers and call records (issue "record out"; adapted on merge) -----------
@@ -251,16 +306,23 @@ def turn_engine() -> TurnEngine:
 
 
 def _new_turn_engine() -> TurnEngine:
+    """The default agent's engine; a turn of a call another agent answered runs in that agent's
+    engine (its prompt, lines, tools and model), built here beside it."""
     from voice_agent.core.turn_engine import TurnEngine
 
-    return TurnEngine(
-        store=session_store(),
-        sender=sender(),
-        model=chat_model,
-        agent=agent(),
-        tools=tool_registry(),
-        timers=timer_scheduler(),
-    )
+    store, out, tools, timers_, directory = session_store(), sender(), tool_registry(), timer_scheduler(), agents()
+    engines: dict[str, TurnEngine] = {}
+
+    def engine_of(name: str) -> TurnEngine:
+        return engines.get(name, default)
+
+    def build(a: AgentConfig, model: Callable[[], ChatModel]) -> TurnEngine:
+        return TurnEngine(store=store, sender=out, model=model, agent=a, tools=tools, timers=timers_, agents=engine_of)
+
+    default = build(agent(), chat_model)
+    for name, config in directory.by_name.items():
+        engines[name] = default if name == directory.default_name else build(config, agent_model(config))
+    return default
 
 
 @provided
@@ -342,7 +404,7 @@ def record_producer() -> RecordProducer:
         sink = S3RecordSink(aws_clients.s3(), s.require(s.call_records_bucket, names.CALL_RECORDS_BUCKET))
         bus = EventBridgeBus(aws_clients.events(), s.require(s.call_events_bus, names.CALL_EVENTS_BUS))
     summarize = CallSummarizer(model=chat_model, policy=a.call_record) if a.call_record.uses_model else None
-    return RecordProducer(store=session_store(), sink=sink, bus=bus, agent=a, summarize=summarize)
+    return RecordProducer(store=session_store(), sink=sink, bus=bus, agent=a, summarize=summarize, agents=agents())
 
 
 def warn_if_unsigned() -> None:
@@ -363,6 +425,7 @@ def reset_model() -> None:
     the benchmark switching ``LLM_PROVIDER`` in a running process)."""
     load_settings.cache_clear()
     chat_model.cache_clear()
+    _AGENT_MODELS.clear()
     _warmed.clear()
 
 
@@ -373,6 +436,7 @@ def reset() -> None:
 
     for factory in _PROVIDED.values():
         factory.cache_clear()
+    _AGENT_MODELS.clear()
     for built in (turn_engine, timers, timer_scheduler, record_queue, timer_handler, record_producer):
         built.cache_clear()
     load_settings.cache_clear()

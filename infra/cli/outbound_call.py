@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from infra.cli.stack_outputs import CliError
 from infra.cli.twilio_client import add_webhook_arguments, client_from_env, e164, exit_code, webhook_voice_url
@@ -52,12 +53,17 @@ def main(argv: Sequence[str] | None = None, *, http_client: Any = None) -> int:
         help="answering-machine detection: Enable (decide fast) or DetectMessageEnd (wait for the beep)",
     )
     parser.add_argument("--machine-detection-timeout", type=int, metavar="SECONDS", help="Twilio's default is 30")
+    parser.add_argument(
+        "--agent", help="the agent that makes the call (a folder of the agents folder); default: by number"
+    )
     add_webhook_arguments(parser)
     args = parser.parse_args(argv)
 
     def call() -> int:
         to, from_ = e164(args.to), e164(args.from_)
         voice_url = webhook_voice_url(args)
+        if args.agent:  # an outbound call picks its agent explicitly (docs/agents.md)
+            voice_url += ("&" if "?" in voice_url else "?") + urlencode({"agent": args.agent})
         sid = place_call(
             client_from_env(http_client=http_client),
             to=to,

@@ -24,6 +24,7 @@ new dependency)::
     dial = "+15555550100"
     reconnects = 0
     min_turns = 1
+    greeting = "Ada"    # a substring of the greeting: which agent answered
 
 Steps (one action each): ``say`` (with ``partial = true`` for cumulative partial prompts first, and
 ``barge_in_after_chars = N`` to interrupt the reply once N characters arrived), ``dtmf``, ``drop``
@@ -64,7 +65,7 @@ _STEP_KEYS: Final = frozenset(
         "timeout_s",
     }
 )
-_EXPECT_KEYS: Final = frozenset({"outcome", "dial", "reconnects", "min_turns"})
+_EXPECT_KEYS: Final = frozenset({"outcome", "dial", "reconnects", "min_turns", "greeting"})
 _CALLER_KEYS: Final = frozenset({"from", "to", "think_s", "greeting_s"})
 _OUTCOMES: Final = ("transferred", "hung_up", "ended", "rejected", "connect_failed", "webhook_failed")
 
@@ -100,6 +101,7 @@ class Expectations:
     dial: str | None = None
     reconnects: int | None = None
     min_turns: int | None = None
+    greeting: str | None = None  # a substring of the first session's welcome greeting (which agent answered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,7 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None) -> Scenario:
             dial=expect_raw.get("dial"),
             reconnects=expect_raw.get("reconnects"),
             min_turns=expect_raw.get("min_turns"),
+            greeting=expect_raw.get("greeting"),
         ),
         path=path,
     )
@@ -363,6 +366,9 @@ def check_call(scenario: Scenario, driver: ScriptDriver, result: CallResult) -> 
         failures.append(f"expected {e.reconnects} reconnect(s), got {result.reconnects}")
     if e.min_turns is not None and len(result.replies()) < e.min_turns:
         failures.append(f"expected at least {e.min_turns} turns, got {len(result.replies())}")
+    heard = result.sessions[0].relay.welcome_greeting or "" if result.sessions else ""
+    if e.greeting is not None and e.greeting.lower() not in heard.lower():
+        failures.append(f"expected a greeting with {e.greeting!r}, got {heard!r}")
     return failures
 
 

@@ -19,6 +19,7 @@ from local.caller import scenario
 from local.demo_model import DemoBrain
 from local.dynamodb import client
 from local.stack import LocalStack, StackOptions
+from tests.conftest import TEST_AGENTS_DIR
 from voice_agent import env_names as names
 from voice_agent import wiring
 from voice_agent.table_schema import PARTITION_KEY, SORT_KEY
@@ -57,6 +58,7 @@ def stack(brain: DemoBrain, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         # Both providers' stand-ins (the demo model behind each); Bedrock's thinks aloud like Nova.
         serve=("bedrock", "openai"),
         records_dir=tmp_path_factory.mktemp("calls"),  # not the developer's .local/calls
+        extra_env={names.AGENTS_DIR: str(TEST_AGENTS_DIR)},  # the tests' own agents, not the fork's
     )
     with LocalStack(options) as running:
         yield running

@@ -24,7 +24,6 @@ from local.stack import LocalStack
 from local.timers import RECORDS
 from tests.e2e.conftest import AUTH_TOKEN, explain, run, scripted
 from voice_agent import wiring
-from voice_agent.agent import config
 from voice_agent.agent.config import AGENT, TimedLines, TimingPolicy
 
 RECORD_WITHIN_S = 8.0  # the records queue's delay (3 s) and the records function's work
@@ -87,17 +86,14 @@ def test_the_demo_calls_record_is_transferred_and_holds_what_the_caller_heard(st
 
 @pytest.fixture
 def quick_timers() -> Iterator[None]:
-    """The agent with short timers (the handlers run in this process: they read the patched
-    configuration once the composition root forgets the old one)."""
+    """The agent with short timers (the handlers run in this process: the composition root hands
+    them the overriding agent)."""
     lines = TimedLines(reminders=("Are you still there?",), silence_goodbye="Goodbye for now!")
     agent = dataclasses.replace(
         AGENT, timing=TimingPolicy(silence_after_s=3, key_timeout_s=3, key_reprompts=1, lines={"en-US": lines})
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(config, "AGENT", agent)
-        wiring.reset()
+    with wiring.overrides(agent=agent):  # the default agent, whatever the agents folder says
         yield
-    wiring.reset()
 
 
 class Silent:

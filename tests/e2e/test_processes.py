@@ -131,6 +131,7 @@ def test_make_dev_falls_back_to_moto_and_says_so(tmp_path: Path) -> None:
 def test_make_demo_places_the_call_and_exits_zero(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in MODEL_VARIABLES}
     env["LOCAL_CALL_RECORDS_DIR"] = str(tmp_path / "calls")
+    env.pop("AGENTS_DIR", None)  # `make demo` shows the shipped agents (two numbers), as a fork runs it
     completed = subprocess.run(
         [sys.executable, "-m", "local.demo"], cwd=ROOT, env=env, capture_output=True, timeout=240, check=False
     )
@@ -139,9 +140,13 @@ def test_make_demo_places_the_call_and_exits_zero(tmp_path: Path) -> None:
     assert "PASSED: demo" in output
     assert "transferred to +15555550100" in output
     assert "Latency per turn" in output
-    # The demo says where the call's record is, and `make calls` / `make transcript` read it.
-    (record,) = (tmp_path / "calls").glob("CA*.json")
-    assert f"Call record: {record}" in output
+    # The second call dials the trade desk's number: another agent answers and transfers.
+    assert "PASSED: trade_desk" in output
+    assert "trade desk, this is Max" in output and "transferred to +15555550111" in output
+    # The demo says where each call's record is, and `make calls` / `make transcript` read them.
+    records = sorted((tmp_path / "calls").glob("CA*.json"), key=lambda p: output.index(f"Call record: {p}"))
+    assert len(records) == 2
+    record = records[0]
     listed = subprocess.run(
         [sys.executable, "-m", "local.records", "list"], cwd=ROOT, env=env, capture_output=True, check=True
     ).stdout.decode()

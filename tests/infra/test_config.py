@@ -97,3 +97,41 @@ def test_a_model_the_runtime_could_not_call_fails_the_synthesis(
 
     with pytest.raises(ConfigError, match=complaint):
         build_app({"aws:cdk:bundling-stacks": [], **context}, outdir=str(tmp_path))
+
+
+def test_an_invalid_agents_folder_fails_the_synthesis_listing_every_problem(tmp_path: Path) -> None:
+    from app import build_app
+
+    agents = tmp_path / "agents"
+    for name, toml in {"one": 'voice = ""\ncolour = "blue"\n', "two": 'transfer_target = "nobody"\n'}.items():
+        (agents / name).mkdir(parents=True)
+        (agents / name / "agent.toml").write_text(toml, encoding="utf-8")
+        (agents / name / "prompt.md").write_text("You are {{nobody}}.", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        build_app({"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path / "out"), agents_dir=agents)
+    message = str(raised.value)
+    for expected in (
+        "one: voice is empty",
+        "one: colour: no such setting",
+        "one: prompt: unknown placeholder {{nobody}}",
+        "two: transfer_target must be",
+        "exactly one agent needs [route] default = true (found 0)",
+    ):
+        assert expected in message, expected
+
+
+def test_the_stack_may_call_every_agents_model(tmp_path: Path) -> None:
+    from app import build_app
+    from infra.stack import VoiceAgentStack
+
+    agents = tmp_path / "agents"
+    for name, extra in {
+        "main": "[route]\ndefault = true\n",
+        "other": 'llm_model = "us.amazon.nova-micro-v1:0"\n',
+    }.items():
+        (agents / name).mkdir(parents=True)
+        (agents / name / "agent.toml").write_text(extra, encoding="utf-8")
+        (agents / name / "prompt.md").write_text("You are a test agent.", encoding="utf-8")
+    app = build_app({"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path / "out"), agents_dir=agents)
+    stack = next(c for c in app.node.children if isinstance(c, VoiceAgentStack))
+    assert [m.model for m in stack.model_chain] == ["us.amazon.nova-lite-v1:0", "us.amazon.nova-micro-v1:0"]

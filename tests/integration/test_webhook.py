@@ -220,7 +220,8 @@ def test_handoff_to_a_sip_address(store: DynamoSessionStore) -> None:
     agent = dataclasses.replace(AGENT, transfer_target="sip:desk@pbx.example.com")
     doc = parse(make_twilio(store, agent).post("/action", action_form("ended", HandoffData="not json")))
     sip = doc.find("Dial/Sip")
-    assert sip is not None and sip.text == "sip:desk@pbx.example.com"
+    # The handoff's reason travels as a SIP header (docs/agents.md, "Handoff context").
+    assert sip is not None and sip.text == "sip:desk@pbx.example.com?X-Handoff-Reason=not%20json"
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ import pytest
 
 from local.dynamodb import client
 from local.stack import LocalStack, StackOptions
+from tests.conftest import TEST_AGENTS_DIR
 from tests.support.local_calls import RoutingBrain
 from voice_agent import env_names as names
 
@@ -58,7 +59,8 @@ def stack(brain: RoutingBrain, tmp_path_factory: pytest.TempPathFactory) -> Iter
         model_ttft_s=0.1,
         model_token_interval_s=0.015,
         # A key the logs must never show (the demo model ignores it).
-        extra_env={names.OPENAI_API_KEY: OPENAI_KEY},
+        # The tests' own agents (tests/fixtures/agents), not the fork's.
+        extra_env={names.OPENAI_API_KEY: OPENAI_KEY, names.AGENTS_DIR: str(TEST_AGENTS_DIR)},
         records_dir=tmp_path_factory.mktemp("calls"),  # not the developer's .local/calls
     )
     with LocalStack(options) as running:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
+from voice_agent.adapters.dynamo_context import context_attribute
 from voice_agent.adapters.dynamo_items import (
     CONDITION_FAILED,
     Item,
@@ -81,7 +82,13 @@ class CallItems:
         direction = setup.direction or get_s(call, "direction")
         prebound: Item = {}
         try:
-            prebound = self._put_connection(connection_id, setup, (conn_seq or 1, language, direction), now)
+            prebound = self._put_connection(
+                connection_id,
+                setup,
+                (conn_seq or 1, language, direction),
+                now,
+                context=context_attribute(setup, call),
+            )
         except ClientError as exc:  # only the connection's put has a condition
             bound = self._bound_by_this_setup(connection_id, setup, exc)
             if bound is None:
@@ -200,10 +207,17 @@ class CallItems:
         return old, True
 
     def _put_connection(
-        self, connection_id: str, setup: Setup, seq_language_direction: tuple[int, str | None, str], now: int
+        self,
+        connection_id: str,
+        setup: Setup,
+        seq_language_direction: tuple[int, str | None, str],
+        now: int,
+        *,
+        context: Item,
     ) -> Item:
         """The connection item, replacing the note ``$connect`` left for this call (returned), if any;
-        a socket noted for another call, or already set up, fails the condition."""
+        a socket noted for another call, or already set up, fails the condition. ``context``: the
+        call context every turn's ``start_turn`` reads (``dynamo_context.py``)."""
         conn_seq, language, direction = seq_language_direction
         with store_errors("bind_connection", passthrough=CONDITION_FAILED):
             return self._db.put_item(
@@ -218,6 +232,7 @@ class CallItems:
                     "direction": attr_s(direction),
                     **({"language": attr_s(language)} if language else {}),
                     "status": attr_s("open"),
+                    **context,  # the call context every turn's start_turn reads (dynamo_context.py)
                     "createdAt": attr_n(now),
                     TTL_ATTRIBUTE: attr_n(now + CONNECTION_TTL_S),
                 },

@@ -48,6 +48,8 @@ def call_key(call_sid: str) -> dict[str, dict[str, str]]:
 
 
 def ticket_from(connection_id: str, item: Mapping[str, Any]) -> TurnTicket:
+    from voice_agent.adapters.dynamo_context import context_from  # it builds on this module
+
     pending = item.get("pending", {}).get("L", [])
     return TurnTicket(
         connection_id=connection_id,
@@ -58,6 +60,7 @@ def ticket_from(connection_id: str, item: Mapping[str, Any]) -> TurnTicket:
         direction=get_s(item, "direction"),
         on_air=on_air_from(item),
         unanswered=tuple(v["S"] for v in pending if "S" in v),
+        context=context_from(item),
     )
 
 

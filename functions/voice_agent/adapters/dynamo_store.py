@@ -19,6 +19,7 @@ from typing import Any, cast
 from botocore.exceptions import ClientError
 
 from voice_agent.adapters.dynamo_calls import CallItems
+from voice_agent.adapters.dynamo_context import ContextItems
 from voice_agent.adapters.dynamo_items import (
     CONDITION_FAILED,
     Item,
@@ -62,7 +63,7 @@ MAX_SPOKEN_CHARS = 4000
 NORMAL_CLOSE = 1000  # a hang-up, or after ``end``: the socket is not coming back
 
 
-class DynamoSessionStore(TimerItems, RecordItems, CallItems):
+class DynamoSessionStore(TimerItems, RecordItems, ContextItems, CallItems):
     """Every port of ``core/ports.py`` on one table: the call side (``CallItems``), the timers and
     key entry (``TimerItems``), the call record (``RecordItems``) and the turns."""
 

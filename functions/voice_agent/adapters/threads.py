@@ -21,6 +21,9 @@ TOOL_POOL: Final = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
 # runs one turn at a time, so it starts a thread or two; the local stand-in runs many invocations
 # in one process.
 STORE_POOL: Final = ThreadPoolExecutor(max_workers=64, thread_name_prefix="store")
+# Start-of-call hooks (core/start_hook.py): apart, so a hook stuck past its time limit holds
+# neither a tool's thread nor a store request's.
+HOOK_POOL: Final = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hook")
 
 
 class ThreadedPump(threading.Thread):

@@ -1,4 +1,6 @@
-"""The agent's configuration: the one place a fork edits to make the agent its own.
+"""The schema of an agent's configuration, and its defaults. A fork's values live in the agents
+folder (``voice_agent/agents/<name>/agent.toml``, loaded onto these dataclasses by
+``agent/loader.py``; ``docs/agents.md``); a key an agent leaves out keeps the default here.
 
 Everything here is behaviour (what the agent says, how it sounds, what it may do). Deployment
 details (table name, URLs) are in ``voice_agent.settings``; secrets are never here.
@@ -17,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from voice_agent.agent.around_call import ContextPolicy, HandoffPolicy, around_call_problems
 from voice_agent.agent.relay_options import (
     Backups,
     FailoverPlacement,
@@ -259,6 +262,9 @@ class AgentConfig:
     # Silence, key entry, the call's length, and the record each call leaves (the block below).
     timing: TimingPolicy = field(default_factory=TimingPolicy)
     call_record: CallRecordPolicy = field(default_factory=CallRecordPolicy)
+    # Around the call: the prompt's context, the start-of-call hook, what a transfer's callee learns.
+    context: ContextPolicy = field(default_factory=ContextPolicy)
+    handoff: HandoffPolicy = field(default_factory=HandoffPolicy)
 
     @cached_property
     def system_prompt(self) -> str:
@@ -284,7 +290,7 @@ class AgentConfig:
 
     def validate(self, known_tools: frozenset[str] | None = None) -> AgentConfig:
         """Check everything at start-up; raise one error that lists every problem."""
-        problems = list(_problems(self))
+        problems = [*_problems(self), *around_call_problems(self.context, self.handoff, None)]
         if known_tools is not None:
             problems += [f"tools: unknown tool {t!r}" for t in self.tools if t not in known_tools]
         # Bedrock's rule for tool names (OpenAI's is looser), so a tool works with either provider.

@@ -1,5 +1,5 @@
-"""This agent's own tools. Add a typed function with ``@tool``, list it in ``TOOLS`` and in
-``AgentConfig.tools`` (``agent/config.py``), and the model can call it.
+"""The fork's own tools. Add a typed function with ``@tool``, list it in ``TOOLS`` and in an
+agent's ``tools`` (its ``agent.toml`` in ``voice_agent/agents/``), and that agent's model can call it.
 
 ``lookup_order`` is the example: it reads the fork's own data (a JSON file shipped with the code).
 A real fork would query its order system here; keep it fast (the caller is waiting, and

@@ -34,10 +34,12 @@ def handoff_data(reason_code: str, reason: str, **extra: str) -> dict[str, str]:
 def transfer_to_human(
     reason: Annotated[str, "One short sentence: why the caller needs a person"],
     ctx: ToolContext,
+    summary: Annotated[str, "Two short sentences for the colleague: who is calling and what they need"] = "",
 ) -> ToolResult:
     """Transfer the caller to a human colleague. Use when the caller asks for a person, is upset,
     or needs something you cannot do."""
-    data = handoff_data(HANDOFF_REASON_CODE, reason or "The caller asked for a person")
+    extra = {"summary": summary.strip()[:MAX_REASON_CHARS]} if summary.strip() else {}
+    data = handoff_data(HANDOFF_REASON_CODE, reason or "The caller asked for a person", **extra)
     return ToolResult(
         content="Transfer started. Say nothing more.",
         effects=(EndSession(line=ctx.agent.lines.handoff, handoff=data),),

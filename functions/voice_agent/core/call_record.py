@@ -35,6 +35,7 @@ from voice_agent.core.call_flow import CallOver, Decision, Goodbye, SessionEnd, 
 from voice_agent.core.history import heard_lines
 from voice_agent.core.model import CallFacts, RecordRequest, TurnRecord
 from voice_agent.core.ports import RecordBus, RecordSink, RecordStore
+from voice_agent.core.routing import AGENT_PARAMETER, Agents
 from voice_agent.errors import RecordError, StoreUnavailableError
 from voice_agent.log import logger
 from voice_agent.protocol.text import clean_text
@@ -239,7 +240,9 @@ class RecordProducer:
         summarize: Summarize | None = None,
         now: Callable[[], float] = time.time,
         owner: str | None = None,
+        agents: Agents | None = None,
     ) -> None:
+        self._agents = agents  # the call's own agent (its name, transfer target) by its ``agent`` parameter
         self._store = store
         self._sink = sink
         self._bus = bus
@@ -282,7 +285,11 @@ class RecordProducer:
             facts = _with_reason(facts, request.reason)
         turns = self._store.all_turns(request.call_sid)
         outcome = outcome_of(facts, request.outcome)
-        record = build_record(facts, turns, agent=self._agent, outcome=outcome, recorded_at=self._now())
+        agent = self._agent
+        named = facts.parameters.get(AGENT_PARAMETER)
+        if self._agents is not None and self._agents.name_of(named) != self._agents.default_name:
+            agent = self._agents.get(named)
+        record = build_record(facts, turns, agent=agent, outcome=outcome, recorded_at=self._now())
         if self._summarize is not None and record["transcript"]:
             summary, fields = self._summarize(record["transcript"])
             record["summary"], record["fields"] = summary, fields

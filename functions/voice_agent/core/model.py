@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from voice_agent.core.call_context import CallContext
+
 # Turn items are ordered by (connection sequence, generation, part). Part 0 is the caller's
 # message; 1..97 the agent's messages and tool results in order; 99 marks an interruption.
 USER_PART: Final = 0
@@ -156,6 +158,7 @@ class TurnTicket:
     direction: str = ""
     on_air: OnAir = field(default_factory=OnAir)
     unanswered: tuple[str, ...] = ()
+    context: CallContext | None = None  # written by setup, read by this same request (core/call_context.py)
 
 
 @dataclass(frozen=True, slots=True)

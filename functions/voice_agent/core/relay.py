@@ -34,7 +34,9 @@ from voice_agent.core.ending import end_after_speech
 from voice_agent.core.key_entry import KeyEntry
 from voice_agent.core.model import GREETING_GENERATION, CallSession, TurnKey, TurnRecord
 from voice_agent.core.ports import RelayStore, Sender
+from voice_agent.core.routing import AGENT_PARAMETER, Agents, routed_setup
 from voice_agent.core.silence import TimerScheduler, playback_s, words_in
+from voice_agent.core.start_hook import StartOfCall
 from voice_agent.core.turn_engine import TurnEngine
 from voice_agent.core.turn_states import TurnOutcome, TurnStatus
 from voice_agent.errors import (
@@ -91,6 +93,8 @@ class Relay:
         keys: KeyEntry | None = None,
         timers: TimerScheduler | None = None,
         clock: Clock | None = None,
+        agents: Agents | None = None,
+        start_of_call: StartOfCall | None = None,
     ) -> None:
         self._store = store
         self._clock = clock or SystemClock()
@@ -101,6 +105,8 @@ class Relay:
         self._keys = keys  # collects several keys as one answer (the collect_keys tool)
         self._timers = timers  # the greeting's silence timer and the call watch
         self._calls = _CallCache()
+        self._agents = agents  # which agent answers a setup (core/routing.py); None: ``agent``
+        self._start_of_call = start_of_call  # the answering agent's start-of-call hook
 
     def handle(self, connection_id: str, frame: str | bytes | None, budget: Budget) -> HandledFrame:
         # Log lines carry the call id from the first line on whenever this execution environment
@@ -164,6 +170,8 @@ class Relay:
         return self._turn(connection_id, "prompt", outcome, budget)
 
     def _on_setup(self, connection_id: str, setup: Setup, budget: Budget) -> HandledFrame:
+        if self._agents is not None:
+            setup = routed_setup(self._agents, setup)
         try:
             session = self._store.bind_connection(connection_id, setup)
         except ConnectionAlreadyBoundError:
@@ -191,24 +199,27 @@ class Relay:
                 "call_type": setup.call_type,
                 "from": mask_phone(setup.from_number),
                 "to": mask_phone(setup.to_number),
+                "agent": setup.custom_parameters.get(AGENT_PARAMETER),
                 "parameters": sorted(set(setup.custom_parameters) - {CALL_TOKEN_PARAMETER}),
             },
         )
         # The greeting is stored before the model is warmed (a cold import takes a second): a
         # prompt that overtook this setup is ordered after it. A socket Twilio reopened by itself
         # speaks no greeting, and the timers of the turns on the previous socket still stand.
-        greeting = None if session.app_reconnect else self._store_greeting(session)
+        greeting = None if session.app_reconnect else self._store_greeting(session, setup)
         self._warm_model()
         if greeting is not None:
             self._set_timers(connection_id, setup.call_sid, session.resumed, session.language, greeting)
-        if session.owed:
-            return HandledFrame(kind="setup", outcome=self._answer_owed(connection_id, budget))
-        return HandledFrame(kind="setup")
+        outcome = self._answer_owed(connection_id, budget) if session.owed else None
+        if self._start_of_call is not None:
+            # Last, in this setup's own invocation: the first prompt is another one and never waits.
+            self._start_of_call.after_setup(setup)
+        return HandledFrame(kind="setup", outcome=outcome)
 
-    def _store_greeting(self, session: CallSession) -> str:
+    def _store_greeting(self, session: CallSession, setup: Setup) -> str:
         """Twilio speaks the greeting from the TwiML; store it so the model knows it was said. (Not
         on a socket Twilio reconnected by itself: the session goes on, nothing is spoken again.)"""
-        lines = self._agent.lines
+        lines = self._answering(setup).lines
         greeting = lines.reconnect_greeting if session.resumed else lines.welcome_greeting
         record = TurnRecord(key=TurnKey(session.conn_seq, GREETING_GENERATION, 1), role="assistant", text=greeting)
         try:
@@ -249,6 +260,12 @@ class Relay:
         return self._engine.run_prompt(
             connection_id, self._agent.lines.resume_note, budget, call_sid=self._calls.get(connection_id), carried=owed
         )
+
+    def _answering(self, setup: Setup) -> AgentConfig:
+        name = setup.custom_parameters.get(AGENT_PARAMETER)
+        if self._agents is None or self._agents.name_of(name) == self._agents.default_name:
+            return self._agent
+        return self._agents.get(name)
 
     def _set_timers(
         self, connection_id: str, call_sid: str, resumed: bool, language: str | None, greeting: str

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, overload
 
+from voice_agent.core.call_context import CallContext
 from voice_agent.core.model import ToolSpec
 from voice_agent.errors import ConfigurationError, ToolError
 from voice_agent.protocol.live_config import SessionSettings
@@ -40,6 +41,7 @@ class ToolContext:
     direction: str
     language: str | None
     agent: AgentConfig
+    call: CallContext | None = None  # numbers (in full), parameters, the agent, the hook's values
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ from voice_agent.core.model import (
 )
 from voice_agent.core.phrases import PhraseCoalescer
 from voice_agent.core.ports import ChatModel, ModelPump, Sender, StartPump, TurnStore
+from voice_agent.core.prompt_template import guarded_text, system_prompt
 from voice_agent.core.silence import TimerScheduler, playback_s
 from voice_agent.core.speaker import Speaker, quietly
 from voice_agent.core.tool_runner import ToolRunner
@@ -85,6 +86,16 @@ _SETUP_RACE_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.75)
 
 
 @dataclass(frozen=True, slots=True)
+class _Heard:
+    """How the caller's message came: what a transcript shows instead of it, the language Twilio
+    heard it in, and what a dropped socket left unanswered (``run_prompt``'s arguments)."""
+
+    shown: str | None = None
+    lang: str | None = None
+    carried: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class _RoundResult:
     step: Step
     tool_calls: tuple[ToolCall, ...] = ()
@@ -105,6 +116,7 @@ class TurnEngine:
         tool_pool: Executor | None = None,
         store_pool: Executor | None = None,
         timers: TimerScheduler | None = None,
+        agents: Callable[[str], TurnEngine] | None = None,
     ) -> None:
         from voice_agent.adapters import threads  # the default threads live outside the core
 
@@ -129,6 +141,9 @@ class TurnEngine:
             stop=lambda turn, step: self._stop(turn, _RoundResult(step)),
             outcome=self._outcome,
         )
+        # The engine of the agent that answered a call, by its name (wiring.py builds one per
+        # agent); None: this engine's agent answers every call.
+        self._agents = agents
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -160,6 +175,36 @@ class TurnEngine:
             if early is not None:
                 early.cancel()
             return turn
+        engine = self._engine_for(turn)
+        if engine is not self:  # another agent answered this call: its engine runs the turn
+            same = engine.history_items == self.history_items  # else the early read has the wrong length
+            return engine._answer(turn, text, _Heard(shown, lang, carried), early if same else None, call_sid)
+        return self._answer(turn, text, _Heard(shown, lang, carried), early, call_sid)
+
+    @property
+    def history_items(self) -> int:
+        return self._agent.max_history_items
+
+    def _engine_for(self, turn: Turn) -> TurnEngine:
+        """The engine of the agent the call's context names (the ticket carries it), with this
+        turn's guard and phrasing made that agent's."""
+        context = turn.ticket.context
+        if self._agents is None or context is None:
+            return self
+        engine = self._agents(context.agent)
+        if engine is not self:
+            turn.guard = OutputGuard(guarded_text(engine._agent), engine._agent.max_reply_chars)
+            turn.coalescer = PhraseCoalescer(engine._agent.phrases)
+        return engine
+
+    def _answer(
+        self,
+        turn: Turn,
+        text: str,
+        heard: _Heard,
+        early: Future[list[TurnRecord]] | None,
+        call_sid: str | None,
+    ) -> TurnOutcome:
         try:
             if early is not None and turn.ticket.call_sid == call_sid and not turn.waited_for_setup:
                 history = early.result()
@@ -171,29 +216,37 @@ class TurnEngine:
             self._speaker.post(turn, Text(self._agent.lines.apology, last=True), claim=False)
             return self._outcome(turn, TurnStatus.STORE_ERROR, "history")
         messages = [
-            ChatMessage(role="system", content=self._system_prompt(lang)),
-            *conversation(turn.ticket, history, text, carried),
+            ChatMessage(role="system", content=self._system_prompt(turn, heard.lang)),
+            *conversation(turn.ticket, history, text, heard.carried),
         ]
         turn.guard.heard_before(m.content for m in messages if m.role == "assistant")
         key = TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART)
-        user = TurnRecord(key=key, role="user", text=text, lang=lang, shown=shown)
+        user = TurnRecord(key=key, role="user", text=text, lang=heard.lang, shown=heard.shown)
         return self._converse(turn, messages, user)
 
-    def _system_prompt(self, lang: str | None) -> str:
-        """The system prompt, and the language the caller's words were heard in (when Twilio says)."""
+    def _system_prompt(self, turn: Turn, lang: str | None) -> str:
+        """The agent's prompt rendered for this call (``core/prompt_template.py``), and the language
+        the caller's words were heard in (when Twilio says)."""
+        rendered = system_prompt(self._agent, turn.ticket.context)
         if not lang:
-            return self._agent.system_prompt
-        return f"{self._agent.system_prompt}\n\n{self._agent.lines.language_note.format(lang=lang)}"
+            return rendered
+        return f"{rendered}\n\n{self._agent.lines.language_note.format(lang=lang)}"
 
     def run_handoff(
         self, connection_id: str, *, note: str, reason_code: str, reason: str, budget: Budget
     ) -> TurnOutcome:
         """Transfer to a person without asking the model (the human key was pressed)."""
-        from voice_agent.core.builtin_tools import handoff_data
-
         turn = self._begin(connection_id, self._clock.monotonic(), budget, note)
         if isinstance(turn, TurnOutcome):
             return turn
+        engine = self._engine_for(turn)
+        if engine is not self:
+            return engine._hand_off(turn, note, reason_code, reason)
+        return self._hand_off(turn, note, reason_code, reason)
+
+    def _hand_off(self, turn: Turn, note: str, reason_code: str, reason: str) -> TurnOutcome:
+        from voice_agent.core.builtin_tools import handoff_data
+
         user = TurnRecord(key=TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART), role="user", text=note)
         self._speaker.persist(turn, [user])
         end = EndSession(line=self._agent.lines.handoff, handoff=handoff_data(reason_code, reason))
@@ -230,7 +283,7 @@ class TurnEngine:
             ticket=ticket,
             started=started,
             budget=budget,
-            guard=OutputGuard(self._agent.system_prompt, self._agent.max_reply_chars),
+            guard=OutputGuard(guarded_text(self._agent), self._agent.max_reply_chars),
             coalescer=PhraseCoalescer(self._agent.phrases),
             waited_for_setup=waited,
             # A session speaking "multi" (ElevenLabs picks the language per text) tags each text.
@@ -398,6 +451,7 @@ class TurnEngine:
             direction=turn.ticket.direction,
             language=turn.ticket.language,
             agent=self._agent,
+            call=None if turn.ticket.context is None else turn.ticket.context.with_language(turn.ticket.language),
         )
         offered = {t.name for t in self._tools.offered(self._agent, turn.ticket.direction)}
         turn.tool_calls += len(calls)

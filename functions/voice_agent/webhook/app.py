@@ -19,13 +19,14 @@ from voice_agent import metric_names as metric
 from voice_agent.agent.config import AgentConfig
 from voice_agent.core import call_flow
 from voice_agent.core.ports import CallStore, RecordQueue
+from voice_agent.core.routing import AGENT_PARAMETER, Agents
 from voice_agent.core.speech_plan import SpeechPlan
 from voice_agent.errors import StoreUnavailableError
 from voice_agent.log import logger, mask_phone
 from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER
 from voice_agent.settings import Settings, load_settings
 from voice_agent.signatures import SIGNATURE_HEADER, valid_webhook
-from voice_agent.webhook import records, twiml
+from voice_agent.webhook import agent_choice, handoff, records, twiml
 from voice_agent.webhook.forms import DialResult, Form, FormError, VoiceRequest, session_end
 
 MAX_BODY_BYTES = 32 * 1024  # Twilio's voice webhooks are a few hundred bytes
@@ -50,6 +51,8 @@ class Dependencies:
     store: Callable[[], CallStore] = wiring.session_store
     auth_token: Callable[[], str | None] = wiring.twilio_auth_token
     records: Callable[[], RecordQueue | None] = wiring.record_queue  # asks for each finished call's record
+    # Every agent and its numbers; None: wiring.agents(), or only ``agent`` when one was given.
+    agents: Callable[[], Agents] | None = None
 
 
 def create_app(deps: Dependencies | None = None) -> FastAPI:
@@ -70,7 +73,8 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
     def voice(request: Request, form: Verified) -> Response:
         call = VoiceRequest.parse(form, dict(request.query_params))
         log.bind(call_sid=call.call_sid)
-        agent, settings = deps.agent(), deps.settings()
+        name, agent = agent_choice.answering(deps, call)
+        settings = deps.settings()
         logger.info(
             "incoming call",
             extra={
@@ -79,6 +83,7 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
                 "from": mask_phone(call.from_number),
                 "to": mask_phone(call.to_number),
                 "answered_by": call.answered_by,
+                "agent": name or "default",
                 "parameters": sorted(call.parameters),
             },
         )
@@ -87,16 +92,21 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
             return _xml(twiml.voicemail(agent))
         plan = SpeechPlan(record=agent.record_call)  # the call's only recording starts here
         token = _call_token(deps, call.call_sid)
-        parameters = {**call.parameters, **({CALL_TOKEN_PARAMETER: token} if token else {})}
-        socket = _Socket(call.call_sid, token, session=0)
+        parameters = {
+            **call.parameters,
+            **({CALL_TOKEN_PARAMETER: token} if token else {}),
+            **({AGENT_PARAMETER: name} if name else {}),
+        }
+        socket = _Socket(call.call_sid, token, session=0, agent=name)
         greeting = agent.lines.welcome_greeting
         return _relay(agent, settings, greeting=greeting, parameters=parameters, plan=plan, socket=socket)
 
     @app.post("/action")
-    def action(form: Verified) -> Response:
+    def action(request: Request, form: Verified) -> Response:
         end = session_end(form)
         log.bind(call_sid=end.call_sid)
-        agent, settings = deps.agent(), deps.settings()
+        name, agent = agent_choice.named(deps, request.query_params.get(AGENT_PARAMETER))
+        settings = deps.settings()
         decision = call_flow.decide(end, store=deps.store(), agent=agent)
         if isinstance(decision, call_flow.Reconnect) and decision.call_token is None:
             # the store lost the call's token (it was down at /voice): the URL still names the call
@@ -111,10 +121,10 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
                 "decision": type(decision).__name__,
             },
         )
-        return _answer(decision, agent, settings, end.call_sid)
+        return _answer(decision, agent, settings, _Socket(end.call_sid, None, 0, agent=name))
 
     @app.post("/dial-status")
-    def dial_status(form: Verified) -> Response:
+    def dial_status(request: Request, form: Verified) -> Response:
         result = DialResult.parse(form)
         log.bind(call_sid=result.call_sid)
         logger.info("transfer finished", extra={"dial_status": result.dial_status})
@@ -122,7 +132,16 @@ def create_app(deps: Dependencies | None = None) -> FastAPI:
         if result.connected:
             return _xml(twiml.hang_up())
         telemetry.record_count(metric.TRANSFERS_FAILED)
-        return _xml(twiml.transfer_failed(deps.agent(), language=_call_language(deps.store(), result.call_sid)))
+        agent = agent_choice.named(deps, request.query_params.get(AGENT_PARAMETER))[1]
+        language = _call_language(deps.store(), result.call_sid)
+        return _xml(twiml.transfer_failed(agent, language=language))
+
+    @app.post("/whisper")
+    def whisper(request: Request, form: Verified) -> Response:
+        """Played to the person who answers a transfer, before the caller is bridged (handoff.py)."""
+        query = dict(request.query_params)
+        logger.info("transfer answered; whispering the handoff context")
+        return _xml(handoff.whisper(agent_choice.named(deps, query.get(AGENT_PARAMETER))[1], query))
 
     return app
 
@@ -190,11 +209,13 @@ Verified = Annotated[Form, Depends(verified_form)]
 
 @dataclass(frozen=True, slots=True)
 class _Socket:
-    """Who the relay URL names: the call, its token, and which <Connect> of the call it is."""
+    """Who the relay URL names: the call, its token, and which <Connect> of the call it is; and
+    the agent that answers it (``""``: the default one), which the action URL names."""
 
     call_sid: str
     token: str | None
     session: int
+    agent: str = ""
 
 
 def _relay(
@@ -207,14 +228,15 @@ def _relay(
     socket: _Socket,
 ) -> Response:
     """``<Connect action="/action"><ConversationRelay>`` for a new or a resumed session; the socket
-    URL names the call and its token (``call_tokens``), so its upgrade binds it to the call."""
+    URL names the call and its token (``call_tokens``), so its upgrade binds it to the call, and the
+    action URL names the agent, so ``/action`` answers as it with no read."""
     base = settings.require(settings.relay_public_url, names.RELAY_PUBLIC_URL)
     url = call_tokens.relay_url(base, socket.call_sid, socket.token, socket.session) if socket.token else base
     return _xml(
         twiml.connect(
             agent,
             relay_url=url,
-            action_url=_url(settings, "/action"),
+            action_url=_url(settings, "/action", agent_choice.agent_query(socket.agent)),
             greeting=greeting,
             parameters=parameters,
             plan=plan,
@@ -222,7 +244,7 @@ def _relay(
     )
 
 
-def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings, call_sid: str) -> Response:
+def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings, call: _Socket) -> Response:
     """The TwiML for what ``call_flow.decide`` decided at the end of a relay session."""
     match decision:
         case call_flow.Reconnect():
@@ -230,7 +252,7 @@ def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings
             params = {**decision.parameters, "reconnectAttempt": str(decision.attempt)}
             if decision.call_token:
                 params[CALL_TOKEN_PARAMETER] = decision.call_token
-            socket = _Socket(call_sid, decision.call_token, session=decision.attempt)
+            socket = _Socket(call.call_sid, decision.call_token, session=decision.attempt, agent=call.agent)
             greeting = agent.lines.reconnect_greeting
             return _relay(agent, settings, greeting=greeting, parameters=params, plan=decision.plan, socket=socket)
         case call_flow.Transfer():
@@ -238,8 +260,16 @@ def _answer(decision: call_flow.Decision, agent: AgentConfig, settings: Settings
             reason_code = decision.handoff.get("reasonCode")
             _count_configuration_error(reason_code)
             logger.info("transferring to a person", extra={"reason_code": reason_code})
-            dial_status = _url(settings, "/dial-status")
-            return _xml(twiml.transfer(agent, dial_action_url=dial_status, language=decision.language))
+            return _xml(
+                handoff.transfer(
+                    agent,
+                    decision.handoff,
+                    dial_action_url=_url(settings, "/dial-status", agent_choice.agent_query(call.agent)),
+                    whisper_url=_url(settings, "/whisper"),
+                    agent_name=call.agent,
+                    language=decision.language,
+                )
+            )
         case call_flow.Goodbye():
             _count_configuration_error(decision.reason_code)
             return _xml(twiml.goodbye(agent, say=decision.say, language=decision.language))
