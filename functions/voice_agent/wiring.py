@@ -228,6 +228,7 @@ def warm_model_once() -> None:
 def relay() -> Relay:
     from voice_agent.core.key_entry import KeyEntry
     from voice_agent.core.relay import Relay
+    from voice_agent.core.speculation import Speculator
 
     # Its own engine (not turn_engine()'s): whoever rebuilds the relay rebuilds what it speaks through.
     store, out, engine, schedule = session_store(), sender(), _new_turn_engine(), timer_scheduler()
@@ -236,8 +237,19 @@ def relay() -> Relay:
         return engine.run_prompt(connection_id, note, budget, call_sid=call_sid, shown=shown)
 
     keys = KeyEntry(store=store, agent=agent(), run_turn=run_keys_turn, schedule=schedule)
+    preemption = agent().preemption
+    speculator = None
+    if preemption.enabled:
+        speculator = Speculator(store=store, engine=engine, config=preemption)
     return Relay(
-        store=store, engine=engine, sender=out, agent=agent(), warm_model=warm_model_once, keys=keys, timers=schedule
+        store=store,
+        engine=engine,
+        sender=out,
+        agent=agent(),
+        warm_model=warm_model_once,
+        keys=keys,
+        timers=schedule,
+        speculator=speculator,
     )
 
 

@@ -83,12 +83,12 @@ def test_a_known_call_reads_its_history_while_taking_the_generation(
 ) -> None:
     model.say("First answer.", "Second answer.")
     probe = Overlap(bound, sender)
-    engine = engine_for(probe.as_store, sender, model)
-    engine.run_prompt(CONN, "First question", budget())
+    engine_for(probe.as_store, sender, model).run_prompt(CONN, "First question", budget())
     without_hint = probe.history_during_start_turn
     probe.history_started.clear()
     requests.reset()
-    outcome = engine.run_prompt(CONN, "Second question", budget(), call_sid=CALL)
+    # Another execution environment (it holds no history for the connection) knows the call.
+    outcome = engine_for(probe.as_store, sender, model).run_prompt(CONN, "Second question", budget(), call_sid=CALL)
     assert without_hint is False  # no hint: the generation first, then the history
     assert probe.history_during_start_turn is True
     assert outcome.status == "completed"
@@ -98,6 +98,33 @@ def test_a_known_call_reads_its_history_while_taking_the_generation(
         ("user", "Second question"),
     ]
     assert requests.by_operation() == {"UpdateItem": 1 + outcome.posts, "Query": 1, "PutItem": 2}
+
+
+def test_the_next_turn_here_makes_one_round_trip_before_the_model(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel, requests: RequestCounter
+) -> None:
+    # Issue 15: the environment keeps the history its last turn on the connection left; the
+    # generation update (which it takes anyway) shows nothing changed since, so no query.
+    model.say("First answer.", "Second answer.", "Third answer.")
+    engine = engine_for(bound, sender, model)
+    engine.run_prompt(CONN, "First question", budget(), call_sid=CALL)
+    requests.reset()
+    seen: list[dict[str, int]] = []
+    model.on_request = lambda _request: seen.append(dict(requests.by_operation()))
+    outcome = engine.run_prompt(CONN, "Second question", budget(), call_sid=CALL)
+    assert outcome.status == "completed"
+    assert seen == [{"UpdateItem": 1}]  # before the model request: the generation, nothing else
+    assert requests.by_operation() == {"UpdateItem": 1 + outcome.posts, "PutItem": 2}
+    assert [(m.role, m.content) for m in model.requests[1].messages[1:]] == [
+        ("user", "First question"),
+        ("assistant", "First answer."),
+        ("user", "Second question"),
+    ]
+    # An interrupt after the reply (another environment's) takes a generation: the next turn
+    # cannot know what it stored, and reads the history (the marker is in it).
+    bound.record_interrupt(CONN, "Second", 300)
+    engine.run_prompt(CONN, "Third question", budget(), call_sid=CALL)
+    assert ("assistant", "Second") in [(m.role, m.content) for m in model.requests[2].messages]
 
 
 def test_a_wrong_hint_never_gives_a_wrong_history(
@@ -317,6 +344,7 @@ def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: R
             carried: tuple[str, ...] = (),
             lang: str | None = None,
             shown: str | None = None,
+            speculated: bool = False,
         ) -> TurnOutcome:
             hints.append(call_sid)
             return TurnOutcome(status=TurnStatus.COMPLETED)

@@ -7,7 +7,8 @@
 |                    | store is down, ``end`` the session asking ``/action`` for a restart; a   |
 |                    | second setup on a bound socket is ignored (a socket keeps its call)      |
 | ``prompt`` last    | a turn (``turn_engine``)                                                 |
-| ``prompt`` partial | ignored (cumulative partials; the final one repeats the text); warms    |
+| ``prompt`` partial | warms the model; may start a speculative turn (``speculation``), which  |
+|                    | speaks only once the final prompt confirms the same words              |
 | ``dtmf``           | the human key: handoff to a person; any other key: a note to the model  |
 | ``interrupt``      | cancel the speaking reply, store what the caller heard                   |
 | ``error``          | logged (Twilio rejected something we sent); the call goes on            |
@@ -35,6 +36,7 @@ from voice_agent.core.key_entry import KeyEntry
 from voice_agent.core.model import GREETING_GENERATION, CallSession, TurnKey, TurnRecord
 from voice_agent.core.ports import RelayStore, Sender
 from voice_agent.core.silence import TimerScheduler, playback_s, words_in
+from voice_agent.core.speculation import Speculator
 from voice_agent.core.turn_engine import TurnEngine
 from voice_agent.core.turn_states import TurnOutcome, TurnStatus
 from voice_agent.errors import (
@@ -91,8 +93,10 @@ class Relay:
         keys: KeyEntry | None = None,
         timers: TimerScheduler | None = None,
         clock: Clock | None = None,
+        speculator: Speculator | None = None,
     ) -> None:
         self._store = store
+        self._speculator = speculator  # speculative turns on partial prompts (None: preemption off)
         self._clock = clock or SystemClock()
         self._engine = engine
         self._sender = sender
@@ -152,15 +156,29 @@ class Relay:
 
     def _on_prompt(self, connection_id: str, prompt: Prompt, budget: Budget) -> HandledFrame:
         if not prompt.last:
-            self._warm_model()  # the caller is still talking: get the connection ready
-            return HandledFrame(kind="prompt", ignored=True)
+            return self._on_partial(connection_id, prompt, budget)
         if not prompt.voice_prompt.strip():
             logger.info("empty prompt ignored")
             return HandledFrame(kind="prompt", ignored=True)
         logger.info("prompt", extra={"speech": text_summary(prompt.voice_prompt), "lang": prompt.lang})
         outcome = self._engine.run_prompt(
-            connection_id, prompt.voice_prompt, budget, call_sid=self._calls.get(connection_id), lang=prompt.lang
+            connection_id,
+            prompt.voice_prompt,
+            budget,
+            call_sid=self._calls.get(connection_id),
+            lang=prompt.lang,
+            speculated=self._speculator is not None,
         )
+        return self._turn(connection_id, "prompt", outcome, budget)
+
+    def _on_partial(self, connection_id: str, prompt: Prompt, budget: Budget) -> HandledFrame:
+        """The caller is still talking: get the model connection ready, and maybe speculate."""
+        self._warm_model()
+        if self._speculator is None or not prompt.voice_prompt.strip():
+            return HandledFrame(kind="prompt", ignored=True)
+        outcome = self._speculator.on_partial(connection_id, prompt.voice_prompt, budget, prompt.lang)
+        if outcome is None:
+            return HandledFrame(kind="prompt", ignored=True)
         return self._turn(connection_id, "prompt", outcome, budget)
 
     def _on_setup(self, connection_id: str, setup: Setup, budget: Budget) -> HandledFrame:

@@ -98,6 +98,7 @@ class Speaker:
 
     def persist(self, turn: Turn, records: Sequence[TurnRecord]) -> None:
         if records:
+            turn.written.extend(records)
             quietly(lambda: self._store.put_turns(turn.ticket.call_sid, records))
 
     def mark_gone(self, connection_id: str) -> None:
