@@ -96,6 +96,7 @@ def run(args: argparse.Namespace, report: IO[str], log_path: Path) -> dict[str, 
             call_turns=2,
             greeting_s=0.3,
             miss_turns=2,
+            partial_turns=2,
             network_turns=2,
             pace="burst",
         )
@@ -176,6 +177,8 @@ async def _latency(live: Any, o: Any, results: dict[str, Any], say: Callable[[st
     plain: list[Any] = await live.interleaved("lat", turns=o.turns, tokens=o.short_tokens)
     results["latency"] = latency_figure(plain, o.ttft_s)
     results["latency"]["round_trips_ms"] = _round_trips(live)
+    if o.partial_turns:
+        results["latency_partials"] = await _partials(live, o, say)
     if o.miss_turns:
         say(f"   ... and {o.miss_turns} on connections this process has not seen ...")
         miss = await live.interleaved("miss", turns=o.miss_turns, tokens=o.short_tokens, forget=True)
@@ -194,6 +197,36 @@ async def _latency(live: Any, o: Any, results: dict[str, Any], say: Callable[[st
             "unseen": latency_figure(unseen, o.ttft_s),
         }
     return plain
+
+
+async def _partials(live: Any, o: Any, say: Callable[[str], None]) -> dict[str, Any]:
+    """Figure 1p: the caller's words arrive as partial prompts first (150 ms apart, the final
+    prompt 500 ms after the last), so the project may speculate; both sides timed from the final.
+    Then turns whose final prompt adds a word the partials never had (the speculation must not be
+    heard: the reply is checked against the final words)."""
+    from bench.live import latency_figure
+    from voice_agent.core.speculation import STATS
+
+    say(f"   ... and {o.partial_turns} with partial prompts first (speculation) ...")
+    STATS.reset()
+    same = await live.interleaved("part", turns=o.partial_turns, tokens=o.short_tokens, partials="same")
+    confirmed = STATS.snapshot()
+    differs_turns = max(2, o.partial_turns // 5)
+    STATS.reset()
+    differs = await live.interleaved("diff", turns=differs_turns, tokens=o.short_tokens, partials="differs")
+    superseded = STATS.snapshot()
+    spoken = o.short_tokens * sum(r.side == "project" for r in [*same, *differs])
+    unspoken = int(confirmed["tokens_unspoken"]) + int(superseded["tokens_unspoken"])  # type: ignore[call-overload]
+    return {
+        "same": latency_figure(same, o.ttft_s),
+        "same_speculation": confirmed,
+        "differs": latency_figure(differs, o.ttft_s),
+        "differs_speculation": superseded,
+        "tokens_spoken": spoken,
+        "tokens_unspoken": unspoken,
+        "unspoken_share": round(unspoken / (spoken + unspoken), 3) if spoken + unspoken else 0.0,
+        "early_frames": sum(r.timing.early_frames for r in [*same, *differs]),
+    }
 
 
 async def _bedrock_path(live: Any, o: Any, say: Callable[[str], None]) -> dict[str, Any]:

@@ -172,7 +172,9 @@ def test_a_newer_final_prompt_after_the_confirmed_one_takes_over(
     newer = relay.handle(CONN, prompt("Never mind, goodbye", last=True), budget())
     old = speculating.result(WAIT_S)
     assert newer.outcome is not None and newer.outcome.status == TurnStatus.COMPLETED
-    assert old.outcome is not None and old.outcome.status == TurnStatus.INTERRUPTED
+    # Either it saw its confirmation and then lost its claims, or it saw only the newer turn (whose
+    # words then include the confirmed ones, still unanswered): never both replies.
+    assert old.outcome is None or old.outcome.status == TurnStatus.INTERRUPTED
     assert said(sender).endswith("Bye for now.")
     last_frames = [m for c, m in sender.messages if isinstance(m, Text) and m.last]
     assert len(last_frames) == 1  # one reply closed; the superseded one sent no ``last``

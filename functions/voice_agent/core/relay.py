@@ -128,6 +128,7 @@ class Relay:
         """Forget which call each connection belongs to, as a new execution environment would
         (tests and the benchmark measure that path)."""
         self._calls.clear()
+        self._engine.forget_histories()
 
     def _dispatch(self, connection_id: str, message: object, budget: Budget) -> HandledFrame:
         match message:

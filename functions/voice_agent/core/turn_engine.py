@@ -221,6 +221,10 @@ class TurnEngine:
             early.cancel()  # a no-op once it has started; its result is ignored
         return self._store.load_history(ticket.call_sid, self._agent.max_history_items)
 
+    def forget_histories(self) -> None:
+        """Drop every history this environment kept, as a new execution environment would."""
+        self._history.forget()
+
     def _system_prompt(self, lang: str | None) -> str:
         """The system prompt, and the language the caller's words were heard in (when Twilio says)."""
         if not lang:
