@@ -222,11 +222,22 @@ async def _partials(live: Any, o: Any, say: Callable[[str], None]) -> dict[str, 
         "same_speculation": confirmed,
         "differs": latency_figure(differs, o.ttft_s),
         "differs_speculation": superseded,
+        "project_turns": sum(r.side == "project" for r in same),
+        "partials_per_turn": _mean_words(same),
+        "opens_per_turn": round(int(confirmed["opened"]) / max(1, sum(r.side == "project" for r in same)), 2),  # type: ignore[call-overload]
         "tokens_spoken": spoken,
         "tokens_unspoken": unspoken,
         "unspoken_share": round(unspoken / (spoken + unspoken), 3) if spoken + unspoken else 0.0,
         "early_frames": sum(r.timing.early_frames for r in [*same, *differs]),
     }
+
+
+def _mean_words(records: list[Any]) -> float:
+    """Partials a project turn sent: one a word of what the caller said."""
+    from bench.llm import prompt
+
+    said = [len(prompt(r.call, r.turn, 12).split()) for r in records if r.side == "project"]
+    return round(sum(said) / len(said), 2) if said else 0.0
 
 
 async def _bedrock_path(live: Any, o: Any, say: Callable[[str], None]) -> dict[str, Any]:

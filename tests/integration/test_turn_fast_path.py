@@ -127,6 +127,33 @@ def test_the_next_turn_here_makes_one_round_trip_before_the_model(
     assert ("assistant", "Second") in [(m.role, m.content) for m in model.requests[2].messages]
 
 
+def test_without_partials_the_model_request_leaves_before_the_generation_is_taken(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel, requests: RequestCounter
+) -> None:
+    model.say("First answer.", "Second answer.", "Unheard.", "Third answer.")
+    engine = engine_for(bound, sender, model)
+    engine.run_prompt(CONN, "First question", budget(), call_sid=CALL, prestart=True)
+    requests.reset()
+    seen: list[dict[str, int]] = []
+    model.on_request = lambda _request: seen.append(dict(requests.by_operation()))
+    outcome = engine.run_prompt(CONN, "Second question", budget(), call_sid=CALL, prestart=True)
+    assert outcome.status == "completed" and said_of(sender).endswith("Second answer.")
+    assert seen == [{}]  # no DynamoDB round trip before the model request
+    assert len(model.requests) == 2  # the early request was the turn's: no second one
+    # The guess is wrong (an interrupt took a generation meanwhile): the early request is
+    # cancelled and the turn asks again with the history as stored, marker included.
+    bound.record_interrupt(CONN, "Second", 300)
+    outcome = engine.run_prompt(CONN, "Third question", budget(), call_sid=CALL, prestart=True)
+    assert outcome.status == "completed" and said_of(sender).endswith("Third answer.")
+    assert "Unheard." not in said_of(sender)
+    assert model.requests[2].messages != model.requests[3].messages
+    assert ("assistant", "Second") in [(m.role, m.content) for m in model.requests[3].messages]
+
+
+def said_of(sender: RecordingSender) -> str:
+    return "".join(m.token for _, m in sender.messages if isinstance(m, Text))
+
+
 def test_a_wrong_hint_never_gives_a_wrong_history(
     bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
 ) -> None:
@@ -345,6 +372,7 @@ def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: R
             lang: str | None = None,
             shown: str | None = None,
             speculated: bool = False,
+            prestart: bool = False,
         ) -> TurnOutcome:
             hints.append(call_sid)
             return TurnOutcome(status=TurnStatus.COMPLETED)

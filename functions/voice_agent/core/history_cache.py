@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from voice_agent.core.model import OnAir, TurnRecord, TurnTicket
 
@@ -28,6 +28,16 @@ class _Entry:
     call_sid: str
     generation: int  # the turn that left this history; the next turn on the socket takes generation + 1
     records: tuple[TurnRecord, ...]
+    ticket: TurnTicket  # that turn's
+
+
+@dataclass(frozen=True, slots=True)
+class Guess:
+    """What the next turn on a connection will most likely find: its ticket (the generation after
+    the last one here, that reply on the air in full, only its own words unanswered) and history."""
+
+    ticket: TurnTicket
+    history: list[TurnRecord]
 
 
 class HistoryCache:
@@ -54,6 +64,17 @@ class HistoryCache:
             return None
         return list(entry.records)
 
+    def guess(self, connection_id: str, call_sid: str, text: str) -> Guess | None:
+        """The next turn's likely ticket and history, before its generation is taken (the model
+        request can leave first; the turn checks the guess against the real ticket)."""
+        with self._lock:
+            entry = self._items.get(connection_id)
+        if entry is None or entry.call_sid != call_sid:
+            return None
+        on_air = OnAir(generation=entry.generation, text="", done=True)
+        ticket = replace(entry.ticket, generation=entry.generation + 1, on_air=on_air, unanswered=(text,), spec=None)
+        return Guess(ticket, list(entry.records))
+
     def keep(
         self, ticket: TurnTicket, history: Sequence[TurnRecord], written: Sequence[TurnRecord], max_items: int
     ) -> None:
@@ -67,7 +88,7 @@ class HistoryCache:
             current = self._items.get(connection_id)
             if current is not None and current.generation > ticket.generation:
                 return  # a newer turn here already left its history
-            self._items[connection_id] = _Entry(ticket.call_sid, ticket.generation, records)
+            self._items[connection_id] = _Entry(ticket.call_sid, ticket.generation, records, ticket)
             self._items.move_to_end(connection_id)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)

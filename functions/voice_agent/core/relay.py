@@ -105,6 +105,7 @@ class Relay:
         self._keys = keys  # collects several keys as one answer (the collect_keys tool)
         self._timers = timers  # the greeting's silence timer and the call watch
         self._calls = _CallCache()
+        self._partials = _PartialsSeen()
 
     def handle(self, connection_id: str, frame: str | bytes | None, budget: Budget) -> HandledFrame:
         # Log lines carry the call id from the first line on whenever this execution environment
@@ -169,12 +170,14 @@ class Relay:
             call_sid=self._calls.get(connection_id),
             lang=prompt.lang,
             speculated=self._speculator is not None,
+            prestart=self._partials.take(connection_id) or self._speculator is None,
         )
         return self._turn(connection_id, "prompt", outcome, budget)
 
     def _on_partial(self, connection_id: str, prompt: Prompt, budget: Budget) -> HandledFrame:
         """The caller is still talking: get the model connection ready, and maybe speculate."""
         self._warm_model()
+        self._partials.heard(connection_id)
         if self._speculator is None or not prompt.voice_prompt.strip():
             return HandledFrame(kind="prompt", ignored=True)
         outcome = self._speculator.on_partial(connection_id, prompt.voice_prompt, budget, prompt.lang)
@@ -400,3 +403,30 @@ class _CallCache:
             self._items.move_to_end(connection_id)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
+
+
+class _PartialsSeen:
+    """Connections with a partial prompt since their last final one, in this environment: their
+    final prompt may be answered by a speculation, so it starts no model request before its turn
+    start says (a final without partials, here, starts it at once: ``TurnEngine.run_prompt``).
+    Another environment's partials are not seen: that final's early request is cancelled as soon
+    as its turn start shows a speculation answers it."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._items: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def heard(self, connection_id: str) -> None:
+        with self._lock:
+            self._items[connection_id] = None
+            self._items.move_to_end(connection_id)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def take(self, connection_id: str) -> bool:
+        """True if no partial came on the connection since the last final prompt (and forget them)."""
+        with self._lock:
+            seen = connection_id in self._items
+            self._items.pop(connection_id, None)
+        return not seen

@@ -88,6 +88,21 @@ _SETUP_RACE_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.75)
 
 
 @dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A model request started before the turn's generation was taken, and what it asked."""
+
+    request: ChatRequest
+    pump: ModelPump
+
+
+def _drop(early: Future[list[TurnRecord]] | None, ahead: _Ahead | None) -> None:
+    if early is not None:
+        early.cancel()  # a no-op once it has started; its result is ignored
+    if ahead is not None:
+        ahead.pump.cancel()
+
+
+@dataclass(frozen=True, slots=True)
 class _RoundResult:
     step: Step
     tool_calls: tuple[ToolCall, ...] = ()
@@ -147,6 +162,7 @@ class TurnEngine:
         lang: str | None = None,
         shown: str | None = None,
         speculated: bool = False,
+        prestart: bool = False,
     ) -> TurnOutcome:
         """Answer one final ``prompt`` (or a key press turned into a note).
 
@@ -158,15 +174,18 @@ class TurnEngine:
         and told to the model). ``shown``: what the call's transcript shows for the caller's message
         instead of ``text`` (keys keyed in). ``speculated``: a caller's final prompt, which a
         speculation on the same words may already be answering (``core/speculation.py``).
+        ``prestart``: no speculation is expected (no partial prompt came before); with the history
+        this environment kept for the connection, the model request leaves before the generation
+        is taken (``_ahead``), and no DynamoDB round trip is left before it.
         """
         started = self._clock.monotonic()
         early: Future[list[TurnRecord]] | None = None
         if call_sid and not self._history.knows(connection_id):
             early = self._beside(self._store.load_history, call_sid, self._agent.max_history_items)
+        ahead = self._ahead(connection_id, call_sid, text, carried, lang) if prestart else None
         turn = self._begin(connection_id, started, budget, text)
         if isinstance(turn, TurnOutcome) or (speculated and answered_by_speculation(turn.ticket)):
-            if early is not None:
-                early.cancel()
+            _drop(early, ahead)
             if isinstance(turn, TurnOutcome):
                 return turn
             logger.info("final prompt confirms the speculation; it speaks")
@@ -174,12 +193,35 @@ class TurnEngine:
         try:
             history = self._history_for(turn, early, call_sid)
         except StoreUnavailableError:
+            _drop(None, ahead)
             self._speaker.post(turn, Text(self._agent.lines.apology, last=True), claim=False)
             return self._outcome(turn, TurnStatus.STORE_ERROR, "history")
         turn.read = tuple(history)
         messages = self.messages_for(turn.ticket, history, text, carried, lang)
         turn.guard.heard_before(m.content for m in messages if m.role == "assistant")
-        return self._converse(turn, messages, self.user_record(turn.ticket, text, lang, shown))
+        pump = None
+        if ahead is not None:
+            if ahead.request == self.first_request(messages, turn.ticket.direction):
+                pump = ahead.pump  # the request that left before the generation was taken is this turn's
+            else:
+                _drop(None, ahead)  # something changed since the last turn here: ask again
+        return self._converse(turn, messages, self.user_record(turn.ticket, text, lang, shown), first_pump=pump)
+
+    def _ahead(
+        self, connection_id: str, call_sid: str | None, text: str, carried: tuple[str, ...], lang: str | None
+    ) -> _Ahead | None:
+        """Start the model request before the generation is taken, on the history this environment
+        kept for the connection (``HistoryCache.guess``): the turn keeps it only if the request it
+        builds from the real ticket and history is the same one."""
+        guess = self._history.guess(connection_id, call_sid, text) if call_sid else None
+        if guess is None:
+            return None
+        messages = self.messages_for(guess.ticket, guess.history, text, carried, lang)
+        request = self.first_request(messages, guess.ticket.direction)
+        try:
+            return _Ahead(request, self.start_model(request))
+        except LLMError:
+            return None
 
     def messages_for(
         self,
