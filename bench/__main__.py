@@ -205,18 +205,18 @@ async def _partials(live: Any, o: Any, say: Callable[[str], None]) -> dict[str, 
     Then turns whose final prompt adds a word the partials never had (the speculation must not be
     heard: the reply is checked against the final words)."""
     from bench.live import latency_figure
-    from voice_agent.core.speculation import STATS
 
     say(f"   ... and {o.partial_turns} with partial prompts first (speculation) ...")
-    STATS.reset()
+    stats = _speculation_stats()
+    stats.reset()
     same = await live.interleaved("part", turns=o.partial_turns, tokens=o.short_tokens, partials="same")
-    confirmed = STATS.snapshot()
+    confirmed = stats.snapshot()
     differs_turns = max(2, o.partial_turns // 5)
-    STATS.reset()
+    stats.reset()
     differs = await live.interleaved("diff", turns=differs_turns, tokens=o.short_tokens, partials="differs")
-    superseded = STATS.snapshot()
+    superseded = stats.snapshot()
     spoken = o.short_tokens * sum(r.side == "project" for r in [*same, *differs])
-    unspoken = int(confirmed["tokens_unspoken"]) + int(superseded["tokens_unspoken"])  # type: ignore[call-overload]
+    unspoken = int(confirmed["tokens_unspoken"]) + int(superseded["tokens_unspoken"])
     return {
         "same": latency_figure(same, o.ttft_s),
         "same_speculation": confirmed,
@@ -224,12 +224,30 @@ async def _partials(live: Any, o: Any, say: Callable[[str], None]) -> dict[str, 
         "differs_speculation": superseded,
         "project_turns": sum(r.side == "project" for r in same),
         "partials_per_turn": _mean_words(same),
-        "opens_per_turn": round(int(confirmed["opened"]) / max(1, sum(r.side == "project" for r in same)), 2),  # type: ignore[call-overload]
+        "opens_per_turn": round(int(confirmed["opened"]) / max(1, sum(r.side == "project" for r in same)), 2),
         "tokens_spoken": spoken,
         "tokens_unspoken": unspoken,
         "unspoken_share": round(unspoken / (spoken + unspoken), 3) if spoken + unspoken else 0.0,
         "early_frames": sum(r.timing.early_frames for r in [*same, *differs]),
     }
+
+
+class _NoSpeculation:
+    """A runtime without speculation (the benchmark run over an older ``functions/``)."""
+
+    def reset(self) -> None:
+        pass
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"opened": 0, "requests": 0, "ended": {}, "tokens_unspoken": 0, "polls": 0, "wait_s": 0.0}
+
+
+def _speculation_stats() -> Any:
+    try:
+        from voice_agent.core.speculation import STATS
+    except ImportError:
+        return _NoSpeculation()
+    return STATS
 
 
 def _mean_words(records: list[Any]) -> float:
