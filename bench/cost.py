@@ -28,7 +28,7 @@ class Usage:
 
     frames_per_reply: float = 7.0  # PostToConnection calls for a reply of Assumptions.reply_tokens
     dynamodb_writes_per_turn: float = 3.0  # the generation, the caller's message, the agent's message
-    dynamodb_reads_per_turn: float = 1.0  # the history query
+    dynamodb_reads_per_turn: float = 0.33  # the history query, only when the environment kept no history
     dynamodb_claims_per_frame: float = 1.0  # the interrupt check before each posted frame (a conditional write)
     # /voice 1 (the call's token); $connect 2 (it notes the socket's call); setup 3 (call, connection,
     # greeting); the session's end 1 (its claim); $disconnect 1; /action 1
@@ -40,17 +40,18 @@ class Usage:
 @dataclass(frozen=True, slots=True)
 class Speculation:
     """What partial prompts and speculative turns add per caller turn (issue 15; ``make bench``'s
-    figure 1p counts them, these defaults are its counts on this version, scaled to an utterance of
-    ten partials). Set ``partials_per_turn`` to 0 for an agent with ``partial_prompts`` off."""
+    figure 1p counts them; these defaults are its counts on this version, where the final prompt
+    always repeated the last partial). Set ``partials_per_turn`` to 0 for an agent with
+    ``partial_prompts`` off."""
 
-    partials_per_turn: float = 10.0  # Twilio's partials for one utterance (every 200-300 ms over ~2.5 s)
-    opens_per_turn: float = 9.0  # partials with enough words: one conditional write each (refused ones too)
-    reads_per_turn: float = 30.0  # consistent GetItem of the connection: stability checks, polls while waiting
+    partials_per_turn: float = 11.4  # Twilio's partials for one utterance (the bench: a word each, 11.4 words)
+    opens_per_turn: float = 10.4  # partials with enough words: one conditional write each (refused ones too)
+    reads_per_turn: float = 28.0  # consistent GetItem of the connection: stability checks, polls while waiting
     closes_per_turn: float = 1.0  # the slot's removal
-    requests_per_turn: float = 1.2  # speculative model requests (a confirmed one is the turn's own)
-    confirmed_per_turn: float = 0.8  # turns answered from a speculation (no request of their own)
-    unspoken_share: float = 0.05  # output tokens generated and never spoken, of all generated
-    seconds_per_turn: float = 2.4  # invocation time partials add: stability windows and waits
+    requests_per_turn: float = 1.0  # speculative model requests (a confirmed one is the turn's own)
+    confirmed_per_turn: float = 1.0  # turns answered from a speculation (no request of their own)
+    unspoken_share: float = 0.073  # output tokens generated and never spoken, of all generated
+    seconds_per_turn: float = 2.5  # invocation time partials add: stability windows and waits
 
 
 @dataclass(frozen=True, slots=True)
