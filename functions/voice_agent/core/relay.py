@@ -331,6 +331,7 @@ class Relay:
         return self._turn(connection_id, "dtmf", outcome, budget)
 
     def _on_interrupt(self, connection_id: str, interrupt: Interrupt) -> None:
+        self._engine.forget_histories(connection_id)  # it takes a generation: the kept history is stale
         outcome = self._store.record_interrupt(
             connection_id, interrupt.utterance_until_interrupt, interrupt.duration_until_interrupt_ms
         )

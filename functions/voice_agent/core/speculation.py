@@ -41,7 +41,7 @@ from voice_agent.core.speculation_rules import SpecState, confirms, ends_a_sente
 from voice_agent.core.turn_engine import TurnEngine
 from voice_agent.core.turn_states import TurnOutcome
 from voice_agent.errors import LLMError, StoreUnavailableError
-from voice_agent.log import logger
+from voice_agent.log import bind, logger
 
 # Seconds the slot outlives the speculation's own wait: after that, a slot an invocation left when
 # it died (it always removes its own otherwise) no longer blocks the next speculation.
@@ -207,6 +207,7 @@ class Speculator:
         if opened is None:
             logger.debug("speculation not opened", extra={"state": SpecState.REFUSED})
             return None
+        bind(call_sid=opened.call_sid)
         now = self._clock.monotonic()
         deadline = min(now + c.stable_s + c.max_wait_s, budget.deadline - c.min_turn_budget_s)
         return _Run(connection_id, spec_id, fp, opened, now, budget, deadline, lang)

@@ -203,8 +203,9 @@ class TurnEngine:
         if ahead is not None:
             if ahead.request == self.first_request(messages, turn.ticket.direction):
                 pump = ahead.pump  # the request that left before the generation was taken is this turn's
-            else:
-                _drop(None, ahead)  # something changed since the last turn here: ask again
+            else:  # something changed since the last turn here (another environment's frames): ask again
+                logger.info("early model request discarded; the connection changed since its last turn here")
+                _drop(None, ahead)
         return self._converse(turn, messages, self.user_record(turn.ticket, text, lang, shown), first_pump=pump)
 
     def _ahead(
@@ -263,9 +264,11 @@ class TurnEngine:
             early.cancel()  # a no-op once it has started; its result is ignored
         return self._store.load_history(ticket.call_sid, self._agent.max_history_items)
 
-    def forget_histories(self) -> None:
-        """Drop every history this environment kept, as a new execution environment would."""
-        self._history.forget()
+    def forget_histories(self, connection_id: str | None = None) -> None:
+        """Drop the history this environment kept for a connection (an interrupt here: the next
+        turn's guess would be wrong, and its early request wasted), or every one, as a new
+        execution environment would."""
+        self._history.forget(connection_id)
 
     def _system_prompt(self, lang: str | None) -> str:
         """The system prompt, and the language the caller's words were heard in (when Twilio says)."""
