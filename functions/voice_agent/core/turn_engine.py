@@ -480,14 +480,21 @@ class TurnEngine:
     def _finish(self, turn: Turn) -> TurnOutcome:
         """The model is done: the rest of the text goes out with ``last: true``."""
         rest = turn.coalescer.flush() or ""
+        ticket = turn.ticket
+        # Kept before ``last`` goes out (the caller's next prompt cannot come sooner), dropped again
+        # if the closing frame's claim fails (something took a generation: the guess would be stale).
+        turn.on_reply_stored = lambda: self._history.keep(
+            ticket, turn.read, turn.written, self._agent.max_history_items
+        )
         step = self._speaker.speak(turn, rest, last=True, store_reply=True)
+        if step not in (Step.OK, Step.LIMIT):
+            self._history.forget(ticket.connection_id)
         if step == Step.REFUSED:
             return self._stop(turn, _RoundResult(Step.REFUSED))
         if step not in (Step.OK, Step.LIMIT):  # LIMIT: ``last`` went out with the truncated text
             return self._stop(turn, _RoundResult(step))
         self._speaker.persist_reply(turn)
         self._after_last(turn)
-        self._history.keep(turn.ticket, turn.read, turn.written, self._agent.max_history_items)
         return self._outcome(turn, TurnStatus.COMPLETED)
 
     def _after_last(self, turn: Turn) -> None:

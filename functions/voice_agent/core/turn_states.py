@@ -7,7 +7,7 @@ first step that is not ``OK`` into the turn's *outcome* through ``STOPS``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -109,6 +109,9 @@ class Turn:
     reply_stored: bool = False  # the final assistant message is stored (before its ``last``)
     written: list[TurnRecord] = field(default_factory=list)  # every message this turn stored
     read: tuple[TurnRecord, ...] = ()  # the stored history the turn answered from
+    # Called once the reply is stored, before the claim of its closing frame (the engine keeps the
+    # history there: a next prompt can only follow ``last``).
+    on_reply_stored: Callable[[], None] | None = None
 
     def take_key(self) -> TurnKey:
         key = TurnKey(self.ticket.conn_seq, self.ticket.generation, self.next_part)
