@@ -22,6 +22,7 @@ from tests.integration.test_turn_engine import CONN, LONG, SETUP, budget, engine
 from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply, words
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT
+from voice_agent.agent.preemption import Preemption
 from voice_agent.core.budget import Budget
 from voice_agent.core.history import assemble_history
 from voice_agent.core.model import GREETING_GENERATION, ToolCall, TurnKey, TurnRecord, TurnTicket
@@ -131,7 +132,8 @@ def test_without_partials_the_model_request_leaves_before_the_generation_is_take
     bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel, requests: RequestCounter
 ) -> None:
     model.say("First answer.", "Second answer.", "Unheard.", "Third answer.")
-    engine = engine_for(bound, sender, model)
+    eager = dataclasses.replace(AGENT, preemption=Preemption(early_request=True))
+    engine = engine_for(bound, sender, model, eager)
     engine.run_prompt(CONN, "First question", budget(), call_sid=CALL, prestart=True)
     requests.reset()
     seen: list[dict[str, int]] = []

@@ -25,3 +25,8 @@ class Preemption:
     # A speculation gives up once less than this is left of its invocation's 29 s, so the turn it
     # may still have to run has the time an ordinary turn would.
     min_turn_budget_s: float = 15.0
+    # A final prompt with no partial before it sends the model request before taking its generation,
+    # on the history this environment kept (``TurnEngine._ahead``). Off by default: when another
+    # environment or socket handled a frame of the call in between, the request is discarded after
+    # the model has received it (a request paid for, and seen by the model, that nobody hears).
+    early_request: bool = False

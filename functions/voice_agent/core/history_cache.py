@@ -52,14 +52,16 @@ class HistoryCache:
         with self._lock:
             return connection_id in self._items
 
-    def history(self, connection_id: str, call_sid: str, after: int, on_air: OnAir) -> list[TurnRecord] | None:
+    def history(
+        self, connection_id: str, call_sid: str, after: int, on_air: OnAir, *, newer_socket: bool = False
+    ) -> list[TurnRecord] | None:
         """The history, if nothing can have changed it since generation ``after`` finished here:
         the turn asking took ``after + 1`` (or a speculation saw ``gen = after``), and the reply on
         the air is generation ``after``'s, sent in full."""
         with self._lock:
             entry = self._items.get(connection_id)
-        if entry is None or entry.call_sid != call_sid or entry.generation != after:
-            return None
+        if entry is None or entry.call_sid != call_sid or entry.generation != after or newer_socket:
+            return None  # (a newer socket of the call writes its turns without this one's generation)
         if on_air.generation != after or not on_air.done:
             return None
         return list(entry.records)

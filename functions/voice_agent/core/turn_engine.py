@@ -182,7 +182,8 @@ class TurnEngine:
         early: Future[list[TurnRecord]] | None = None
         if call_sid and not self._history.knows(connection_id):
             early = self._beside(self._store.load_history, call_sid, self._agent.max_history_items)
-        ahead = self._ahead(connection_id, call_sid, text, carried, lang) if prestart else None
+        early_request = prestart and self._agent.preemption.early_request
+        ahead = self._ahead(connection_id, call_sid, text, carried, lang) if early_request else None
         turn = self._begin(connection_id, started, budget, text)
         if isinstance(turn, TurnOutcome) or (speculated and answered_by_speculation(turn.ticket)):
             _drop(early, ahead)
@@ -246,7 +247,9 @@ class TurnEngine:
     def history_for(self, ticket: TurnTicket, after: int) -> list[TurnRecord]:
         """The call's history as generation ``after`` left it: from this environment's cache when
         the connection item shows nothing changed since, else one query."""
-        cached = self._history.history(ticket.connection_id, ticket.call_sid, after, ticket.on_air)
+        cached = self._history.history(
+            ticket.connection_id, ticket.call_sid, after, ticket.on_air, newer_socket=ticket.newer_socket
+        )
         if cached is not None:
             return cached
         return self._store.load_history(ticket.call_sid, self._agent.max_history_items)
@@ -255,7 +258,13 @@ class TurnEngine:
         self, turn: Turn, early: Future[list[TurnRecord]] | None, call_sid: str | None
     ) -> list[TurnRecord]:
         ticket = turn.ticket
-        cached = self._history.history(ticket.connection_id, ticket.call_sid, ticket.generation - 1, ticket.on_air)
+        cached = self._history.history(
+            ticket.connection_id,
+            ticket.call_sid,
+            ticket.generation - 1,
+            ticket.on_air,
+            newer_socket=ticket.newer_socket,
+        )
         if cached is not None:
             return cached
         if early is not None and ticket.call_sid == call_sid and not turn.waited_for_setup:
