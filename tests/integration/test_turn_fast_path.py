@@ -107,7 +107,8 @@ def test_the_next_turn_here_makes_one_round_trip_before_the_model(
     # Issue 15: the environment keeps the history its last turn on the connection left; the
     # generation update (which it takes anyway) shows nothing changed since, so no query.
     model.say("First answer.", "Second answer.", "Third answer.")
-    engine = engine_for(bound, sender, model)
+    keeping = dataclasses.replace(AGENT, preemption=Preemption(keep_history=True))
+    engine = engine_for(bound, sender, model, keeping)
     engine.run_prompt(CONN, "First question", budget(), call_sid=CALL)
     requests.reset()
     seen: list[dict[str, int]] = []
@@ -132,7 +133,7 @@ def test_without_partials_the_model_request_leaves_before_the_generation_is_take
     bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel, requests: RequestCounter
 ) -> None:
     model.say("First answer.", "Second answer.", "Unheard.", "Third answer.")
-    eager = dataclasses.replace(AGENT, preemption=Preemption(early_request=True))
+    eager = dataclasses.replace(AGENT, preemption=Preemption(early_request=True, keep_history=True))
     engine = engine_for(bound, sender, model, eager)
     engine.run_prompt(CONN, "First question", budget(), call_sid=CALL, prestart=True)
     requests.reset()

@@ -59,7 +59,6 @@ def ticket_from(connection_id: str, item: Mapping[str, Any]) -> TurnTicket:
         on_air=on_air_from(item),
         unanswered=tuple(v["S"] for v in pending if "S" in v),
         spec=spec_from(item),
-        newer_socket="newerSocket" in item,
     )
 
 

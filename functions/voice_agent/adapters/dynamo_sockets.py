@@ -147,24 +147,11 @@ class SocketItems:
         return Handover(app_reconnect=True, owed=owed is not None)
 
     def _read(self, previous: str) -> Item:
-        """The previous socket as it was, marking that a newer socket of its call exists: the history
-        its execution environment kept no longer holds every write of the call
-        (``core/history_cache.py``). Its generation does not move: it may still finish its turn."""
-        try:
-            with store_errors("bind_connection.previous", passthrough=CONDITION_FAILED):
-                return cast(
-                    Item,
-                    self._db.update_item(
-                        TableName=self._table,
-                        Key=conn_key(previous),
-                        UpdateExpression="SET newerSocket = :yes",
-                        ConditionExpression="attribute_exists(pk)",
-                        ExpressionAttributeValues={":yes": {"BOOL": True}},
-                        ReturnValues="ALL_OLD",
-                    ).get("Attributes", {}),
-                )
-        except ClientError:
-            return {}
+        with store_errors("bind_connection.previous"):
+            return cast(
+                Item,
+                self._db.get_item(TableName=self._table, Key=conn_key(previous), ConsistentRead=True).get("Item", {}),
+            )
 
     def _freeze(self, previous: str) -> Item:
         """One write: the previous socket's generation moves on (a turn streaming there stops at its

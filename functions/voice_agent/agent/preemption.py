@@ -30,3 +30,10 @@ class Preemption:
     # environment or socket handled a frame of the call in between, the request is discarded after
     # the model has received it (a request paid for, and seen by the model, that nobody hears).
     early_request: bool = False
+    # Keep each connection's history in the execution environment, checked by the generation update
+    # (``core/history_cache.py``): the next turn then makes no history query. Off by default: a
+    # second live socket of the same call (a resume through /action while the old socket still
+    # finishes) writes turns without moving this socket's generation, so the check can pass on a
+    # history that misses them; marking the older socket when the newer binds broke the drop
+    # recovery in a first attempt (see docs/bench.md).
+    keep_history: bool = False

@@ -167,7 +167,6 @@ class TurnTicket:
     on_air: OnAir = field(default_factory=OnAir)
     unanswered: tuple[str, ...] = ()
     spec: SpecSlot | None = None  # a speculation registered on the connection, as this request read it
-    newer_socket: bool = False  # another socket of the call was bound since this one
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,6 +139,7 @@ class TurnEngine:
         )
         self._store_pool = store_pool or threads.STORE_POOL
         self._history = HistoryCache()  # the history each connection's last turn here left
+        self._keep_history = agent.preemption.keep_history
         self._timers = timers  # silence and key-entry timers, set once a reply's ``last`` is out
         self._ender = SessionEnder(
             store=store,
@@ -247,9 +248,7 @@ class TurnEngine:
     def history_for(self, ticket: TurnTicket, after: int) -> list[TurnRecord]:
         """The call's history as generation ``after`` left it: from this environment's cache when
         the connection item shows nothing changed since, else one query."""
-        cached = self._history.history(
-            ticket.connection_id, ticket.call_sid, after, ticket.on_air, newer_socket=ticket.newer_socket
-        )
+        cached = self._history.history(ticket.connection_id, ticket.call_sid, after, ticket.on_air)
         if cached is not None:
             return cached
         return self._store.load_history(ticket.call_sid, self._agent.max_history_items)
@@ -263,7 +262,6 @@ class TurnEngine:
             ticket.call_sid,
             ticket.generation - 1,
             ticket.on_air,
-            newer_socket=ticket.newer_socket,
         )
         if cached is not None:
             return cached
@@ -492,9 +490,10 @@ class TurnEngine:
         ticket = turn.ticket
         # Kept before ``last`` goes out (the caller's next prompt cannot come sooner), dropped again
         # if the closing frame's claim fails (something took a generation: the guess would be stale).
-        turn.on_reply_stored = lambda: self._history.keep(
-            ticket, turn.read, turn.written, self._agent.max_history_items
-        )
+        if self._keep_history:
+            turn.on_reply_stored = lambda: self._history.keep(
+                ticket, turn.read, turn.written, self._agent.max_history_items
+            )
         step = self._speaker.speak(turn, rest, last=True, store_reply=True)
         if step not in (Step.OK, Step.LIMIT):
             self._history.forget(ticket.connection_id)
