@@ -96,6 +96,7 @@ def run(args: argparse.Namespace, report: IO[str], log_path: Path) -> dict[str, 
             call_turns=2,
             greeting_s=0.3,
             miss_turns=2,
+            partial_turns=2,
             network_turns=2,
             pace="burst",
         )
@@ -176,6 +177,8 @@ async def _latency(live: Any, o: Any, results: dict[str, Any], say: Callable[[st
     plain: list[Any] = await live.interleaved("lat", turns=o.turns, tokens=o.short_tokens)
     results["latency"] = latency_figure(plain, o.ttft_s)
     results["latency"]["round_trips_ms"] = _round_trips(live)
+    if o.partial_turns:
+        results["latency_partials"] = await _partials(live, o, say)
     if o.miss_turns:
         say(f"   ... and {o.miss_turns} on connections this process has not seen ...")
         miss = await live.interleaved("miss", turns=o.miss_turns, tokens=o.short_tokens, forget=True)
@@ -194,6 +197,65 @@ async def _latency(live: Any, o: Any, results: dict[str, Any], say: Callable[[st
             "unseen": latency_figure(unseen, o.ttft_s),
         }
     return plain
+
+
+async def _partials(live: Any, o: Any, say: Callable[[str], None]) -> dict[str, Any]:
+    """Figure 1p: the caller's words arrive as partial prompts first (150 ms apart, the final
+    prompt 500 ms after the last), so the project may speculate; both sides timed from the final.
+    Then turns whose final prompt adds a word the partials never had (the speculation must not be
+    heard: the reply is checked against the final words)."""
+    from bench.live import latency_figure
+
+    say(f"   ... and {o.partial_turns} with partial prompts first (speculation) ...")
+    stats = _speculation_stats()
+    stats.reset()
+    same = await live.interleaved("part", turns=o.partial_turns, tokens=o.short_tokens, partials="same")
+    confirmed = stats.snapshot()
+    differs_turns = max(2, o.partial_turns // 5)
+    stats.reset()
+    differs = await live.interleaved("diff", turns=differs_turns, tokens=o.short_tokens, partials="differs")
+    superseded = stats.snapshot()
+    spoken = o.short_tokens * sum(r.side == "project" for r in [*same, *differs])
+    unspoken = int(confirmed["tokens_unspoken"]) + int(superseded["tokens_unspoken"])
+    return {
+        "same": latency_figure(same, o.ttft_s),
+        "same_speculation": confirmed,
+        "differs": latency_figure(differs, o.ttft_s),
+        "differs_speculation": superseded,
+        "project_turns": sum(r.side == "project" for r in same),
+        "partials_per_turn": _mean_words(same),
+        "opens_per_turn": round(int(confirmed["opened"]) / max(1, sum(r.side == "project" for r in same)), 2),
+        "tokens_spoken": spoken,
+        "tokens_unspoken": unspoken,
+        "unspoken_share": round(unspoken / (spoken + unspoken), 3) if spoken + unspoken else 0.0,
+        "early_frames": sum(r.timing.early_frames for r in [*same, *differs]),
+    }
+
+
+class _NoSpeculation:
+    """A runtime without speculation (the benchmark run over an older ``functions/``)."""
+
+    def reset(self) -> None:
+        pass
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"opened": 0, "requests": 0, "ended": {}, "tokens_unspoken": 0, "polls": 0, "wait_s": 0.0}
+
+
+def _speculation_stats() -> Any:
+    try:
+        from voice_agent.core.speculation import STATS
+    except ImportError:
+        return _NoSpeculation()
+    return STATS
+
+
+def _mean_words(records: list[Any]) -> float:
+    """Partials a project turn sent: one a word of what the caller said."""
+    from bench.llm import prompt
+
+    said = [len(prompt(r.call, r.turn, 12).split()) for r in records if r.side == "project"]
+    return round(sum(said) / len(said), 2) if said else 0.0
 
 
 async def _bedrock_path(live: Any, o: Any, say: Callable[[str], None]) -> dict[str, Any]:

@@ -31,10 +31,26 @@ class TurnTiming:
     text: str = ""
     first_frame: str | None = None  # the first text frame's token
     other: list[dict[str, Any]] = field(default_factory=list)  # error frames, end, anything else
+    early_frames: int = 0  # frames that arrived between the partial prompts and the final one
 
     @property
     def completed(self) -> bool:
         return self.last_s is not None
+
+
+@dataclass(frozen=True)
+class Partials:
+    """How the caller's words arrive before the final prompt (Twilio's ``partialPrompts``)."""
+
+    texts: tuple[str, ...]  # cumulative: each the whole utterance so far
+    interval_s: float = 0.15
+    final_after_s: float = 0.5
+
+    @classmethod
+    def of(cls, text: str) -> Partials:
+        """A partial after each word of ``text``."""
+        words = text.split()
+        return cls(tuple(" ".join(words[: n + 1]) for n in range(len(words))))
 
 
 class RelayClient:
@@ -67,11 +83,15 @@ class RelayClient:
             }
         )
 
-    async def turn(self, text: str, timeout_s: float = 30.0) -> TurnTiming:
-        """Say ``text``; return when the reply's ``last`` frame (or ``end``) arrives, or on timeout."""
+    async def turn(self, text: str, timeout_s: float = 30.0, partials: Partials | None = None) -> TurnTiming:
+        """Say ``text``; return when the reply's ``last`` frame (or ``end``) arrives, or on timeout.
+        ``partials``: first the cumulative ``last: false`` prompts Twilio sends while the caller
+        talks; the time is still counted from the final prompt."""
         while not self._frames.empty():  # nothing should be pending; do not credit it to this turn
             self._frames.get_nowait()
         timing = TurnTiming()
+        if partials is not None:
+            timing.early_frames = await self._partials(partials)
         sent = time.perf_counter()
         await self._send({"type": "prompt", "voicePrompt": text, "lang": "en-US", "last": True})
         deadline = sent + timeout_s
@@ -100,6 +120,15 @@ class RelayClient:
                     break
         timing.text = "".join(parts)
         return timing
+
+    async def _partials(self, partials: Partials) -> int:
+        """Send the partial prompts; the frames that arrived before the final prompt (must be 0)."""
+        for i, words in enumerate(partials.texts):
+            if i:
+                await asyncio.sleep(partials.interval_s)
+            await self._send({"type": "prompt", "voicePrompt": words, "lang": "en-US", "last": False})
+        await asyncio.sleep(partials.final_after_s)
+        return self._frames.qsize()
 
     async def close(self) -> None:
         if self._ws is not None:

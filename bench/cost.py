@@ -28,13 +28,30 @@ class Usage:
 
     frames_per_reply: float = 7.0  # PostToConnection calls for a reply of Assumptions.reply_tokens
     dynamodb_writes_per_turn: float = 3.0  # the generation, the caller's message, the agent's message
-    dynamodb_reads_per_turn: float = 1.0  # the history query
+    dynamodb_reads_per_turn: float = 1.0  # the history query (0.33 with Preemption.keep_history, as make bench counted)
     dynamodb_claims_per_frame: float = 1.0  # the interrupt check before each posted frame (a conditional write)
     # /voice 1 (the call's token); $connect 2 (it notes the socket's call); setup 3 (call, connection,
     # greeting); the session's end 1 (its claim); $disconnect 1; /action 1
     dynamodb_writes_per_call: float = 9.0
     log_bytes_per_turn: float = 986.0  # the message function's JSON log and metric lines for one turn
     log_bytes_per_other_frame: float = 563.0  # setup, interrupt, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Speculation:
+    """What partial prompts and speculative turns add per caller turn (issue 15; ``make bench``'s
+    figure 1p counts them; these defaults are its counts on this version, where the final prompt
+    always repeated the last partial). Set ``partials_per_turn`` to 0 for an agent with
+    ``partial_prompts`` off."""
+
+    partials_per_turn: float = 11.4  # Twilio's partials for one utterance (the bench: a word each, 11.4 words)
+    opens_per_turn: float = 10.4  # partials with enough words: one conditional write each (refused ones too)
+    reads_per_turn: float = 28.0  # consistent GetItem of the connection: stability checks, polls while waiting
+    closes_per_turn: float = 1.0  # the slot's removal
+    requests_per_turn: float = 1.0  # speculative model requests (a confirmed one is the turn's own)
+    confirmed_per_turn: float = 1.0  # turns answered from a speculation (no request of their own)
+    unspoken_share: float = 0.073  # output tokens generated and never spoken, of all generated
+    seconds_per_turn: float = 2.5  # invocation time partials add: stability windows and waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +194,61 @@ def aws_lines(u: Usage, a: Assumptions, p: Prices = PRICES) -> list[Line]:
     ]
 
 
+def speculation_lines(sp: Speculation, a: Assumptions, p: Prices = PRICES) -> list[Line]:
+    """Per 1,000 call-minutes: what partial prompts and speculation add on AWS and in the model."""
+    turns = 1000.0 * a.turns_per_minute
+    partials = turns * sp.partials_per_turn
+    gbs = turns * sp.seconds_per_turn * a.message_memory_mb / MB_PER_GB
+    wru = turns * (sp.opens_per_turn + sp.closes_per_turn)
+    rru = turns * sp.reads_per_turn  # items under 4 KB: one unit per consistent read
+    wasted = max(0.0, sp.requests_per_turn - sp.confirmed_per_turn)  # requests whose reply nobody heard
+    tin = turns * wasted * a.llm_input_tokens_per_turn
+    tout = turns * a.llm_output_tokens_per_turn * sp.unspoken_share / max(1e-9, 1 - sp.unspoken_share)
+    return [
+        Line(
+            "Partial prompts: WebSocket messages in, Lambda requests",
+            f"{partials:,.0f} ({sp.partials_per_turn:g} a turn)",
+            partials * (p.websocket_message_per_million + p.lambda_request_per_million) / 1e6,
+        ),
+        Line(
+            "Partial prompts: Lambda duration",
+            f"{gbs:,.0f} GB-s ({sp.seconds_per_turn:g} s a turn: stability windows, waits)",
+            gbs * p.lambda_arm64_per_gb_second,
+        ),
+        Line(
+            "Speculation: DynamoDB writes and reads",
+            f"{wru:,.0f} WRU + {rru:,.0f} RRU",
+            wru * p.dynamodb_write_unit_per_million / 1e6 + rru * p.dynamodb_read_unit_per_million / 1e6,
+        ),
+        Line(
+            "Speculation: model tokens nobody heard (Nova Lite)",
+            f"{tin:,.0f} input ({wasted:.2f} unheard requests a turn) + {tout:,.0f} output",
+            (tin * p.bedrock_nova_lite_input_per_million + tout * p.bedrock_nova_lite_output_per_million) / 1e6,
+        ),
+    ]
+
+
+def speculation_from_results(results: dict[str, Any]) -> Speculation:
+    """Figure 1p's counts per project turn, where ``make bench`` measured them."""
+    part = results.get("latency_partials") or {}
+    sp = part.get("same_speculation")
+    turns = part.get("project_turns")
+    if not sp or not turns:
+        return Speculation()
+    ended = sp.get("ended", {})
+    default = Speculation()
+    return replace(
+        default,
+        partials_per_turn=part.get("partials_per_turn", default.partials_per_turn),
+        opens_per_turn=part.get("opens_per_turn", default.opens_per_turn),
+        reads_per_turn=sp["polls"] / turns,
+        requests_per_turn=sp["requests"] / turns,
+        confirmed_per_turn=ended.get("confirmed", 0) / turns,
+        unspoken_share=part.get("unspoken_share", default.unspoken_share),
+        seconds_per_turn=sp["wait_s"] / turns,
+    )
+
+
 # (item, input and output price per million tokens) for each model priced next to the telephony.
 def _models(p: Prices) -> list[tuple[str, float, float]]:
     return [
@@ -300,8 +372,9 @@ def idle_lines(p: Prices = PRICES) -> list[Line]:
     ]
 
 
-def model(u: Usage, a: Assumptions, p: Prices = PRICES) -> dict[str, Any]:
+def model(u: Usage, a: Assumptions, p: Prices = PRICES, sp: Speculation | None = None) -> dict[str, Any]:
     aws = aws_lines(u, a, p)
+    spec = speculation_lines(sp or Speculation(), a, p)
     outside = outside_lines(a, p)
     after = after_call_lines(AfterCall(), p)
     return {
@@ -312,6 +385,8 @@ def model(u: Usage, a: Assumptions, p: Prices = PRICES) -> dict[str, Any]:
         "assumptions": asdict(a),
         "aws_lines": [asdict(line) for line in aws],
         "aws_per_1000_minutes_usd": round(sum(line.usd for line in aws), 4),
+        "speculation_lines": [asdict(line) for line in spec],
+        "speculation_per_1000_minutes_usd": round(sum(line.usd for line in spec), 4),
         "outside_lines": [asdict(line) for line in outside],
         "idle_lines": [asdict(line) for line in idle_lines(p)],
     }
@@ -333,10 +408,15 @@ def render(result: dict[str, Any], *, markdown: bool) -> str:
     after_total = result.get("after_call_per_1000_calls_usd", 0.0)
     summary = Line(**result["summary_line"]) if "summary_line" in result else None
     total = result["aws_per_1000_minutes_usd"]
+    spec = [Line(**line) for line in result.get("speculation_lines", [])]
+    spec_total = result.get("speculation_per_1000_minutes_usd", 0.0)
     if markdown:
         rows = ["| Item | Count per 1,000 call-minutes | Cost |", "|---|---|---|"]
         rows += [f"| {line.item} | {line.count} | {_usd(line.usd)} |" for line in aws]
         rows += [f"| **AWS total** | | **{_usd(total)}** (about ${total / 1000:.5f} a call-minute) |", ""]
+        rows += ["| Partial prompts and speculation, per 1,000 call-minutes | Count | Cost |", "|---|---|---|"]
+        rows += [f"| {line.item} | {line.count} | {_usd(line.usd)} |" for line in spec]
+        rows += [f"| **Speculation total** (AWS and model) | | **{_usd(spec_total)}** |", ""]
         rows += ["| Per 1,000 call-minutes | Cost | Basis |", "|---|---|---|"]
         rows += [f"| AWS (above) | {_usd(total)} | the counts and assumptions above |"]
         rows += [f"| {line.item} | {_usd(line.usd)} | {line.count} |" for line in outside]
@@ -352,6 +432,9 @@ def render(result: dict[str, Any], *, markdown: bool) -> str:
     out = ["AWS, per 1,000 call-minutes (us-east-1 list prices, bench/prices.py):"]
     out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in aws]
     out += [f"  {'AWS total':<{width}}{_usd(total):>10}   (${total / 1000:.5f} a call-minute)", ""]
+    out += ["Partial prompts and speculation add (per 1,000 call-minutes; agent.preemption, partial_prompts):"]
+    out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in spec]
+    out += [f"  {'Speculation total':<{width}}{_usd(spec_total):>10}", ""]
     out += ["Next to what else a call-minute costs (per 1,000 call-minutes):"]
     out += [f"  {line.item:<{width}}{_usd(line.usd):>10}   {line.count}" for line in outside]
     out += ["", "Per 1,000 calls, after the call (each call's record and event, its timers):"]
@@ -372,10 +455,13 @@ def main(argv: list[str] | None = None) -> None:
     assumptions = Assumptions()
     usage = Usage()
     source = "the defaults in bench/cost.py (what make bench counted on this version)"
+    speculation = Speculation()
     if args.results.is_file():
-        usage = usage_from_results(json.loads(args.results.read_text(encoding="utf-8")), assumptions.reply_tokens)
+        results = json.loads(args.results.read_text(encoding="utf-8"))
+        usage = usage_from_results(results, assumptions.reply_tokens)
+        speculation = speculation_from_results(results)
         source = f"{args.results} (make bench)"
-    result = model(usage, assumptions)
+    result = model(usage, assumptions, sp=speculation)
     if not args.markdown:
         print(f"Counts from {source}.")
     print(render(result, markdown=args.markdown))

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from bench import counters as c
 from bench.baseline import BaselineServer
-from bench.client import RelayClient, TurnTiming
+from bench.client import Partials, RelayClient, TurnTiming
 from bench.counters import AwsCounters, InvocationTracker
 from bench.llm import BenchBrain, prompt, reply_text, reply_tokens
 from bench.stats import ms, summary
@@ -36,6 +36,7 @@ from local.caller.phone import SPEECH_WORDS_PER_S
 from local.stack import LocalStack, StackOptions
 
 Side = Literal["project", "baseline"]
+PartialMode = Literal["off", "same", "differs"]
 SIDES: tuple[Side, Side] = ("project", "baseline")
 
 
@@ -58,6 +59,9 @@ class LiveOptions:
     setup_pause_s: float = 0.3  # figure 1: from setup to the first prompt (warm process)
     think_s: float = 0.05
     miss_turns: int = 20  # figure 1b: turns whose connection this process has not seen
+    # Figure 1p: turns whose words come as partial prompts first (the caller's words 150 ms apart,
+    # the final prompt 500 ms after the last partial); a fifth as many whose final adds a word.
+    partial_turns: int = 30
     # Figure 1c: turns with this round trip added to every DynamoDB and management API request
     # (an in-region network; 0 skips the figure).
     network_ms: float = 5.0
@@ -173,15 +177,19 @@ class Live:
             self._disconnects += 1
             await self.tracker.wait_for(self._disconnects, "$disconnect")
 
-    async def turn(self, side: Side, client: RelayClient, call: str, turn: int, tokens: int) -> TurnRecord:
+    async def turn(
+        self, side: Side, client: RelayClient, call: str, turn: int, tokens: int, *, partials: PartialMode = "off"
+    ) -> TurnRecord:
+        said = prompt(call, turn, tokens)
+        heard = _partials(said, partials)
         if side == "baseline":
-            timing = await client.turn(prompt(call, turn, tokens))
+            timing = await client.turn(said, partials=heard)
             return TurnRecord(side, call, turn, timing, _ok(timing, call, turn, tokens))
         await self.tracker.wait_for(self._defaults)  # the setup (or anything before) has returned
         self.counters.reset()
         logged = log_position()
-        self._defaults += 1
-        timing = await client.turn(prompt(call, turn, tokens))
+        self._defaults += 1 + (len(heard.texts) if heard is not None else 0)
+        timing = await client.turn(said, partials=heard)
         await self.tracker.wait_for(self._defaults)  # the turn's last writes follow its last frame
         purposes, operations, posts = self.counters.snapshot()
         ok = _ok(timing, call, turn, tokens)
@@ -206,7 +214,9 @@ class Live:
             "requests_per_call": sum(setup_ops.values()) + sum(disconnect_ops.values()),
         }
 
-    async def interleaved(self, label: str, *, turns: int, tokens: int, forget: bool = False) -> list[TurnRecord]:
+    async def interleaved(
+        self, label: str, *, turns: int, tokens: int, forget: bool = False, partials: PartialMode = "off"
+    ) -> list[TurnRecord]:
         """``turns`` turns per side in calls of ``turns_per_call``, the two sides alternating in
         random order. ``forget``: before each project prompt, the relay forgets which call the
         connection belongs to (a Lambda environment that did not see the setup)."""
@@ -223,7 +233,9 @@ class Live:
                 for side in order:
                     if side == "project" and forget:
                         forget_calls()
-                    records.append(await self.turn(side, clients[side], f"{label}{side[0]}{n}", t, tokens))
+                    records.append(
+                        await self.turn(side, clients[side], f"{label}{side[0]}{n}", t, tokens, partials=partials)
+                    )
                 await asyncio.sleep(o.think_s)
             for side, client in clients.items():
                 await self.close(side, client)
@@ -338,6 +350,14 @@ def listening(timing: TurnTiming) -> float:
     return max(0.0, len(timing.text.split()) / SPEECH_WORDS_PER_S - spoken_for)
 
 
+def _partials(text: str, mode: PartialMode) -> Partials | None:
+    """``same``: the last partial holds every word (the final repeats it); ``differs``: the final
+    prompt adds a word the partials never had (a speculation on them must not be heard)."""
+    if mode == "off":
+        return None
+    return Partials.of(text if mode == "same" else text.rsplit(" ", 1)[0])
+
+
 def forget_calls() -> None:
     """Make the relay forget every connection -> call it has seen (a fresh execution environment)."""
     from voice_agent import wiring
@@ -349,7 +369,12 @@ def forget_calls() -> None:
 
 
 def _ok(timing: TurnTiming, call: str, turn: int, tokens: int) -> bool:
-    return timing.completed and timing.text == reply_text(call, turn, tokens) and not timing.other
+    return (
+        timing.completed
+        and timing.text == reply_text(call, turn, tokens)
+        and not timing.other
+        and not timing.early_frames
+    )
 
 
 # -- figures from the records ---------------------------------------------------------------------

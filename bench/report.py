@@ -55,6 +55,57 @@ def _latency_rows(r: dict[str, Any], ttft_ms: float) -> list[Row]:
     return out
 
 
+def _partial_rows(r: dict[str, Any], ttft_ms: float) -> list[Row]:
+    """Issue 15's targets: the ratios to the direct server with and without partial prompts, the
+    replies when the final prompt differs, and the tokens generated that nobody heard."""
+    out: list[Row] = []
+    lat = r.get("latency")
+    if lat and lat.get("ratio_median") is not None:
+        out.append(
+            Row(
+                "   Ratio to the direct server, no partial prompts",
+                f"x{lat['ratio_median']}",
+                "<= x1.05",
+                lat["ratio_median"] <= 1.05,
+            )
+        )
+    part = r.get("latency_partials")
+    if not part:
+        return out
+    same, differs = part["same"], part["differs"]
+    if same.get("ratio_median") is not None:
+        p, b = same["project"], same["baseline"]
+        out.append(
+            Row(
+                f"1p. With partial prompts: final prompt to first text ({p['n']} + {b['n']} turns)",
+                f"{_ms(p['median_ms'])} vs direct server {_ms(b['median_ms'])} (x{same['ratio_median']};"
+                f" p95 x{same.get('ratio_p95')}); speculations {part['same_speculation']['ended']}",
+                "<= x0.5",
+                same["ratio_median"] <= 0.5 and not same["failed_turns"],
+            )
+        )
+    out.append(
+        Row(
+            "1p. Final prompt differs from the last partial",
+            f"{differs['project']['n'] - differs['failed_turns'] // 2} of {differs['project']['n']} replies answer the"
+            f" final words (x{differs.get('ratio_median')} of the direct server); frames before a final prompt:"
+            f" {part['early_frames']}",
+            "every reply answers the final words",
+            not differs["failed_turns"] and not part["early_frames"],
+        )
+    )
+    out.append(
+        Row(
+            "1p. Tokens generated and never spoken",
+            f"{part['unspoken_share'] * 100:.1f}% ({part['tokens_unspoken']} of"
+            f" {part['tokens_unspoken'] + part['tokens_spoken']})",
+            "<= 15%",
+            part["unspoken_share"] <= 0.15,
+        )
+    )
+    return out
+
+
 def _latency_unseen_connection_rows(r: dict[str, Any], ttft_ms: float) -> list[Row]:
     out: list[Row] = []
     miss = r.get("latency_unseen_connection")
@@ -263,6 +314,7 @@ def _cost_rows(r: dict[str, Any], ttft_ms: float) -> list[Row]:
 
 _SECTIONS = (
     _latency_rows,
+    _partial_rows,
     _latency_unseen_connection_rows,
     _latency_with_network_rows,
     _first_turn_rows,

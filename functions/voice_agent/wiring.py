@@ -266,6 +266,7 @@ def warm_model_once() -> None:
 def relay() -> Relay:
     from voice_agent.core.key_entry import KeyEntry
     from voice_agent.core.relay import Relay
+    from voice_agent.core.speculation import Speculator
 
     # Its own engine (not turn_engine()'s): whoever rebuilds the relay rebuilds what it speaks through.
     store, out, engine, schedule = session_store(), sender(), _new_turn_engine(), timer_scheduler()
@@ -274,6 +275,10 @@ def relay() -> Relay:
         return engine.run_prompt(connection_id, note, budget, call_sid=call_sid, shown=shown)
 
     keys = KeyEntry(store=store, agent=agent(), run_turn=run_keys_turn, schedule=schedule)
+    preemption = agent().preemption
+    speculator = None
+    if preemption.enabled:
+        speculator = Speculator(store=store, engine=engine, config=preemption)
     return Relay(
         store=store,
         engine=engine,
@@ -284,6 +289,7 @@ def relay() -> Relay:
         timers=schedule,
         agents=agents(),
         start_of_call=start_of_call(),
+        speculator=speculator,
     )
 
 

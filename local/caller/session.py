@@ -159,15 +159,21 @@ class RelaySession:
         """A reply is being spoken (no ``last`` yet)."""
         return self.book.busy
 
-    async def prompt(self, text: str, *, partial: bool = False, partial_interval_s: float = 0.15) -> Reply:
+    async def prompt(
+        self, text: str, *, partial: bool = False, partial_interval_s: float = 0.15, final_after_s: float = 0.5
+    ) -> Reply:
         """Caller speech; with ``partial``, cumulative ``last: false`` prompts first (only when the
-        TwiML sets ``partialPrompts="true"``: Twilio sends none otherwise)."""
+        TwiML sets ``partialPrompts="true"``: Twilio sends none otherwise): one a word, every
+        ``partial_interval_s``, the last one holding every word, and the final prompt (which repeats
+        it) ``final_after_s`` later, as Twilio's end-of-turn detection would."""
         if partial and not self.relay.flag("partialPrompts"):
             self.call.transcript.note('partial prompts not sent: the TwiML does not set partialPrompts="true"')
             partial = False
         if partial:
             words = text.split()
-            for n in range(1, len(words)):
+            for n in range(1, len(words) + 1):
+                if n > 1:
+                    await asyncio.sleep(partial_interval_s)
                 await self._send(
                     {
                         "type": "prompt",
@@ -176,7 +182,7 @@ class RelaySession:
                         "last": False,
                     }
                 )
-                await asyncio.sleep(partial_interval_s)
+            await asyncio.sleep(final_after_s)
         reply = self._begin(text, "prompt")
         await self._send({"type": "prompt", "voicePrompt": text, "lang": self.speech.prompt_lang, "last": True})
         return reply

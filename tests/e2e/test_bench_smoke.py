@@ -45,7 +45,9 @@ def test_a_quick_bench_run_produces_every_figure(tmp_path: Path) -> None:
     assert bedrock["frames"]["failed_turns"] == 0 and bedrock["frames"]["first_frame_is_first_token"]
     assert bedrock["requests"] >= 5 and bedrock["refused"] == []
     plain = r["dynamodb"]["plain_turn"]
-    assert plain["fixed_per_turn"] == {"min": 4, "max": 4}
+    # 4 (generation, history query, two turn writes); 3 when the environment kept the connection's
+    # history from its last turn (issue 15: no query).
+    assert 3 <= plain["fixed_per_turn"]["min"] <= plain["fixed_per_turn"]["max"] <= 4
     assert plain["one_claim_per_post"]
     assert set(r["cold_start"]) == {"source"}  # --quick skips the bytecode mode
     for mode in r["cold_start"].values():

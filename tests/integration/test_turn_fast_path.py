@@ -22,6 +22,7 @@ from tests.integration.test_turn_engine import CONN, LONG, SETUP, budget, engine
 from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply, words
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT
+from voice_agent.agent.preemption import Preemption
 from voice_agent.core.budget import Budget
 from voice_agent.core.history import assemble_history
 from voice_agent.core.model import GREETING_GENERATION, ToolCall, TurnKey, TurnRecord, TurnTicket
@@ -83,12 +84,12 @@ def test_a_known_call_reads_its_history_while_taking_the_generation(
 ) -> None:
     model.say("First answer.", "Second answer.")
     probe = Overlap(bound, sender)
-    engine = engine_for(probe.as_store, sender, model)
-    engine.run_prompt(CONN, "First question", budget())
+    engine_for(probe.as_store, sender, model).run_prompt(CONN, "First question", budget())
     without_hint = probe.history_during_start_turn
     probe.history_started.clear()
     requests.reset()
-    outcome = engine.run_prompt(CONN, "Second question", budget(), call_sid=CALL)
+    # Another execution environment (it holds no history for the connection) knows the call.
+    outcome = engine_for(probe.as_store, sender, model).run_prompt(CONN, "Second question", budget(), call_sid=CALL)
     assert without_hint is False  # no hint: the generation first, then the history
     assert probe.history_during_start_turn is True
     assert outcome.status == "completed"
@@ -98,6 +99,62 @@ def test_a_known_call_reads_its_history_while_taking_the_generation(
         ("user", "Second question"),
     ]
     assert requests.by_operation() == {"UpdateItem": 1 + outcome.posts, "Query": 1, "PutItem": 2}
+
+
+def test_the_next_turn_here_makes_one_round_trip_before_the_model(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel, requests: RequestCounter
+) -> None:
+    # Issue 15: the environment keeps the history its last turn on the connection left; the
+    # generation update (which it takes anyway) shows nothing changed since, so no query.
+    model.say("First answer.", "Second answer.", "Third answer.")
+    keeping = dataclasses.replace(AGENT, preemption=Preemption(keep_history=True))
+    engine = engine_for(bound, sender, model, keeping)
+    engine.run_prompt(CONN, "First question", budget(), call_sid=CALL)
+    requests.reset()
+    seen: list[dict[str, int]] = []
+    model.on_request = lambda _request: seen.append(dict(requests.by_operation()))
+    outcome = engine.run_prompt(CONN, "Second question", budget(), call_sid=CALL)
+    assert outcome.status == "completed"
+    assert seen == [{"UpdateItem": 1}]  # before the model request: the generation, nothing else
+    assert requests.by_operation() == {"UpdateItem": 1 + outcome.posts, "PutItem": 2}
+    assert [(m.role, m.content) for m in model.requests[1].messages[1:]] == [
+        ("user", "First question"),
+        ("assistant", "First answer."),
+        ("user", "Second question"),
+    ]
+    # An interrupt after the reply (another environment's) takes a generation: the next turn
+    # cannot know what it stored, and reads the history (the marker is in it).
+    bound.record_interrupt(CONN, "Second", 300)
+    engine.run_prompt(CONN, "Third question", budget(), call_sid=CALL)
+    assert ("assistant", "Second") in [(m.role, m.content) for m in model.requests[2].messages]
+
+
+def test_without_partials_the_model_request_leaves_before_the_generation_is_taken(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel, requests: RequestCounter
+) -> None:
+    model.say("First answer.", "Second answer.", "Unheard.", "Third answer.")
+    eager = dataclasses.replace(AGENT, preemption=Preemption(early_request=True, keep_history=True))
+    engine = engine_for(bound, sender, model, eager)
+    engine.run_prompt(CONN, "First question", budget(), call_sid=CALL, prestart=True)
+    requests.reset()
+    seen: list[dict[str, int]] = []
+    model.on_request = lambda _request: seen.append(dict(requests.by_operation()))
+    outcome = engine.run_prompt(CONN, "Second question", budget(), call_sid=CALL, prestart=True)
+    assert outcome.status == "completed" and said_of(sender).endswith("Second answer.")
+    assert seen == [{}]  # no DynamoDB round trip before the model request
+    assert len(model.requests) == 2  # the early request was the turn's: no second one
+    # The guess is wrong (an interrupt took a generation meanwhile): the early request is
+    # cancelled and the turn asks again with the history as stored, marker included.
+    bound.record_interrupt(CONN, "Second", 300)
+    outcome = engine.run_prompt(CONN, "Third question", budget(), call_sid=CALL, prestart=True)
+    assert outcome.status == "completed" and said_of(sender).endswith("Third answer.")
+    assert "Unheard." not in said_of(sender)
+    assert model.requests[2].messages != model.requests[3].messages
+    assert ("assistant", "Second") in [(m.role, m.content) for m in model.requests[3].messages]
+
+
+def said_of(sender: RecordingSender) -> str:
+    return "".join(m.token for _, m in sender.messages if isinstance(m, Text))
 
 
 def test_a_wrong_hint_never_gives_a_wrong_history(
@@ -317,6 +374,8 @@ def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: R
             carried: tuple[str, ...] = (),
             lang: str | None = None,
             shown: str | None = None,
+            speculated: bool = False,
+            prestart: bool = False,
         ) -> TurnOutcome:
             hints.append(call_sid)
             return TurnOutcome(status=TurnStatus.COMPLETED)

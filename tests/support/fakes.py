@@ -102,6 +102,7 @@ class ScriptedModel:
     closed: int = 0
     tokens_streamed: int = 0
     warmed: int = 0
+    on_request: Callable[[ChatRequest], None] | None = None  # called as each request goes out
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def say(self, *texts: str, token_delay_s: float = 0.0) -> ScriptedModel:
@@ -110,6 +111,8 @@ class ScriptedModel:
         return self
 
     def stream(self, request: ChatRequest) -> _Stream:
+        if self.on_request is not None:
+            self.on_request(request)
         with self._lock:
             self.requests.append(request)
             reply = self.replies.pop(0) if self.replies else ScriptedReply(tokens=words("Okay."))

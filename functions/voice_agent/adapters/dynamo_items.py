@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from voice_agent.core.model import GREETING_GENERATION, OnAir, ToolCall, TurnKey, TurnRecord, TurnTicket
+from voice_agent.core.model import GREETING_GENERATION, OnAir, SpecSlot, ToolCall, TurnKey, TurnRecord, TurnTicket
 from voice_agent.errors import StoreUnavailableError
 from voice_agent.log import logger
 from voice_agent.table_schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
@@ -61,7 +61,14 @@ def ticket_from(connection_id: str, item: Mapping[str, Any]) -> TurnTicket:
         on_air=on_air_from(item),
         unanswered=tuple(v["S"] for v in pending if "S" in v),
         context=context_from(item),
+        spec=spec_from(item),
     )
+
+
+def spec_from(item: Mapping[str, Any]) -> SpecSlot | None:
+    if "specId" not in item:
+        return None
+    return SpecSlot(get_s(item, "specId"), get_s(item, "specFp"), get_n(item, "specGen", -1))
 
 
 def on_air_from(item: Mapping[str, Any]) -> OnAir:

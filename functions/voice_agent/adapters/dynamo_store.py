@@ -37,6 +37,7 @@ from voice_agent.adapters.dynamo_items import (
 )
 from voice_agent.adapters.dynamo_records import RecordItems
 from voice_agent.adapters.dynamo_sockets import CONNECTION_TTL_S
+from voice_agent.adapters.dynamo_speculation import SpeculationItems
 from voice_agent.adapters.dynamo_timers import TimerItems
 from voice_agent.core.model import (
     FIRST_AGENT_PART,
@@ -63,9 +64,10 @@ MAX_SPOKEN_CHARS = 4000
 NORMAL_CLOSE = 1000  # a hang-up, or after ``end``: the socket is not coming back
 
 
-class DynamoSessionStore(TimerItems, RecordItems, ContextItems, CallItems):
+class DynamoSessionStore(SpeculationItems, TimerItems, RecordItems, ContextItems, CallItems):
     """Every port of ``core/ports.py`` on one table: the call side (``CallItems``), the timers and
-    key entry (``TimerItems``), the call record (``RecordItems``) and the turns."""
+    key entry (``TimerItems``), the call record (``RecordItems``), the speculation's slot
+    (``SpeculationItems``) and the turns."""
 
     def start_turn(self, connection_id: str, text: str = "") -> TurnTicket | None:
         """``ADD gen 1``, and append the caller's ``text`` to the connection's unanswered messages

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from voice_agent.agent.around_call import ContextPolicy, HandoffPolicy, around_call_problems
+from voice_agent.agent.preemption import Preemption
 from voice_agent.agent.relay_options import (
     Backups,
     FailoverPlacement,
@@ -207,8 +208,10 @@ class AgentConfig:
     # Twilio reconnects a dropped socket by itself and replays what it buffered (GA 2026-10-28);
     # /action's recovery stays the fallback when that fails.
     application_reconnect: bool = True
-    # Partial (cumulative, last=false) prompts: off. They only warm the model connection here.
-    partial_prompts: bool = False
+    # Partial (cumulative, last=false) prompts: on. A speculative turn starts the model before the
+    # final prompt and speaks as soon as the final confirms the words (agent/preemption.py).
+    partial_prompts: bool = True
+    preemption: Preemption = field(default_factory=Preemption)
     # The other documented <ConversationRelay> attributes, typed (agent/relay_options.py).
     relay: RelayOptions = field(default_factory=RelayOptions)
     # Where <Failover> goes: inside each <Language> (the default), as <Failover language="..."> children

@@ -145,6 +145,16 @@ class OnAir:
 
 
 @dataclass(frozen=True, slots=True)
+class SpecSlot:
+    """The speculation registered on a connection (``core/speculation.py``): who holds it, the
+    fingerprint of the words it answers, and the generation it was opened at."""
+
+    spec_id: str
+    fingerprint: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
 class TurnTicket:
     """A generation number taken atomically for one turn on one connection, with what that same
     request read: the reply on the air, and the caller's messages no reply has answered yet
@@ -159,6 +169,7 @@ class TurnTicket:
     on_air: OnAir = field(default_factory=OnAir)
     unanswered: tuple[str, ...] = ()
     context: CallContext | None = None  # written by setup, read by this same request (core/call_context.py)
+    spec: SpecSlot | None = None  # a speculation registered on the connection, as this request read it
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,5 +262,24 @@ class ConnectionCloser(Protocol):
     def close_connection(self, connection_id: str, *, gone: bool, code: int | None = None) -> str | None: ...
 
 
-class SessionStore(TurnStore, RelayStore, CallStore, ConnectionCloser, TimerStore, RecordStore, Protocol):
+class SpeculationStore(TurnStore, Protocol):
+    """What a speculative turn needs (``core/speculation.py``): one slot on the connection item."""
+
+    def open_speculation(self, connection_id: str, spec_id: str, fp: str, hold_s: float) -> TurnTicket | None:
+        """Register a speculation; the connection as it then stands, or ``None`` if refused."""
+
+    def read_connection(self, connection_id: str) -> TurnTicket | None:
+        """The connection item now (a consistent read); ``None`` if it is gone or not open."""
+
+    def close_speculation(self, connection_id: str, spec_id: str, *, unless_past: int | None = None) -> bool:
+        """Remove the slot if this speculation holds it (and, with ``unless_past``, no generation
+        was taken after it)."""
+
+    def cancel_speculation(self, connection_id: str, fp: str) -> bool:
+        """Remove a slot on other words that no final prompt has taken over."""
+
+
+class SessionStore(
+    SpeculationStore, TurnStore, RelayStore, CallStore, ConnectionCloser, TimerStore, RecordStore, Protocol
+):
     """The whole store (``adapters/dynamo_store.py``); each client depends only on its own part."""

@@ -7,7 +7,8 @@
 |                    | store is down, ``end`` the session asking ``/action`` for a restart; a   |
 |                    | second setup on a bound socket is ignored (a socket keeps its call)      |
 | ``prompt`` last    | a turn (``turn_engine``)                                                 |
-| ``prompt`` partial | ignored (cumulative partials; the final one repeats the text); warms    |
+| ``prompt`` partial | warms the model; may start a speculative turn (``speculation``), which  |
+|                    | speaks only once the final prompt confirms the same words              |
 | ``dtmf``           | the human key: handoff to a person; any other key: a note to the model  |
 | ``interrupt``      | cancel the speaking reply, store what the caller heard                   |
 | ``error``          | logged (Twilio rejected something we sent); the call goes on            |
@@ -36,6 +37,7 @@ from voice_agent.core.model import GREETING_GENERATION, CallSession, TurnKey, Tu
 from voice_agent.core.ports import RelayStore, Sender
 from voice_agent.core.routing import AGENT_PARAMETER, Agents, routed_setup
 from voice_agent.core.silence import TimerScheduler, playback_s, words_in
+from voice_agent.core.speculation import Speculator
 from voice_agent.core.start_hook import StartOfCall
 from voice_agent.core.turn_engine import TurnEngine
 from voice_agent.core.turn_states import TurnOutcome, TurnStatus
@@ -95,8 +97,10 @@ class Relay:
         clock: Clock | None = None,
         agents: Agents | None = None,
         start_of_call: StartOfCall | None = None,
+        speculator: Speculator | None = None,
     ) -> None:
         self._store = store
+        self._speculator = speculator  # speculative turns on partial prompts (None: preemption off)
         self._clock = clock or SystemClock()
         self._engine = engine
         self._sender = sender
@@ -107,6 +111,7 @@ class Relay:
         self._calls = _CallCache()
         self._agents = agents  # which agent answers a setup (core/routing.py); None: ``agent``
         self._start_of_call = start_of_call  # the answering agent's start-of-call hook
+        self._partials = _PartialsSeen()
 
     def handle(self, connection_id: str, frame: str | bytes | None, budget: Budget) -> HandledFrame:
         # Log lines carry the call id from the first line on whenever this execution environment
@@ -130,6 +135,7 @@ class Relay:
         """Forget which call each connection belongs to, as a new execution environment would
         (tests and the benchmark measure that path)."""
         self._calls.clear()
+        self._engine.forget_histories()
 
     def _dispatch(self, connection_id: str, message: object, budget: Budget) -> HandledFrame:
         match message:
@@ -158,15 +164,31 @@ class Relay:
 
     def _on_prompt(self, connection_id: str, prompt: Prompt, budget: Budget) -> HandledFrame:
         if not prompt.last:
-            self._warm_model()  # the caller is still talking: get the connection ready
-            return HandledFrame(kind="prompt", ignored=True)
+            return self._on_partial(connection_id, prompt, budget)
         if not prompt.voice_prompt.strip():
             logger.info("empty prompt ignored")
             return HandledFrame(kind="prompt", ignored=True)
         logger.info("prompt", extra={"speech": text_summary(prompt.voice_prompt), "lang": prompt.lang})
         outcome = self._engine.run_prompt(
-            connection_id, prompt.voice_prompt, budget, call_sid=self._calls.get(connection_id), lang=prompt.lang
+            connection_id,
+            prompt.voice_prompt,
+            budget,
+            call_sid=self._calls.get(connection_id),
+            lang=prompt.lang,
+            speculated=self._speculator is not None,
+            prestart=self._partials.take(connection_id) or self._speculator is None,
         )
+        return self._turn(connection_id, "prompt", outcome, budget)
+
+    def _on_partial(self, connection_id: str, prompt: Prompt, budget: Budget) -> HandledFrame:
+        """The caller is still talking: get the model connection ready, and maybe speculate."""
+        self._warm_model()
+        self._partials.heard(connection_id)
+        if self._speculator is None or not prompt.voice_prompt.strip():
+            return HandledFrame(kind="prompt", ignored=True)
+        outcome = self._speculator.on_partial(connection_id, prompt.voice_prompt, budget, prompt.lang)
+        if outcome is None:
+            return HandledFrame(kind="prompt", ignored=True)
         return self._turn(connection_id, "prompt", outcome, budget)
 
     def _on_setup(self, connection_id: str, setup: Setup, budget: Budget) -> HandledFrame:
@@ -327,6 +349,7 @@ class Relay:
         return self._turn(connection_id, "dtmf", outcome, budget)
 
     def _on_interrupt(self, connection_id: str, interrupt: Interrupt) -> None:
+        self._engine.forget_histories(connection_id)  # it takes a generation: the kept history is stale
         outcome = self._store.record_interrupt(
             connection_id, interrupt.utterance_until_interrupt, interrupt.duration_until_interrupt_ms
         )
@@ -399,3 +422,30 @@ class _CallCache:
             self._items.move_to_end(connection_id)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
+
+
+class _PartialsSeen:
+    """Connections with a partial prompt since their last final one, in this environment: their
+    final prompt may be answered by a speculation, so it starts no model request before its turn
+    start says (a final without partials, here, starts it at once: ``TurnEngine.run_prompt``).
+    Another environment's partials are not seen: that final's early request is cancelled as soon
+    as its turn start shows a speculation answers it."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._items: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def heard(self, connection_id: str) -> None:
+        with self._lock:
+            self._items[connection_id] = None
+            self._items.move_to_end(connection_id)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def take(self, connection_id: str) -> bool:
+        """True if no partial came on the connection since the last final prompt (and forget them)."""
+        with self._lock:
+            seen = connection_id in self._items
+            self._items.pop(connection_id, None)
+        return not seen

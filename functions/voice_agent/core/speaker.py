@@ -46,17 +46,7 @@ class Speaker:
         history holds it once ``last`` is out; if the claim or the send fails, the stored reply is
         rewritten to what the caller heard."""
         message = _tagged(turn, message)
-        stored: TurnRecord | None = None
-        if store_reply and isinstance(message, Text):
-            stored = TurnRecord(
-                key=turn.take_key(),
-                role="assistant",
-                text=turn.spoken_this_round() + message.token,
-                first_phrase_ms=self.waited_ms(turn),
-            )
-            if stored.text.strip():
-                self.persist(turn, [stored])
-            turn.reply_stored = True
+        stored = self._store_reply(turn, message) if store_reply and isinstance(message, Text) else None
         step = Step.OK
         after = turn.spoken.whole + (message.token if isinstance(message, Text) else "")
         if claim and not claimed(lambda: self._store.claim_phrase(turn.ticket, after, final=store_reply)):
@@ -82,6 +72,20 @@ class Speaker:
             turn.spoken.add(message.token)
         return Step.OK
 
+    def _store_reply(self, turn: Turn, message: Text) -> TurnRecord:
+        stored = TurnRecord(
+            key=turn.take_key(),
+            role="assistant",
+            text=turn.spoken_this_round() + message.token,
+            first_phrase_ms=self.waited_ms(turn),
+        )
+        if stored.text.strip():
+            self.persist(turn, [stored])
+        turn.reply_stored = True
+        if turn.on_reply_stored is not None:
+            turn.on_reply_stored()
+        return stored
+
     def persist_reply(self, turn: Turn) -> None:
         if turn.reply_stored:
             return
@@ -98,6 +102,7 @@ class Speaker:
 
     def persist(self, turn: Turn, records: Sequence[TurnRecord]) -> None:
         if records:
+            turn.written.extend(records)
             quietly(lambda: self._store.put_turns(turn.ticket.call_sid, records))
 
     def mark_gone(self, connection_id: str) -> None:

@@ -42,6 +42,7 @@ from voice_agent.core.effects import message_for
 from voice_agent.core.ending import SessionEnder
 from voice_agent.core.guard import OutputGuard
 from voice_agent.core.history import conversation
+from voice_agent.core.history_cache import HistoryCache
 from voice_agent.core.model import (
     USER_PART,
     ChatMessage,
@@ -50,6 +51,7 @@ from voice_agent.core.model import (
     StreamFinished,
     TextDelta,
     ToolCall,
+    ToolSpec,
     TurnKey,
     TurnRecord,
     TurnTicket,
@@ -59,6 +61,7 @@ from voice_agent.core.ports import ChatModel, ModelPump, Sender, StartPump, Turn
 from voice_agent.core.prompt_template import guarded_text, system_prompt
 from voice_agent.core.silence import TimerScheduler, playback_s
 from voice_agent.core.speaker import Speaker, quietly
+from voice_agent.core.speculation_rules import answered_by_speculation
 from voice_agent.core.tool_runner import ToolRunner
 from voice_agent.core.tools import (
     Effect,
@@ -93,6 +96,21 @@ class _Heard:
     shown: str | None = None
     lang: str | None = None
     carried: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A model request started before the turn's generation was taken, and what it asked."""
+
+    request: ChatRequest
+    pump: ModelPump
+
+
+def _drop(early: Future[list[TurnRecord]] | None, ahead: _Ahead | None) -> None:
+    if early is not None:
+        early.cancel()  # a no-op once it has started; its result is ignored
+    if ahead is not None:
+        ahead.pump.cancel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +150,8 @@ class TurnEngine:
             tools=tools, clock=self._clock, pool=tool_pool or threads.TOOL_POOL, filler_after_s=agent.filler_after_s
         )
         self._store_pool = store_pool or threads.STORE_POOL
+        self._history = HistoryCache()  # the history each connection's last turn here left
+        self._keep_history = agent.preemption.keep_history
         self._timers = timers  # silence and key-entry timers, set once a reply's ``last`` is out
         self._ender = SessionEnder(
             store=store,
@@ -157,41 +177,58 @@ class TurnEngine:
         carried: tuple[str, ...] = (),
         lang: str | None = None,
         shown: str | None = None,
+        speculated: bool = False,
+        prestart: bool = False,
     ) -> TurnOutcome:
         """Answer one final ``prompt`` (or a key press turned into a note).
 
         ``call_sid``: the connection's call, if this execution environment knows it; the history is
-        then read while the generation is taken instead of after it. ``carried``: what the call's
-        previous socket left unanswered (an owed turn after an application reconnect). ``lang``: the
-        language Twilio heard the prompt in (stored with it, and told to the model). ``shown``: what
-        the call's transcript shows for the caller's message instead of ``text`` (keys keyed in).
+        then read while the generation is taken instead of after it (unless the environment holds
+        the history the connection's last turn left, ``core/history_cache.py``: then no query at
+        all). ``carried``: what the call's previous socket left unanswered (an owed turn after an
+        application reconnect). ``lang``: the language Twilio heard the prompt in (stored with it,
+        and told to the model). ``shown``: what the call's transcript shows for the caller's message
+        instead of ``text`` (keys keyed in). ``speculated``: a caller's final prompt, which a
+        speculation on the same words may already be answering (``core/speculation.py``).
+        ``prestart``: no speculation is expected (no partial prompt came before); with the history
+        this environment kept for the connection, the model request leaves before the generation
+        is taken (``_ahead``), and no DynamoDB round trip is left before it.
         """
         started = self._clock.monotonic()
         early: Future[list[TurnRecord]] | None = None
-        if call_sid:
+        if call_sid and not self._history.knows(connection_id):
             early = self._beside(self._store.load_history, call_sid, self._agent.max_history_items)
+        early_request = prestart and self._agent.preemption.early_request
+        ahead = self._ahead(connection_id, call_sid, text, carried, lang) if early_request else None
         turn = self._begin(connection_id, started, budget, text)
-        if isinstance(turn, TurnOutcome):
-            if early is not None:
-                early.cancel()
-            return turn
+        if isinstance(turn, TurnOutcome) or (speculated and answered_by_speculation(turn.ticket)):
+            _drop(early, ahead)
+            if isinstance(turn, TurnOutcome):
+                return turn
+            logger.info("final prompt confirms the speculation; it speaks")
+            return self._outcome(turn, TurnStatus.SPECULATED)
+        heard = _Heard(shown, lang, carried)
         engine = self._engine_for(turn)
         if engine is not self:  # another agent answered this call: its engine runs the turn
+            _drop(None, ahead)  # (asked with this agent's prompt)
             same = engine.history_items == self.history_items  # else the early read has the wrong length
-            return engine._answer(turn, text, _Heard(shown, lang, carried), early if same else None, call_sid)
-        return self._answer(turn, text, _Heard(shown, lang, carried), early, call_sid)
+            return engine._answer(turn, text, heard, early if same else None, call_sid)
+        return self._answer(turn, text, heard, early, call_sid, ahead=ahead)
 
     @property
     def history_items(self) -> int:
         return self._agent.max_history_items
 
-    def _engine_for(self, turn: Turn) -> TurnEngine:
-        """The engine of the agent the call's context names (the ticket carries it), with this
-        turn's guard and phrasing made that agent's."""
-        context = turn.ticket.context
-        if self._agents is None or context is None:
+    def for_ticket(self, ticket: TurnTicket) -> TurnEngine:
+        """The engine of the agent the call's context names (``wiring.py`` builds one per agent)."""
+        if self._agents is None or ticket.context is None:
             return self
-        engine = self._agents(context.agent)
+        return self._agents(ticket.context.agent)
+
+    def _engine_for(self, turn: Turn) -> TurnEngine:
+        """The engine of the agent that answers this turn's call, with this turn's guard and
+        phrasing made that agent's."""
+        engine = self.for_ticket(turn.ticket)
         if engine is not self:
             turn.guard = OutputGuard(guarded_text(engine._agent), engine._agent.max_reply_chars)
             turn.coalescer = PhraseCoalescer(engine._agent.phrases)
@@ -204,30 +241,99 @@ class TurnEngine:
         heard: _Heard,
         early: Future[list[TurnRecord]] | None,
         call_sid: str | None,
+        *,
+        ahead: _Ahead | None = None,
     ) -> TurnOutcome:
         try:
-            if early is not None and turn.ticket.call_sid == call_sid and not turn.waited_for_setup:
-                history = early.result()
-            else:  # no hint, a wrong one, or a setup still being stored when the query ran: read now
-                if early is not None:
-                    early.cancel()  # a no-op once it has started; its result is ignored
-                history = self._store.load_history(turn.ticket.call_sid, self._agent.max_history_items)
+            history = self._history_for(turn, early, call_sid)
         except StoreUnavailableError:
+            _drop(None, ahead)
             self._speaker.post(turn, Text(self._agent.lines.apology, last=True), claim=False)
             return self._outcome(turn, TurnStatus.STORE_ERROR, "history")
-        messages = [
-            ChatMessage(role="system", content=self._system_prompt(turn, heard.lang)),
-            *conversation(turn.ticket, history, text, heard.carried),
-        ]
+        turn.read = tuple(history)
+        messages = self.messages_for(turn.ticket, history, text, heard.carried, heard.lang)
         turn.guard.heard_before(m.content for m in messages if m.role == "assistant")
-        key = TurnKey(turn.ticket.conn_seq, turn.ticket.generation, USER_PART)
-        user = TurnRecord(key=key, role="user", text=text, lang=heard.lang, shown=heard.shown)
-        return self._converse(turn, messages, user)
+        pump = None
+        if ahead is not None:
+            if ahead.request == self.first_request(messages, turn.ticket.direction):
+                pump = ahead.pump  # the request that left before the generation was taken is this turn's
+            else:  # something changed since the last turn here (another environment's frames): ask again
+                logger.info("early model request discarded; the connection changed since its last turn here")
+                _drop(None, ahead)
+        user = self.user_record(turn.ticket, text, heard.lang, heard.shown)
+        return self._converse(turn, messages, user, first_pump=pump)
 
-    def _system_prompt(self, turn: Turn, lang: str | None) -> str:
+    def _ahead(
+        self, connection_id: str, call_sid: str | None, text: str, carried: tuple[str, ...], lang: str | None
+    ) -> _Ahead | None:
+        """Start the model request before the generation is taken, on the history this environment
+        kept for the connection (``HistoryCache.guess``): the turn keeps it only if the request it
+        builds from the real ticket and history is the same one."""
+        guess = self._history.guess(connection_id, call_sid, text) if call_sid else None
+        if guess is None:
+            return None
+        messages = self.messages_for(guess.ticket, guess.history, text, carried, lang)
+        request = self.first_request(messages, guess.ticket.direction)
+        try:
+            return _Ahead(request, self.start_model(request))
+        except LLMError:
+            return None
+
+    def messages_for(
+        self,
+        ticket: TurnTicket,
+        history: Sequence[TurnRecord],
+        text: str,
+        carried: tuple[str, ...] = (),
+        lang: str | None = None,
+    ) -> list[ChatMessage]:
+        """The model's messages for ``text``: the system prompt, the history as the caller lived it."""
+        return [
+            ChatMessage(role="system", content=self._system_prompt(ticket, lang)),
+            *conversation(ticket, history, text, carried),
+        ]
+
+    @staticmethod
+    def user_record(ticket: TurnTicket, text: str, lang: str | None = None, shown: str | None = None) -> TurnRecord:
+        key = TurnKey(ticket.conn_seq, ticket.generation, USER_PART)
+        return TurnRecord(key=key, role="user", text=text, lang=lang, shown=shown)
+
+    def history_for(self, ticket: TurnTicket, after: int) -> list[TurnRecord]:
+        """The call's history as generation ``after`` left it: from this environment's cache when
+        the connection item shows nothing changed since, else one query."""
+        cached = self._history.history(ticket.connection_id, ticket.call_sid, after, ticket.on_air)
+        if cached is not None:
+            return cached
+        return self._store.load_history(ticket.call_sid, self._agent.max_history_items)
+
+    def _history_for(
+        self, turn: Turn, early: Future[list[TurnRecord]] | None, call_sid: str | None
+    ) -> list[TurnRecord]:
+        ticket = turn.ticket
+        cached = self._history.history(
+            ticket.connection_id,
+            ticket.call_sid,
+            ticket.generation - 1,
+            ticket.on_air,
+        )
+        if cached is not None:
+            return cached
+        if early is not None and ticket.call_sid == call_sid and not turn.waited_for_setup:
+            return early.result()
+        if early is not None:
+            early.cancel()  # a no-op once it has started; its result is ignored
+        return self._store.load_history(ticket.call_sid, self._agent.max_history_items)
+
+    def forget_histories(self, connection_id: str | None = None) -> None:
+        """Drop the history this environment kept for a connection (an interrupt here: the next
+        turn's guess would be wrong, and its early request wasted), or every one, as a new
+        execution environment would."""
+        self._history.forget(connection_id)
+
+    def _system_prompt(self, ticket: TurnTicket, lang: str | None) -> str:
         """The agent's prompt rendered for this call (``core/prompt_template.py``), and the language
         the caller's words were heard in (when Twilio says)."""
-        rendered = system_prompt(self._agent, turn.ticket.context)
+        rendered = system_prompt(self._agent, ticket.context)
         if not lang:
             return rendered
         return f"{rendered}\n\n{self._agent.lines.language_note.format(lang=lang)}"
@@ -279,6 +385,9 @@ class TurnEngine:
             logger.warning("prompt on a connection that is not open (no setup yet, or ending); ignored")
             return TurnOutcome(status=TurnStatus.UNKNOWN_CONNECTION, duration_s=self._since(started))
         bind(call_sid=ticket.call_sid)
+        return self._new_turn(ticket, started, budget, waited=waited)
+
+    def _new_turn(self, ticket: TurnTicket, started: float, budget: Budget, *, waited: bool = False) -> Turn:
         return Turn(
             ticket=ticket,
             started=started,
@@ -290,6 +399,38 @@ class TurnEngine:
             reply_lang="multi" if (ticket.language or self._agent.language) == "multi" else None,
         )
 
+    # -- a speculation's turn (``core/speculation.py``) -----------------------------------------
+
+    def first_request(self, messages: Sequence[ChatMessage], direction: str) -> ChatRequest:
+        """The request the first round of a turn on ``messages`` sends (tools offered)."""
+        specs = [t.spec(self._agent) for t in self._tools.offered(self._agent, direction)]
+        return self._request(messages, specs, last_round=self._agent.max_tool_rounds == 0)
+
+    def start_model(self, request: ChatRequest) -> ModelPump:
+        """Start a model request read beside the caller (raises ``LLMError`` if no model)."""
+        return self._start_pump(self._model(), request)
+
+    def answer_held(
+        self,
+        ticket: TurnTicket,
+        budget: Budget,
+        messages: Sequence[ChatMessage],
+        history: Sequence[TurnRecord],
+        pump: ModelPump | None,
+        *,
+        lang: str | None = None,
+    ) -> TurnOutcome:
+        """Answer a confirmed speculation: the turn of ``ticket`` (the final prompt's generation),
+        whose first model round is ``pump``, already streaming into its queue (``None``: start one).
+        From here it is an ordinary turn: every phrase claimed before it is posted. The caller's
+        message stored is the final prompt's words, as its turn start noted them."""
+        bind(call_sid=ticket.call_sid)
+        turn = self._new_turn(ticket, self._clock.monotonic(), budget)
+        turn.read = tuple(history)
+        text = ticket.unanswered[-1] if ticket.unanswered else ""
+        turn.guard.heard_before(m.content for m in messages if m.role == "assistant")
+        return self._converse(turn, list(messages), self.user_record(ticket, text, lang), first_pump=pump)
+
     def _start(self, connection_id: str, text: str) -> TurnTicket | None:
         """The turn's generation; on a socket no setup has bound, first the binding Twilio's
         application reconnect may leave to the first message (it may send no setup)."""
@@ -298,19 +439,24 @@ class TurnEngine:
             ticket = self._store.start_turn(connection_id, text)
         return ticket
 
-    def _converse(self, turn: Turn, messages: list[ChatMessage], user: TurnRecord) -> TurnOutcome:
+    def _request(self, messages: Sequence[ChatMessage], specs: Sequence[ToolSpec], *, last_round: bool) -> ChatRequest:
+        return ChatRequest(
+            messages=tuple(messages),
+            tools=() if last_round else tuple(specs),
+            max_tokens=self._agent.max_reply_tokens,
+            temperature=self._agent.temperature,
+        )
+
+    def _converse(
+        self, turn: Turn, messages: list[ChatMessage], user: TurnRecord, first_pump: ModelPump | None = None
+    ) -> TurnOutcome:
         offered = self._tools.offered(self._agent, turn.ticket.direction)
         specs = [t.spec(self._agent) for t in offered]
         rounds = self._agent.max_tool_rounds + 1
         for round_no in range(rounds):
-            last_round = round_no == rounds - 1
-            request = ChatRequest(
-                messages=tuple(messages),
-                tools=() if last_round else tuple(specs),
-                max_tokens=self._agent.max_reply_tokens,
-                temperature=self._agent.temperature,
-            )
-            result = self._stream_round(turn, request, persist=[user] if round_no == 0 else [])
+            request = self._request(messages, specs, last_round=round_no == rounds - 1)
+            held = first_pump if round_no == 0 else None
+            result = self._stream_round(turn, request, persist=[user] if round_no == 0 else [], pump=held)
             if result.step != Step.FINISHED:
                 return self._stop(turn, result)
             if not result.tool_calls:
@@ -344,12 +490,14 @@ class TurnEngine:
                 return outcome
         return self._finish(turn)  # unreachable in practice: the last round offers no tools
 
-    def _stream_round(self, turn: Turn, request: ChatRequest, persist: Sequence[TurnRecord]) -> _RoundResult:
-        try:
-            model = self._model()
-        except LLMError as exc:
-            return _RoundResult(Step.LLM_ERROR, detail=str(exc))
-        pump = self._start_pump(model, request)
+    def _stream_round(
+        self, turn: Turn, request: ChatRequest, persist: Sequence[TurnRecord], pump: ModelPump | None = None
+    ) -> _RoundResult:
+        if pump is None:
+            try:
+                pump = self.start_model(request)
+            except LLMError as exc:
+                return _RoundResult(Step.LLM_ERROR, detail=str(exc))
         self._persist_while_the_model_thinks(turn, pump, persist)
         token_deadline = self._clock.monotonic() + self._agent.llm_first_token_timeout_s
         try:
@@ -400,7 +548,16 @@ class TurnEngine:
     def _finish(self, turn: Turn) -> TurnOutcome:
         """The model is done: the rest of the text goes out with ``last: true``."""
         rest = turn.coalescer.flush() or ""
+        ticket = turn.ticket
+        # Kept before ``last`` goes out (the caller's next prompt cannot come sooner), dropped again
+        # if the closing frame's claim fails (something took a generation: the guess would be stale).
+        if self._keep_history:
+            turn.on_reply_stored = lambda: self._history.keep(
+                ticket, turn.read, turn.written, self._agent.max_history_items
+            )
         step = self._speaker.speak(turn, rest, last=True, store_reply=True)
+        if step not in (Step.OK, Step.LIMIT):
+            self._history.forget(ticket.connection_id)
         if step == Step.REFUSED:
             return self._stop(turn, _RoundResult(Step.REFUSED))
         if step not in (Step.OK, Step.LIMIT):  # LIMIT: ``last`` went out with the truncated text

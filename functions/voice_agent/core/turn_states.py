@@ -7,7 +7,7 @@ first step that is not ``OK`` into the turn's *outcome* through ``STOPS``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -15,7 +15,7 @@ from typing import Final
 from voice_agent import metric_names as metric
 from voice_agent.core.budget import Budget
 from voice_agent.core.guard import OutputGuard
-from voice_agent.core.model import FIRST_AGENT_PART, TurnKey, TurnTicket
+from voice_agent.core.model import FIRST_AGENT_PART, TurnKey, TurnRecord, TurnTicket
 from voice_agent.core.phrases import PhraseCoalescer
 from voice_agent.core.speech import SpokenSoFar
 
@@ -44,6 +44,7 @@ class TurnStatus(StrEnum):
     SEND_ERROR = "send_error"  # frames could not be delivered
     UNKNOWN_CONNECTION = "unknown_connection"  # no setup seen for this connection (or it is not open)
     REPLAYED = "replayed"  # Twilio replayed a message the call's previous socket already took
+    SPECULATED = "speculated"  # a speculation on the same words answers it (``core/speculation.py``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,11 @@ class Turn:
     waited_for_setup: bool = False  # the connection was bound only after this turn arrived
     reply_lang: str | None = None  # every text frame's ``lang`` (a session speaking "multi")
     reply_stored: bool = False  # the final assistant message is stored (before its ``last``)
+    written: list[TurnRecord] = field(default_factory=list)  # every message this turn stored
+    read: tuple[TurnRecord, ...] = ()  # the stored history the turn answered from
+    # Called once the reply is stored, before the claim of its closing frame (the engine keeps the
+    # history there: a next prompt can only follow ``last``).
+    on_reply_stored: Callable[[], None] | None = None
 
     def take_key(self) -> TurnKey:
         key = TurnKey(self.ticket.conn_seq, self.ticket.generation, self.next_part)
