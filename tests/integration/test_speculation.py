@@ -21,6 +21,7 @@ from tests.support.fakes import RecordingSender, ScriptedModel, ScriptedReply, w
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT
 from voice_agent.agent.preemption import Preemption
+from voice_agent.core.model import TurnKey, TurnRecord
 from voice_agent.core.relay import HandledFrame, Relay
 from voice_agent.core.speculation import SpeculationStats, Speculator
 from voice_agent.core.speculation_rules import SpecState
@@ -237,3 +238,30 @@ def test_a_partial_during_a_turn_opens_nothing(
     assert relay.handle(CONN, prompt("When do you open", last=False), budget()).ignored
     assert model.requests == []
     assert stats.opened == 0
+
+
+def test_a_history_another_socket_changed_is_read_again_before_anything_is_said(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel, pool: ThreadPoolExecutor
+) -> None:
+    """The call's second socket speculates while the first one's cut reply is still being stored
+    (its turn notices the drop at its next post): the held answer, built without that reply, is
+    dropped and the model asked again with it."""
+    second = "conn-2"
+    bound.bind_connection(second, Setup(session_id="VX2", call_sid=SETUP.call_sid))
+    model.say("Stale answer.", "Fresh answer.")
+    relay, stats = relay_for(bound, sender, model)
+    speculating = partial_in_background(pool, relay, "When do you open tomorrow?", conn=second)
+    until(lambda: model.tokens_streamed == len(words("Stale answer.")))
+    cut = TurnRecord(key=TurnKey(1, 1, 2), role="assistant", text="We are a family hardware store")
+    bound.put_turns(SETUP.call_sid, [cut])  # the first socket's reply, as heard, stored late
+
+    final = relay.handle(second, prompt("When do you open tomorrow?", last=True), budget())
+    spoken = speculating.result(WAIT_S)
+
+    assert final.outcome is not None and final.outcome.status == TurnStatus.SPECULATED
+    assert spoken.outcome is not None and spoken.outcome.status == TurnStatus.COMPLETED
+    assert said(sender, second) == "Fresh answer."  # nothing built on the stale history was heard
+    assert len(model.requests) == 2
+    assert "We are a family hardware store" in [m.content for m in model.requests[1].messages]
+    assert stats.snapshot()["ended"] == {SpecState.REREAD: 1}
+    assert stats.tokens_unspoken == len(words("Stale answer."))

@@ -154,6 +154,7 @@ class _Run:
     state: SpecState = SpecState.OPENED
     decided_at: float | None = None  # when it stopped waiting (confirmed, or stopped)
     engine: TurnEngine | None = None  # the engine of the agent that answers the call
+    dropped: int = 0  # tokens held for a request built on a history that changed (never spoken)
 
 
 class Speculator:
@@ -263,7 +264,31 @@ class Speculator:
         logger.info("speculation confirmed by the final prompt", extra={"generation": ticket.generation})
         self._release(run)
         engine = run.engine or self._engine
+        if ticket.conn_seq > 1:
+            self._reread(run, engine, ticket)
         return engine.answer_held(ticket, run.budget, run.messages, run.history, run.pump, lang=run.lang)
+
+    def _reread(self, run: _Run, engine: TurnEngine, ticket: TurnTicket) -> None:
+        """On a socket that is not the call's first, the previous one may have stored turns since the
+        history was read (the reply a drop cut, stored as heard once its turn notices the drop).
+        One query: if the history moved, the held reply is dropped and the turn asks afresh, so no
+        answer built on a stale history is spoken. (On the call's first socket every other writer,
+        a timer's line or a newer turn, moves the generation and supersedes the speculation.)"""
+        try:
+            fresh = engine.history_for(ticket, ticket.generation - 1)
+        except StoreUnavailableError:
+            return
+        if fresh == run.history:
+            return
+        logger.info("the call's history moved during the speculation; asking the model again")
+        if run.pump is not None:
+            run.dropped = run.pump.tokens
+            run.pump.cancel()
+        run.pump = None
+        run.state = SpecState.REREAD
+        run.history = fresh
+        text = ticket.unanswered[-1] if ticket.unanswered else ""
+        run.messages = engine.messages_for(ticket, fresh, text, lang=run.lang)
 
     def _model_failed(self, run: _Run) -> TurnOutcome | None:
         """The final prompt should run an ordinary turn (a new request): hand the slot back, unless
@@ -310,7 +335,7 @@ class Speculator:
 
     def _account(self, run: _Run, started: float) -> None:
         tokens = run.pump.tokens if run.pump is not None else 0
-        unspoken = 0 if run.state == SpecState.CONFIRMED else tokens
+        unspoken = run.dropped + (0 if run.state in (SpecState.CONFIRMED, SpecState.REREAD) else tokens)
         waited = (run.decided_at or self._clock.monotonic()) - started
         self.stats.count(run.state, requested=run.requested, unspoken=unspoken, polls=run.polls, wait_s=waited)
         logger.info(

@@ -33,6 +33,9 @@ class SpecState(StrEnum):
     OPENED = "opened"  # registered on the connection; waiting for the words to hold still
     THINKING = "thinking"  # the model request is out; its tokens are held, nothing is sent
     CONFIRMED = "confirmed"  # the final prompt said the same words: the held reply is spoken
+    # Confirmed, but another socket of the call stored turns after the history was read (the reply a
+    # drop cut, stored as heard): the held reply is dropped and the turn asks the model again.
+    REREAD = "reread"
     SUPERSEDED = "superseded"  # the final said other words (or a newer turn started): it runs its own turn
     CANCELLED = "cancelled"  # a newer partial changed the words
     FAILED = "failed"  # the model failed before the final: the final runs an ordinary turn
