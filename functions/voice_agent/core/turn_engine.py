@@ -44,6 +44,7 @@ from voice_agent.core.guard import OutputGuard
 from voice_agent.core.history import conversation
 from voice_agent.core.history_cache import HistoryCache
 from voice_agent.core.model import (
+    GREETING_GENERATION,
     USER_PART,
     ChatMessage,
     ChatRequest,
@@ -86,6 +87,14 @@ _R = TypeVar("_R")
 _OPEN_WAIT_S = 0.05
 # How long a turn waits for a connection its setup has not bound yet (about 1.5 s in all).
 _SETUP_RACE_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.75)
+
+
+def _holds_the_message_on_air(history: Sequence[TurnRecord], ticket: TurnTicket) -> bool:
+    """Whether ``history`` has the caller message of the reply on the air (the greeting has none)."""
+    air = ticket.on_air.generation
+    if air <= GREETING_GENERATION:
+        return True
+    return any(r.role == "user" and r.key.conn_seq == ticket.conn_seq and r.key.generation == air for r in history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,8 +328,14 @@ class TurnEngine:
         if cached is not None:
             return cached
         if early is not None and ticket.call_sid == call_sid and not turn.waited_for_setup:
-            return early.result()
-        if early is not None:
+            history = early.result()
+            if _holds_the_message_on_air(history, ticket):
+                return history
+            # The reply on the air claimed its first phrase (clearing the unanswered messages) after
+            # the early read left: its caller message is stored by now, so read again (a reply
+            # spoken from held tokens, or a timer's line, which has no caller message).
+            logger.info("history read again: the reply on the air started after the early read")
+        elif early is not None:
             early.cancel()  # a no-op once it has started; its result is ignored
         return self._store.load_history(ticket.call_sid, self._agent.max_history_items)
 
