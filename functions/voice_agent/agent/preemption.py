@@ -31,9 +31,7 @@ class Preemption:
     # the model has received it (a request paid for, and seen by the model, that nobody hears).
     early_request: bool = False
     # Keep each connection's history in the execution environment, checked by the generation update
-    # (``core/history_cache.py``): the next turn then makes no history query. Off by default: a
-    # second live socket of the same call (a resume through /action while the old socket still
-    # finishes) writes turns without moving this socket's generation, so the check can pass on a
-    # history that misses them; marking the older socket when the newer binds broke the drop
-    # recovery in a first attempt (see docs/bench.md).
-    keep_history: bool = False
+    # (``core/history_cache.py``): the next turn on the call's first socket then makes no history
+    # query, and the generation update is its one DynamoDB round trip before the model. A later
+    # socket of the call reads the history every time (its predecessor may still be storing).
+    keep_history: bool = True

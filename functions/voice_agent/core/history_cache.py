@@ -10,9 +10,11 @@ air and was sent in full, nothing was written since that this environment did no
 Anything else (another environment's turn, an interrupt, a lost write) fails the check and the
 turn reads the history as before. A cache entry is only a shortcut, never a source of truth.
 
-Known gap, why ``Preemption.keep_history`` is off by default: a second live socket of the same
-call (a resume through ``/action`` while the old socket still finishes a turn) writes turns
-without moving this socket's generation, so the check can pass on a history that misses them.
+A second live socket of the same call writes turns without moving this socket's generation: a
+resume through ``/action`` (or Twilio's application reconnect) while the old socket still
+finishes a turn, whose cut reply is stored as heard once it notices. So the cache serves only the
+call's first socket (``connSeq`` 1), which no other socket of the call precedes; the turns of a
+later socket read the history every time (``Preemption.keep_history`` turns the cache off).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class HistoryCache:
         the air is generation ``after``'s, sent in full."""
         with self._lock:
             entry = self._items.get(connection_id)
-        if entry is None or entry.call_sid != call_sid or entry.generation != after:
+        if entry is None or entry.call_sid != call_sid or entry.generation != after or entry.ticket.conn_seq != 1:
             return None
         if on_air.generation != after or not on_air.done:
             return None
@@ -73,7 +75,7 @@ class HistoryCache:
         request can leave first; the turn checks the guess against the real ticket)."""
         with self._lock:
             entry = self._items.get(connection_id)
-        if entry is None or entry.call_sid != call_sid:
+        if entry is None or entry.call_sid != call_sid or entry.ticket.conn_seq != 1:
             return None
         on_air = OnAir(generation=entry.generation, text="", done=True)
         ticket = replace(entry.ticket, generation=entry.generation + 1, on_air=on_air, unanswered=(text,), spec=None)
