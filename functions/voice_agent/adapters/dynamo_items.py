@@ -62,6 +62,7 @@ def ticket_from(connection_id: str, item: Mapping[str, Any]) -> TurnTicket:
         unanswered=tuple(v["S"] for v in pending if "S" in v),
         context=context_from(item),
         spec=spec_from(item),
+        later_socket="laterSocket" in item,
     )
 
 

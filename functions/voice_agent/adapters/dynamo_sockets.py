@@ -128,7 +128,7 @@ class SocketItems:
         was still sending, and after an application reconnect (told by ``$connect``'s note, or by
         a setup repeating the previous socket's ``sessionId``) set up what the new socket owes."""
         try:
-            old = self._freeze(previous) if app_reconnect else self._read(previous)
+            old = self._freeze(previous) if app_reconnect else self._mark_later(previous, new)
             if not app_reconnect and session_id and get_s(old, "sessionId") == session_id:
                 app_reconnect = True  # the same session on a new socket: Twilio reopened it
                 old = self._freeze(previous)
@@ -146,11 +146,22 @@ class SocketItems:
             return Handover(app_reconnect=True, owed=False)
         return Handover(app_reconnect=True, owed=owed is not None)
 
-    def _read(self, previous: str) -> Item:
-        with store_errors("bind_connection.previous"):
+    def _mark_later(self, previous: str, new: str) -> Item:
+        """One write, the read it replaces: the previous socket, as it was, now noting that a later
+        socket of the call exists (``laterSocket``). It stays usable; only a history its environment
+        kept is no longer trusted (``core/history_cache.py``), since the later socket's turns do not
+        move its generation."""
+        with store_errors("bind_connection.previous", passthrough=CONDITION_FAILED):
             return cast(
                 Item,
-                self._db.get_item(TableName=self._table, Key=conn_key(previous), ConsistentRead=True).get("Item", {}),
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=conn_key(previous),
+                    UpdateExpression="SET laterSocket = :new",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":new": attr_s(new)},
+                    ReturnValues="ALL_OLD",
+                ).get("Attributes", {}),
             )
 
     def _freeze(self, previous: str) -> Item:

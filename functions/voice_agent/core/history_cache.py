@@ -13,8 +13,9 @@ turn reads the history as before. A cache entry is only a shortcut, never a sour
 A second live socket of the same call writes turns without moving this socket's generation: a
 resume through ``/action`` (or Twilio's application reconnect) while the old socket still
 finishes a turn, whose cut reply is stored as heard once it notices. So the cache serves only the
-call's first socket (``connSeq`` 1), which no other socket of the call precedes; the turns of a
-later socket read the history every time (``Preemption.keep_history`` turns the cache off).
+call's first socket (``connSeq`` 1), which no other socket of the call precedes, and only until a
+later socket binds (the binding marks it, ``laterSocket``: the turn engine then reads the history
+every time); ``Preemption.keep_history`` turns the cache off.
 """
 
 from __future__ import annotations

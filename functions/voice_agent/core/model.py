@@ -170,6 +170,9 @@ class TurnTicket:
     unanswered: tuple[str, ...] = ()
     context: CallContext | None = None  # written by setup, read by this same request (core/call_context.py)
     spec: SpecSlot | None = None  # a speculation registered on the connection, as this request read it
+    # Another socket of the call bound after this one (``laterSocket``): its turns do not move this
+    # connection's generation, so a history kept for this connection may miss them.
+    later_socket: bool = False
 
 
 @dataclass(frozen=True, slots=True)

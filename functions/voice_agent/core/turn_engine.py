@@ -310,7 +310,11 @@ class TurnEngine:
     def history_for(self, ticket: TurnTicket, after: int) -> list[TurnRecord]:
         """The call's history as generation ``after`` left it: from this environment's cache when
         the connection item shows nothing changed since, else one query."""
-        cached = self._history.history(ticket.connection_id, ticket.call_sid, after, ticket.on_air)
+        cached = (
+            None
+            if ticket.later_socket
+            else self._history.history(ticket.connection_id, ticket.call_sid, after, ticket.on_air)
+        )
         if cached is not None:
             return cached
         return self._store.load_history(ticket.call_sid, self._agent.max_history_items)
@@ -319,12 +323,9 @@ class TurnEngine:
         self, turn: Turn, early: Future[list[TurnRecord]] | None, call_sid: str | None
     ) -> list[TurnRecord]:
         ticket = turn.ticket
-        cached = self._history.history(
-            ticket.connection_id,
-            ticket.call_sid,
-            ticket.generation - 1,
-            ticket.on_air,
-        )
+        cached = None
+        if not ticket.later_socket:  # (a later socket's turns do not move this one's generation)
+            cached = self._history.history(ticket.connection_id, ticket.call_sid, ticket.generation - 1, ticket.on_air)
         if cached is not None:
             return cached
         if early is not None and ticket.call_sid == call_sid and not turn.waited_for_setup:
