@@ -390,3 +390,31 @@ def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: R
     relay.forget_calls()
     relay.handle(CONN, prompt, budget())
     assert hints == [None, CALL, None]
+
+
+def test_an_early_history_read_older_than_the_reply_on_the_air_is_read_again(
+    store: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The early read (started beside the generation update) can leave before the reply on the air
+    stored its caller message and claimed its first phrase, which cleared the unanswered messages:
+    that message is then in neither. The turn must read the history again rather than lose it."""
+    store.bind_connection(CONN, SETUP)
+    model.say("We open at nine.", "We are on Main Street.")
+    engine_for(store, sender, model).run_prompt(CONN, "When do you open?", budget())
+    real = store.load_history
+    reads: list[int] = []
+
+    def early_then_real(call_sid: str, max_items: int) -> list[TurnRecord]:
+        reads.append(1)
+        history = real(call_sid, max_items)
+        if len(reads) == 1:  # as it was before the previous turn stored its caller message
+            return [r for r in history if not (r.role == "user" and r.key.generation == 1)]
+        return history
+
+    monkeypatch.setattr(store, "load_history", early_then_real)
+    another_environment = engine_for(store, sender, model)  # nothing kept: the early read is made
+    another_environment.run_prompt(CONN, "Where are you?", budget(), call_sid=SETUP.call_sid)
+
+    assert len(reads) == 2
+    users = [m.content for m in model.requests[1].messages if m.role == "user"]
+    assert users == ["When do you open?", "Where are you?"]
