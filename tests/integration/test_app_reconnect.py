@@ -5,7 +5,10 @@ all; the events it buffered replayed on it. The relay, the turn engine and the s
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -13,11 +16,14 @@ from tests.integration.test_turn_engine import budget, engine_for
 from tests.support.fakes import RecordingSender, ScriptedModel
 from voice_agent.adapters.dynamo_store import DynamoSessionStore
 from voice_agent.agent.config import AGENT
+from voice_agent.core.budget import SystemClock
 from voice_agent.core.model import ChatRequest
 from voice_agent.core.relay import HandledFrame, Relay
+from voice_agent.core.turn_engine import TurnEngine
 from voice_agent.core.turn_states import TurnStatus
 from voice_agent.errors import ConnectionGoneError
 from voice_agent.protocol.outbound import OutboundMessage
+from voice_agent.wiring import tool_registry
 
 CALL = "CA" + "5" * 32
 QUESTION = "Is order 1001 ready for pickup?"
@@ -173,6 +179,52 @@ def test_an_action_resume_is_not_an_application_reconnect(
     handled = relay.handle("c2", setup_frame("VX2"), budget())
     assert handled.outcome is None  # nothing owed: the reconnect greeting asks where they were
     assert greetings(store) == [AGENT.lines.welcome_greeting, AGENT.lines.reconnect_greeting]
+
+
+def test_a_prompt_that_overtakes_a_resumed_sockets_setup_waits_for_the_handover_and_its_greeting(
+    store: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/action resumed the call on c2 while c1's reply was on the air, not yet stored as heard (c1's
+    turn notices the drop only at its next post). The caller's first words on c2 reach a turn while
+    c2's setup is still handing over: c2 is ``binding`` until the setup has marked what c1 had said
+    and stored the reconnect greeting, so the turn waits, and its model request holds both."""
+    engine = TurnEngine(
+        store=store, sender=sender, model=lambda: model, agent=AGENT, tools=tool_registry(), clock=SystemClock()
+    )
+    relay = Relay(store=store, engine=engine, sender=sender, agent=AGENT, warm_model=model.warm)
+    store.prebind_connection("c1", CALL, 0)
+    relay.handle("c1", setup_frame(), budget())
+    ticket = store.start_turn("c1", QUESTION)
+    assert ticket is not None
+    store.put_turns(CALL, [TurnEngine.user_record(ticket, QUESTION)])
+    assert store.claim_phrase(ticket, "Let me check that for you.")  # on the air when c1 drops
+
+    handing_over, release = threading.Event(), threading.Event()
+    hand_over = store._sockets.hand_over
+
+    def slow_hand_over(*args: Any, **kwargs: Any) -> Any:
+        handing_over.set()
+        release.wait(5)
+        return hand_over(*args, **kwargs)
+
+    monkeypatch.setattr(store._sockets, "hand_over", slow_hand_over)
+    model.say("Yes, it is ready at the counter.")
+    store.prebind_connection("c2", CALL, 1)  # /action's new <Connect>
+    with ThreadPoolExecutor(2) as pool:
+        setup = pool.submit(relay.handle, "c2", setup_frame("VX2"), budget())
+        assert handing_over.wait(5)  # c2's item is written; the handover has not started
+        answered = pool.submit(relay.handle, "c2", prompt("Hello? Is it ready?"), budget())
+        time.sleep(0.1)
+        release.set()
+        setup.result(5)
+        handled = answered.result(10)
+
+    assert handled.outcome is not None and handled.outcome.status == TurnStatus.COMPLETED
+    [request] = model.requests
+    said = [m.content for m in request.messages if m.role == "assistant"]
+    assert "Let me check that for you." in said
+    assert AGENT.lines.reconnect_greeting in said
+    assert user_messages(request)[-1] == "Hello? Is it ready?"
 
 
 class GoneAfterFirst(RecordingSender):

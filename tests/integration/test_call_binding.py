@@ -98,3 +98,17 @@ def test_connect_accepts_the_upgrade_when_the_store_cannot_note_it(store: Dynamo
 
     assert ws_connect.handler(event, FakeLambdaContext(), prebind=down)["statusCode"] == 200
     assert store.bind_connection("c1", setup_for(CALL)).call_sid == CALL  # the setup binds it
+
+
+def test_a_socket_that_takes_over_starts_turns_only_once_opened(store: DynamoSessionStore) -> None:
+    store.bind_connection("c1", setup_for(CALL))
+    assert not store.bind_connection("c1b", setup_for(OTHER)).opening  # a call's first socket: open at once
+    resumed = store.bind_connection("c2", setup_for(CALL, "VX2"))
+    assert resumed.opening and resumed.resumed
+    assert store.start_turn("c2", "hello") is None  # binding: the relay stores its greeting first
+    store.open_connection("c2")
+    assert store.start_turn("c2", "hello") is not None
+    again = store.bind_connection("c3", setup_for(CALL, "VX3"))
+    store.close_connection("c3", gone=False, code=1000)
+    store.open_connection("c3")  # closed meanwhile: it stays closed
+    assert again.opening and store.start_turn("c3", "hello") is None

@@ -337,6 +337,7 @@ def test_a_switched_language_survives_a_reconnect(store: DynamoSessionStore) -> 
     assert later is not None and later.language == "es-ES"
     resumed = store.bind_connection("c2", Setup(session_id="VX2", call_sid="CA1"))
     assert resumed.language == "es-ES"
+    store.open_connection("c2")  # (the relay opens it once its greeting is stored)
     first_on_new_socket = store.start_turn("c2")
     assert first_on_new_socket is not None and first_on_new_socket.language == "es-ES"
 

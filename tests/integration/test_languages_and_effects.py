@@ -92,6 +92,7 @@ def test_the_language_survives_an_application_reconnect(
     bound.prebind_connection("c2", SETUP.call_sid, 0)
     session = bound.bind_connection("c2", Setup(session_id=SETUP.session_id, call_sid=SETUP.call_sid))
     assert session.app_reconnect and session.language == "es-ES"
+    bound.open_connection("c2")  # (the relay opens it once the handover is stored)
     ticket = bound.start_turn("c2", "hola")
     assert ticket is not None and ticket.language == "es-ES"
 

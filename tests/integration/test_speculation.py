@@ -248,6 +248,7 @@ def test_a_history_another_socket_changed_is_read_again_before_anything_is_said(
     dropped and the model asked again with it."""
     second = "conn-2"
     bound.bind_connection(second, Setup(session_id="VX2", call_sid=SETUP.call_sid))
+    bound.open_connection(second)
     model.say("Stale answer.", "Fresh answer.")
     relay, stats = relay_for(bound, sender, model)
     speculating = partial_in_background(pool, relay, "When do you open tomorrow?", conn=second)

@@ -24,7 +24,7 @@ from voice_agent.adapters.dynamo_items import (
 )
 from voice_agent.adapters.dynamo_sockets import CONNECTION_TTL_S, Handover, SocketItems
 from voice_agent.core.model import GREETING_GENERATION, CallRecord, CallSession
-from voice_agent.errors import CallTokenMismatchError, ConnectionAlreadyBoundError
+from voice_agent.errors import CallTokenMismatchError, ConnectionAlreadyBoundError, StoreUnavailableError
 from voice_agent.log import logger
 from voice_agent.protocol.inbound import Setup
 from voice_agent.protocol.parameters import CALL_TOKEN_PARAMETER, bounded_parameters
@@ -80,6 +80,11 @@ class CallItems:
         conn_seq = get_n(call, "connections") + (1 if counted else 0)
         language = get_s(call, "language") or None
         direction = setup.direction or get_s(call, "direction")
+        previous = get_s(call, "lastConnection")
+        # A socket that takes over from another one starts no turn until the handover (what the
+        # previous socket was saying, marked as heard; the replays it must refuse) and its greeting
+        # are stored: a prompt that overtakes this setup waits for it (``open_connection``).
+        handing_over = bool(counted and previous and previous != connection_id)
         prebound: Item = {}
         try:
             prebound = self._put_connection(
@@ -88,6 +93,7 @@ class CallItems:
                 (conn_seq or 1, language, direction),
                 now,
                 context=context_attribute(setup, call),
+                status="binding" if handing_over else "open",
             )
         except ClientError as exc:  # only the connection's put has a condition
             bound = self._bound_by_this_setup(connection_id, setup, exc)
@@ -97,11 +103,12 @@ class CallItems:
             conn_seq, language = get_n(bound, "connSeq", 1), get_s(bound, "language") or None
         app_reconnect = adopted or prebound.get("appReconnect", {}).get("BOOL", False)
         handover = Handover(app_reconnect=app_reconnect, owed=False)
-        previous = get_s(call, "lastConnection")
-        if counted and previous and previous != connection_id:
+        if handing_over:
             handover = self._sockets.hand_over(
                 setup.call_sid, previous, connection_id, session_id=setup.session_id, app_reconnect=app_reconnect
             )
+            if adopted:  # no setup, so no greeting: the turn that bound it starts now
+                self.open_connection(connection_id)
         return CallSession(
             call_sid=setup.call_sid,
             conn_seq=conn_seq or 1,
@@ -109,7 +116,27 @@ class CallItems:
             language=language,
             app_reconnect=handover.app_reconnect,
             owed=handover.owed,
+            opening=handing_over and not adopted,
         )
+
+    def open_connection(self, connection_id: str) -> None:
+        """A socket bound ``binding`` (it takes over from another one) starts taking turns. Not if it
+        closed meanwhile; a store failure is logged (its prompts are then ignored as on a socket
+        with no setup, and ``/action`` recovers the call when Twilio gives up on it)."""
+        try:
+            with store_errors("open_connection", passthrough=CONDITION_FAILED):
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=conn_key(connection_id),
+                    UpdateExpression="SET #status = :open",
+                    ConditionExpression="#status = :binding",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":open": attr_s("open"), ":binding": attr_s("binding")},
+                )
+        except ClientError:
+            logger.info("socket closed before it was opened for turns")
+        except StoreUnavailableError:
+            logger.error("socket not opened for turns; its prompts will be ignored")
 
     def prebind_connection(self, connection_id: str, call_sid: str, session: int) -> bool:
         """``$connect``: which call the socket belongs to, and whether it is Twilio's application
@@ -214,6 +241,7 @@ class CallItems:
         now: int,
         *,
         context: Item,
+        status: str = "open",
     ) -> Item:
         """The connection item, replacing the note ``$connect`` left for this call (returned), if any;
         a socket noted for another call, or already set up, fails the condition. ``context``: the
@@ -231,7 +259,7 @@ class CallItems:
                     "spokenGen": attr_n(GREETING_GENERATION),
                     "direction": attr_s(direction),
                     **({"language": attr_s(language)} if language else {}),
-                    "status": attr_s("open"),
+                    "status": attr_s(status),
                     **context,  # the call context every turn's start_turn reads (dynamo_context.py)
                     "createdAt": attr_n(now),
                     TTL_ATTRIBUTE: attr_n(now + CONNECTION_TTL_S),

@@ -133,6 +133,9 @@ class CallSession:
     # the welcome greeting again on it, and may replay what it buffered while the socket was down.
     app_reconnect: bool = False
     owed: bool = False  # the previous socket left the caller unanswered: the relay answers on this one
+    # The socket takes turns only once the relay has stored its greeting and opened it
+    # (``open_connection``): it takes over from another socket of the call.
+    opening: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,6 +207,9 @@ class RelayStore(Protocol):
         Raises ``ConnectionAlreadyBoundError`` if the connection already belongs to a call, and
         ``CallTokenMismatchError`` if the setup lacks the token ``/voice`` issued for the call."""
 
+    def open_connection(self, connection_id: str) -> None:
+        """Let a socket bound with ``CallSession.opening`` take turns (after its greeting is stored)."""
+
     def put_turns(self, call_sid: str, records: Sequence[TurnRecord]) -> None: ...
 
     def record_interrupt(self, connection_id: str, heard: str, duration_ms: int | None) -> InterruptOutcome | None:

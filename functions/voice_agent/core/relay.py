@@ -228,7 +228,11 @@ class Relay:
         # The greeting is stored before the model is warmed (a cold import takes a second): a
         # prompt that overtook this setup is ordered after it. A socket Twilio reopened by itself
         # speaks no greeting, and the timers of the turns on the previous socket still stand.
-        greeting = None if session.app_reconnect else self._store_greeting(session, setup)
+        try:
+            greeting = None if session.app_reconnect else self._store_greeting(session, setup)
+        finally:
+            if session.opening:  # a socket that took over from another: its turns may start now
+                self._store.open_connection(connection_id)
         self._warm_model()
         if greeting is not None:
             self._set_timers(connection_id, setup.call_sid, session.resumed, session.language, greeting)
