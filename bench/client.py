@@ -19,6 +19,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from voice_agent.call_tokens import derive_key, relay_url, token_for
 from voice_agent.signatures import sign
 
 
@@ -61,6 +62,14 @@ class RelayClient:
         self._ws: ClientConnection | None = None
         self._frames: asyncio.Queue[tuple[float, dict[str, Any] | None]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_call(cls, relay: str, auth_token: str) -> RelayClient:
+        """A new call's client on the URL Twilio dials for it: the call's own, with its token, as
+        ``/voice`` writes it (``$connect``'s authorizer then names the call in every frame's event)."""
+        call_sid = "CA" + uuid.uuid4().hex
+        url = relay_url(relay, call_sid, token_for(derive_key(auth_token), call_sid), 0)
+        return cls(url, auth_token=auth_token, call_sid=call_sid)
 
     async def open(self) -> None:
         headers = {"X-Twilio-Signature": sign(self.auth_token, self.url)} if self.auth_token else {}

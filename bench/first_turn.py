@@ -51,7 +51,7 @@ async def first_turns(
     )
     with LocalStack(options) as stack:
         warm_engine(stack.urls.dynamodb, options.table_name)
-        client = RelayClient(stack.urls.relay, auth_token=token)
+        client = RelayClient.for_call(stack.urls.relay, token)
         await client.open()
         await asyncio.sleep(greeting_s)
         first = await client.turn(prompt("cold", 1, tokens))

@@ -163,7 +163,7 @@ class Live:
 
     async def open(self, side: Side) -> RelayClient:
         if side == "project":
-            client = RelayClient(self.stack.urls.relay, auth_token=self.token)
+            client = RelayClient.for_call(self.stack.urls.relay, self.token)
             self._defaults += 1
         else:
             assert self.baseline is not None
@@ -268,7 +268,7 @@ class Live:
             start, thinks = plans[i]
             await asyncio.sleep(start)
             if side == "project":
-                client = RelayClient(self.stack.urls.relay, auth_token=self.token)
+                client = RelayClient.for_call(self.stack.urls.relay, self.token)
             else:
                 assert self.baseline is not None
                 client = RelayClient(self.baseline.url)
