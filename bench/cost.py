@@ -69,6 +69,8 @@ class Assumptions:
     message_seconds_per_turn: float = 3.0  # time to first token plus the streamed reply
     message_seconds_per_other_frame: float = 0.1
     connect_seconds: float = 0.3
+    # The connect function also runs as $connect's authorizer (the same checks, no write).
+    authorizer_seconds: float = 0.05
     disconnect_seconds: float = 0.05
     webhook_seconds_per_request: float = 0.15
     webhook_requests_per_call: float = 2.0  # /voice and /action
@@ -141,7 +143,7 @@ def aws_lines(u: Usage, a: Assumptions, p: Prices = PRICES) -> list[Line]:
     gb["dis"], gb["web"] = a.disconnect_memory_mb / MB_PER_GB, a.webhook_memory_mb / MB_PER_GB
     message_gbs = (turns * a.message_seconds_per_turn + others * a.message_seconds_per_other_frame) * gb["msg"]
     other_gbs = calls * (
-        a.connect_seconds * gb["con"]
+        (a.connect_seconds + a.authorizer_seconds) * gb["con"]
         + a.disconnect_seconds * gb["dis"]
         + a.webhook_requests_per_call * a.webhook_seconds_per_request * gb["web"]
     )
@@ -150,7 +152,8 @@ def aws_lines(u: Usage, a: Assumptions, p: Prices = PRICES) -> list[Line]:
         * a.cold_starts_per_call
         * (a.message_init_seconds * gb["msg"] + a.other_init_seconds * (gb["con"] + gb["web"]))
     )
-    lambda_requests = turns + others + calls * (2 + a.webhook_requests_per_call)
+    # per call: the authorizer, $connect, $disconnect and the webhook's requests
+    lambda_requests = turns + others + calls * (3 + a.webhook_requests_per_call)
     wru = turns * (u.dynamodb_writes_per_turn + u.dynamodb_claims_per_frame * u.frames_per_reply)
     wru += calls * u.dynamodb_writes_per_call
     rru = turns * u.dynamodb_reads_per_turn * a.read_units_per_history_query
@@ -158,7 +161,7 @@ def aws_lines(u: Usage, a: Assumptions, p: Prices = PRICES) -> list[Line]:
         turns * u.log_bytes_per_turn
         + others * u.log_bytes_per_other_frame
         + lambda_requests * a.platform_log_bytes_per_invocation
-        + calls * (2 + a.webhook_requests_per_call) * a.other_function_log_bytes_per_invocation
+        + calls * (3 + a.webhook_requests_per_call) * a.other_function_log_bytes_per_invocation
     )
     secrets = calls * a.secrets_reads_per_call
     return [

@@ -78,6 +78,9 @@ class Connection:
     last_active: float  # epoch seconds
     open: bool = True
     closing: tuple[int, str] | None = None  # set when the stand-in closes the socket itself
+    # What the $connect authorizer allowed it with (principalId and its context), added to every
+    # later event of the connection as ``requestContext.authorizer``, as API Gateway does.
+    authorizer: dict[str, Any] | None = None
 
 
 def connect_event(websocket: WebSocket, stage: Stage) -> tuple[Connection, dict[str, Any]]:
@@ -136,7 +139,7 @@ def request_context(
     identity: dict[str, str] = {"sourceIp": conn.source_ip}
     if user_agent:
         identity["userAgent"] = conn.user_agent
-    return {
+    context: dict[str, Any] = {
         "routeKey": route_key,
         "eventType": event_type,
         "extendedRequestId": request_id,
@@ -151,6 +154,15 @@ def request_context(
         "connectionId": conn.id,
         "apiId": stage.api_id,
     }
+    if conn.authorizer is not None:
+        context["authorizer"] = dict(conn.authorizer)
+    return context
+
+
+def authorizer_event(connect: dict[str, Any], stage: Stage) -> dict[str, Any]:
+    """The ``REQUEST`` authorizer's input: the ``$connect`` event with its type and method ARN."""
+    arn = f"arn:aws:execute-api:us-east-1:000000000000:{stage.api_id}/{stage.name}/$connect"
+    return {"type": "REQUEST", "methodArn": arn, **connect}
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], dict[str, list[str]]]:

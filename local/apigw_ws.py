@@ -53,6 +53,7 @@ from local.apigw_events import (
     Connection,
     LocalLambdaContext,
     Stage,
+    authorizer_event,
     connect_event,
     disconnect_event,
     iso,
@@ -80,6 +81,10 @@ class Routes:
     anything else (and every non-JSON frame) goes to ``$default``."""
 
     connect: Handler | None = None
+    # The $connect route's REQUEST authorizer, run before ``connect``, and the headers it needs
+    # (its identity sources: one missing refuses the upgrade with 401 without running it).
+    authorizer: Handler | None = None
+    authorizer_headers: tuple[str, ...] = ()
     default: Handler | None = None
     disconnect: Handler | None = None
     custom: Mapping[str, Handler] = field(default_factory=dict)
@@ -191,7 +196,13 @@ class ApiGatewayWebSocketStandIn:
 
     async def _websocket(self, websocket: WebSocket) -> None:
         conn, event = connect_event(websocket, self._stage())
-        status, response = await self._invoke_connect(conn, event)
+        status = await self._authorize(conn, event)
+        response = None
+        if 200 <= status < 300:
+            event["requestContext"] = request_context(
+                conn, self._stage(), "$connect", "CONNECT", event["requestContext"]["requestId"], user_agent=True
+            )
+            status, response = await self._invoke_connect(conn, event)
         if not 200 <= status < 300:
             await websocket.send_denial_response(Response(status_code=status))
             return
@@ -224,6 +235,27 @@ class ApiGatewayWebSocketStandIn:
             conn.last_active = time.time()
             text = message.get("text")
             self._spawn(self._run_message(conn, text if text is not None else message.get("bytes")))
+
+    async def _authorize(self, conn: Connection, event: dict[str, Any]) -> int:
+        """The authorizer's verdict as API Gateway gives it: 401 without an identity source, 403 on
+        a ``Deny`` (or no policy), 500 if it fails; allowed, its context is kept for the socket."""
+        authorizer = self.routes.authorizer
+        if authorizer is None:
+            return 200
+        if any(lookup(event["headers"], name) is None for name in self.routes.authorizer_headers):
+            return 401
+        outcome, result = await self._invoke("$connect", conn.id, authorizer_event(event, self._stage()), authorizer)
+        if outcome != "ok" or not isinstance(result, Mapping):
+            return 500
+        statements = (result.get("policyDocument") or {}).get("Statement") or []
+        effects = {s.get("Effect") for s in statements if isinstance(s, Mapping)}
+        if effects != {"Allow"}:
+            return 403
+        context = result.get("context") or {}
+        # API Gateway hands the context's values on as strings, numbers or booleans only.
+        kept = {k: v for k, v in context.items() if isinstance(v, str | int | float | bool)}
+        conn.authorizer = {"principalId": str(result.get("principalId", "")), **kept}
+        return 200
 
     async def _invoke_connect(self, conn: Connection, event: dict[str, Any]) -> tuple[int, Any]:
         handler = self.routes.connect

@@ -39,6 +39,7 @@ from local.servers import LOOPBACK, BackgroundServer
 from local.timers import RECORDS, TIMERS, LocalQueues
 from voice_agent import env_names as names
 from voice_agent.model_choice import PROVIDERS, Provider, providers
+from voice_agent.signatures import SIGNATURE_HEADER
 
 log = logging.getLogger("local.stack")
 
@@ -205,7 +206,15 @@ class LocalStack:
         handlers = {RECORDS: _record_handler, **({TIMERS: _timer_handler} if o.timers else {})}
         self.queues = LocalQueues(handlers).start()
         # 3. Both ports are bound now, so the public URLs are known before any handler runs.
-        routes = Routes(connect=_connect_handler, default=_message_handler, disconnect=_disconnect_handler)
+        # As deployed (infra/constructs/relay_api.py): the connect function is also the $connect
+        # route's authorizer, and its context (the socket's call) reaches every message event.
+        routes = Routes(
+            connect=_connect_handler,
+            authorizer=_connect_handler,
+            authorizer_headers=(SIGNATURE_HEADER,) if self.signatures_checked else (),
+            default=_message_handler,
+            disconnect=_disconnect_handler,
+        )
         self.gateway = ApiGatewayWebSocketStandIn(
             routes,
             stage=o.stage,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_iam as iam
@@ -13,6 +14,10 @@ from constructs import Construct
 
 from infra.constructs.access_logs import stage_access_logs
 from infra.nag import acknowledge
+
+# The header Twilio signs every upgrade with: the authorizer's identity source (an upgrade without
+# it is refused with 401 before any function runs).
+SIGNATURE_HEADER_NAME = "X-Twilio-Signature"
 
 # Access-log fields: who connected, which route, how it ended. API Gateway has no variable for a
 # message body, so no transcript can reach these logs.
@@ -120,21 +125,31 @@ class RelayApi(Construct):
 
     def route(self, *, connect: lambda_.IFunction, message: lambda_.IFunction, disconnect: lambda_.IFunction) -> None:
         """Attach the three routes, each a Lambda proxy integration (API Gateway waits at most 29 s)."""
+        # The connect function is also the $connect route's REQUEST authorizer: it makes the same
+        # decision, and the context it returns (the socket's call) reaches every later event of the
+        # connection, so any message function environment knows a frame's call without a read.
+        # No caching: every upgrade is signed over its own URL.
+        authorizer = authorizers.WebSocketLambdaAuthorizer(
+            "CallAuthorizer", connect, identity_source=[f"route.request.header.{SIGNATURE_HEADER_NAME}"]
+        )
         for route_key, function, name in (
             ("$connect", connect, "Connect"),
             ("$default", message, "Message"),
             ("$disconnect", disconnect, "Disconnect"),
         ):
             route = self.api.add_route(
-                route_key, integration=integrations.WebSocketLambdaIntegration(f"{name}Integration", function)
+                route_key,
+                integration=integrations.WebSocketLambdaIntegration(f"{name}Integration", function),
+                authorizer=authorizer if route_key == "$connect" else None,
             )
-            acknowledge(
-                route,
-                "AwsSolutions-APIG4",
-                "Twilio cannot present AWS credentials or a token; $connect checks the X-Twilio-Signature "
-                "header over the public URL and refuses the upgrade (403) when it does not match, and no "
-                "other route is reachable without a connection accepted that way.",
-            )
+            if route_key != "$connect":
+                acknowledge(
+                    route,
+                    "AwsSolutions-APIG4",
+                    "API Gateway allows an authorizer on $connect only; it checks the X-Twilio-Signature "
+                    "header over the public URL and the call's token, and no other route is reachable "
+                    "without a connection accepted that way.",
+                )
 
     def grant_manage_connections(self, function: lambda_.IFunction) -> iam.Grant:
         """PostToConnection (and GET/DELETE) on this API's stage only: never ``*``."""

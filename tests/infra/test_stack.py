@@ -64,7 +64,33 @@ def test_relay_has_exactly_the_three_routes_each_on_its_own_function(default: Sy
         integration = t["Resources"][integration_id]["Properties"]
         assert integration["IntegrationType"] == "AWS_PROXY"
         assert cfn.refs(integration["IntegrationUri"]) == {function_id}, route_key
-        assert routes[route_key].get("AuthorizationType", "NONE") == "NONE"  # the signature check is in $connect
+        if route_key != "$connect":  # API Gateway allows an authorizer on $connect only
+            assert routes[route_key].get("AuthorizationType", "NONE") == "NONE"
+
+
+def test_connect_is_authorized_by_the_connect_function_whose_context_names_the_call(default: Synthesized) -> None:
+    t = default.template
+    api_id = default.logical_id(default.stack.relay.api)
+    [connect] = [
+        r["Properties"]
+        for r in cfn.of_type(t, "AWS::ApiGatewayV2::Route").values()
+        if r["Properties"]["ApiId"] == {"Ref": api_id} and r["Properties"]["RouteKey"] == "$connect"
+    ]
+    assert connect["AuthorizationType"] == "CUSTOM"
+    (authorizer_id,) = cfn.refs(connect["AuthorizerId"])
+    authorizer = t["Resources"][authorizer_id]["Properties"]
+    assert authorizer["AuthorizerType"] == "REQUEST"
+    # Twilio signs every upgrade; one without the header is refused (401) before a function runs.
+    assert authorizer["IdentitySource"] == ["route.request.header.X-Twilio-Signature"]
+    assert "AuthorizerResultTtlInSeconds" not in authorizer  # (WebSocket authorizers cache nothing)
+    assert _functions(default)["connect"] in cfn.refs(authorizer["AuthorizerUri"])
+    invokers = [
+        p["Properties"]
+        for p in cfn.of_type(t, "AWS::Lambda::Permission").values()
+        if cfn.refs(p["Properties"]["FunctionName"]) == {_functions(default)["connect"]}
+        and "authorizers" in json.dumps(p["Properties"].get("SourceArn", ""))
+    ]
+    assert invokers and invokers[0]["Principal"] == "apigateway.amazonaws.com"
 
 
 def test_relay_sends_every_frame_to_default(default: Synthesized) -> None:

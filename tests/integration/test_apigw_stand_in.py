@@ -377,3 +377,48 @@ def test_a_dropped_client_still_gets_its_disconnect(gateway: ApiGatewayWebSocket
     run(call())
     assert recorder.disconnected.wait(5)
     assert recorder.disconnects[0]["requestContext"]["disconnectStatusCode"] in (1005, 1006)
+
+
+def policy(effect: str, **context: Any) -> dict[str, Any]:
+    statement = {"Action": "execute-api:Invoke", "Effect": effect, "Resource": "*"}
+    document = {"Version": "2012-10-17", "Statement": [statement]}
+    return {"principalId": "p", "policyDocument": document, "context": context}
+
+
+def test_an_authorizer_runs_before_connect_and_its_context_reaches_every_later_event(recorder: Recorder) -> None:
+    asked: list[dict[str, Any]] = []
+
+    def authorizer(event: dict[str, Any], ctx: Any) -> Any:
+        asked.append(event)
+        allowed = event["queryStringParameters"].get("call") == "CA1"
+        return policy("Allow", callSid="CA1", session=0) if allowed else policy("Deny")
+
+    routes = Routes(
+        connect=recorder._connect,
+        authorizer=authorizer,
+        authorizer_headers=("X-Twilio-Signature",),
+        default=recorder._message,
+        disconnect=recorder._disconnect,
+    )
+    with ApiGatewayWebSocketStandIn(routes) as stand_in:
+
+        async def status(query: str, headers: dict[str, str]) -> int:
+            try:
+                async with connect(stand_in.url + query, additional_headers=headers) as ws:
+                    await ws.send('{"type":"prompt"}')
+                    await asyncio.sleep(0.2)
+                    return 101
+            except InvalidStatus as exc:
+                return exc.response.status_code
+
+        signed = {"X-Twilio-Signature": "sig=="}
+        assert run(status("?call=CA2", signed)) == 403  # denied: neither $connect nor $disconnect runs
+        assert run(status("?call=CA1", {})) == 401  # no identity source: the authorizer is not asked
+        assert len(asked) == 1 and recorder.connects == []
+        assert run(status("?call=CA1", signed)) == 101
+        assert recorder.disconnected.wait(5)
+    assert asked[-1]["type"] == "REQUEST" and asked[-1]["methodArn"].endswith("/$connect")
+    assert asked[-1]["requestContext"]["connectionId"] == connection_id(recorder)
+    expected = {"principalId": "p", "callSid": "CA1", "session": 0}
+    for event in (recorder.connects[0], recorder.messages[0], recorder.disconnects[0]):
+        assert event["requestContext"]["authorizer"] == expected

@@ -112,3 +112,50 @@ def test_a_socket_that_takes_over_starts_turns_only_once_opened(store: DynamoSes
     store.close_connection("c3", gone=False, code=1000)
     store.open_connection("c3")  # closed meanwhile: it stays closed
     assert again.opening and store.start_turn("c3", "hello") is None
+
+
+ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/$connect"
+
+
+def authorize(url: str, signed_over: str | None = None) -> dict[str, Any]:
+    from voice_agent.signatures import sign
+
+    event: dict[str, Any] = {
+        "type": "REQUEST",
+        "methodArn": ARN,
+        **connect_event("c1", query=dict(parse_qsl(urlsplit(url).query))),
+    }
+    event["headers"]["X-Twilio-Signature"] = sign(AUTH, signed_over or url)
+    return ws_connect.handler(event, FakeLambdaContext())
+
+
+def effect(policy: dict[str, Any]) -> str:
+    [statement] = policy["policyDocument"]["Statement"]
+    assert statement["Action"] == "execute-api:Invoke" and statement["Resource"] == ARN
+    return str(statement["Effect"])
+
+
+def test_the_connect_authorizer_allows_a_signed_upgrade_and_names_its_call(store: DynamoSessionStore) -> None:
+    url = relay_url(BASE, CALL, token(CALL), 2)
+    allowed = authorize(url)
+    assert effect(allowed) == "Allow"
+    assert allowed["context"] == {"callSid": CALL, "session": 2}  # API Gateway adds it to every later event
+    assert store._sockets.noted("c1") is None  # it writes nothing: the $connect integration notes the call
+    assert upgrade(store, "c1", url)["statusCode"] == 200
+    assert store._sockets.noted("c1") is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "signed_over"),
+    [
+        (relay_url(BASE, OTHER, token(CALL), 0), None),  # another call's token
+        (relay_url(BASE, CALL, token(CALL), 0), "wss://elsewhere.example/prod"),  # signed over another URL
+        (f"{BASE}?callSid={CALL}&callToken=short&session=0", None),  # a malformed token
+    ],
+)
+def test_the_connect_authorizer_denies_what_the_integration_would_refuse(
+    store: DynamoSessionStore, url: str, signed_over: str | None
+) -> None:
+    denied = authorize(url, signed_over)
+    assert effect(denied) == "Deny" and "context" not in denied
+    assert upgrade(store, "c9", url, signed_over)["statusCode"] == 403

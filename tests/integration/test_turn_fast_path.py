@@ -389,7 +389,8 @@ def test_the_relay_passes_the_call_it_knows(store: DynamoSessionStore, sender: R
     relay.handle(CONN, prompt, budget())
     relay.forget_calls()
     relay.handle(CONN, prompt, budget())
-    assert hints == [None, CALL, None]
+    relay.handle(CONN, prompt, budget(), call_sid=CALL)  # the $connect authorizer's context names it
+    assert hints == [None, CALL, None, CALL]
 
 
 def test_an_early_history_read_older_than_the_reply_on_the_air_is_read_again(

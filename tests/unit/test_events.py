@@ -38,3 +38,21 @@ def test_events_without_a_connection_are_rejected() -> None:
 def test_remaining_time() -> None:
     assert remaining_ms(FakeLambdaContext(1234)) == 1234
     assert remaining_ms(object()) is None
+
+
+def test_a_message_carries_the_call_its_connect_authorizer_accepted() -> None:
+    raw = message_event("c1", "x")
+    assert MessageEvent.parse(raw).call_sid is None  # no authorizer (a stand-in or fork without one)
+    raw["requestContext"]["authorizer"] = {"principalId": "CA1", "callSid": "CA1", "session": 0}
+    assert MessageEvent.parse(raw).call_sid == "CA1"
+    raw["requestContext"]["authorizer"] = {"principalId": "unbound"}
+    assert MessageEvent.parse(raw).call_sid is None
+
+
+def test_the_authorizer_event_is_told_apart_from_the_integrations() -> None:
+    raw = connect_event("c1")
+    assert not ConnectEvent.is_authorization(raw) and ConnectEvent.parse(raw).method_arn is None
+    arn = "arn:aws:execute-api:us-east-1:123456789012:abc/prod/$connect"
+    authorizing = {"type": "REQUEST", "methodArn": arn, **raw}
+    assert ConnectEvent.is_authorization(authorizing)
+    assert ConnectEvent.parse(authorizing).method_arn == arn

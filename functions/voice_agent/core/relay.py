@@ -113,9 +113,16 @@ class Relay:
         self._start_of_call = start_of_call  # the answering agent's start-of-call hook
         self._partials = _PartialsSeen()
 
-    def handle(self, connection_id: str, frame: str | bytes | None, budget: Budget) -> HandledFrame:
-        # Log lines carry the call id from the first line on whenever this execution environment
-        # has seen the connection before (frames without a store lookup: error, info, partials).
+    def handle(
+        self, connection_id: str, frame: str | bytes | None, budget: Budget, *, call_sid: str | None = None
+    ) -> HandledFrame:
+        """``call_sid``: the socket's call as the ``$connect`` authorizer accepted it (the event
+        carries it): an execution environment that has not seen the connection knows the call
+        anyway, and a turn reads its history beside the generation update."""
+        if call_sid and self._calls.get(connection_id) is None:
+            self._calls.put(connection_id, call_sid)
+        # Log lines carry the call id from the first line on whenever it is known (frames without
+        # a store lookup: error, info, partials).
         bind(call_sid=self._calls.get(connection_id))
         try:
             parsed = parse_inbound(frame)

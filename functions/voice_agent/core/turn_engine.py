@@ -97,6 +97,17 @@ def _holds_the_message_on_air(history: Sequence[TurnRecord], ticket: TurnTicket)
     return any(r.role == "user" and r.key.conn_seq == ticket.conn_seq and r.key.generation == air for r in history)
 
 
+def _follows_the_socket_setup(history: Sequence[TurnRecord], ticket: TurnTicket) -> bool:
+    """Whether a history read that left beside the turn start can be trusted to come after the
+    socket's setup. After the socket's first reply, always. Before it, only if it holds the
+    socket's greeting: a socket taking over from another one opens for turns only once its
+    handover (what the previous socket was saying, marked as heard) and then its greeting are
+    stored, but a read that left just before the opening can miss both."""
+    if ticket.on_air.generation > GREETING_GENERATION:
+        return True
+    return any(r.key.conn_seq == ticket.conn_seq and r.key.generation == GREETING_GENERATION for r in history)
+
+
 @dataclass(frozen=True, slots=True)
 class _Heard:
     """How the caller's message came: what a transcript shows instead of it, the language Twilio
@@ -330,12 +341,13 @@ class TurnEngine:
             return cached
         if early is not None and ticket.call_sid == call_sid and not turn.waited_for_setup:
             history = early.result()
-            if _holds_the_message_on_air(history, ticket):
+            if _holds_the_message_on_air(history, ticket) and _follows_the_socket_setup(history, ticket):
                 return history
             # The reply on the air claimed its first phrase (clearing the unanswered messages) after
             # the early read left: its caller message is stored by now, so read again (a reply
-            # spoken from held tokens, or a timer's line, which has no caller message).
-            logger.info("history read again: the reply on the air started after the early read")
+            # spoken from held tokens, or a timer's line, which has no caller message). Or the
+            # read may have left before the socket's setup had stored what it hands over.
+            logger.info("history read again: the early read may predate the reply on the air or the setup")
         elif early is not None:
             early.cancel()  # a no-op once it has started; its result is ignored
         return self._store.load_history(ticket.call_sid, self._agent.max_history_items)

@@ -24,27 +24,49 @@ def _connection_id(event: Mapping[str, Any]) -> str:
     return connection_id
 
 
+# The authorizer context's key for the socket's call (``ws_connect.authorize``).
+AUTHORIZED_CALL = "callSid"
+
+
+def _authorized_call(event: Mapping[str, Any]) -> str | None:
+    """The call the ``$connect`` authorizer accepted the socket for: API Gateway adds the context
+    an authorizer returned to every later event of the connection (``requestContext.authorizer``)."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer")
+    call_sid = authorizer.get(AUTHORIZED_CALL) if isinstance(authorizer, Mapping) else None
+    return call_sid if isinstance(call_sid, str) and call_sid else None
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectEvent:
+    """The ``$connect`` integration's event, or the ``REQUEST`` authorizer's (``method_arn`` set)."""
+
     connection_id: str
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
+    method_arn: str | None = None
 
     @classmethod
     def parse(cls, event: Mapping[str, Any]) -> ConnectEvent:
         headers = event.get("headers") or {}
         query = event.get("queryStringParameters") or {}
+        method_arn = event.get("methodArn") if event.get("type") == "REQUEST" else None
         return cls(
             connection_id=_connection_id(event),
             headers={str(k): str(v) for k, v in headers.items()},
             query={str(k): str(v) for k, v in query.items()},
+            method_arn=method_arn if isinstance(method_arn, str) and method_arn else None,
         )
+
+    @staticmethod
+    def is_authorization(event: Mapping[str, Any]) -> bool:
+        return event.get("type") == "REQUEST" and "methodArn" in event
 
 
 @dataclass(frozen=True, slots=True)
 class MessageEvent:
     connection_id: str
     body: str | bytes | None
+    call_sid: str | None = None  # the socket's call, as the $connect authorizer accepted it
 
     @classmethod
     def parse(cls, event: Mapping[str, Any]) -> MessageEvent:
@@ -54,7 +76,7 @@ class MessageEvent:
                 body = base64.b64decode(body, validate=True)
             except ValueError:
                 body = None  # undecodable: the relay logs it as malformed
-        return cls(connection_id=_connection_id(event), body=body)
+        return cls(connection_id=_connection_id(event), body=body, call_sid=_authorized_call(event))
 
 
 @dataclass(frozen=True, slots=True)

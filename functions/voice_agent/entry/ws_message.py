@@ -21,7 +21,8 @@ def handler(event: Mapping[str, Any], context: object, relay: Relay | None = Non
         message = MessageEvent.parse(event)
         log.bind(connection_id=message.connection_id)
         budget = Budget.start(SystemClock(), wiring.agent().turn_budget_s, remaining_ms(context))
-        handled = (relay or wiring.relay()).handle(message.connection_id, message.body, budget)
+        relay = relay or wiring.relay()
+        handled = relay.handle(message.connection_id, message.body, budget, call_sid=message.call_sid)
         telemetry.record_frame(handled)
     except Exception:
         logger.exception("message handler failed")
