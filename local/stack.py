@@ -211,7 +211,7 @@ class LocalStack:
         routes = Routes(
             connect=_connect_handler,
             authorizer=_connect_handler,
-            authorizer_headers=(SIGNATURE_HEADER,) if self.signatures_checked else (),
+            authorizer_headers=(SIGNATURE_HEADER,) if self._twilio_auth_token() else (),
             default=_message_handler,
             disconnect=_disconnect_handler,
         )
@@ -335,6 +335,12 @@ class LocalStack:
             credentials[BEDROCK_API_KEY] = ""  # a real Bedrock API key must not travel to the stand-in
         return credentials
 
+    def _twilio_auth_token(self) -> str:
+        """The token the handlers will check signatures with ("" when they check none)."""
+        o = self.options
+        token = o.twilio_auth_token if o.twilio_auth_token is not None else os.environ.get(names.TWILIO_AUTH_TOKEN, "")
+        return token.strip()
+
     def _environment(self, llm_env: Mapping[str, str], webhook_url: str) -> dict[str, str]:
         assert self.engine is not None
         assert self.gateway is not None
@@ -343,7 +349,7 @@ class LocalStack:
         queues = {names.RECORD_QUEUE_URL: self.queues.url(RECORDS)}
         if TIMERS in self.queues.queues:
             queues[names.TIMER_QUEUE_URL] = self.queues.url(TIMERS)
-        token = o.twilio_auth_token if o.twilio_auth_token is not None else os.environ.get(names.TWILIO_AUTH_TOKEN, "")
+        token = self._twilio_auth_token()
         env = {
             **self._credentials(),
             "AWS_CONFIG_FILE": os.devnull,
@@ -354,7 +360,7 @@ class LocalStack:
             names.RELAY_PUBLIC_URL: self.gateway.url,
             names.RELAY_CALLBACK_URL: self.gateway.callback_url,
             names.WEBHOOK_PUBLIC_URL: webhook_url,
-            names.TWILIO_AUTH_TOKEN: token.strip(),
+            names.TWILIO_AUTH_TOKEN: token,
             names.SQS_ENDPOINT_URL: self.queues.endpoint_url,
             names.LOCAL_CALL_RECORDS_DIR: str(self.records_dir),
             **queues,

@@ -604,7 +604,7 @@ async def _check_unsigned_upgrade(report: Report, url: str) -> None:
             "check: the connect function's environment must not set TWILIO_SIGNATURE_VALIDATION",
         )
     else:
-        report.add(name, "fail", f"expected a refusal with HTTP 403, got {error}")
+        report.add(name, "fail", f"expected a refusal with HTTP 401 or 403, got {error}")
 
 
 async def _check_call(

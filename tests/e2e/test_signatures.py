@@ -15,11 +15,17 @@ from voice_agent.signatures import sign
 HELLO = scripted([{"say": "Hello?", "expect": "help"}, {"hangup": True}])
 
 
-@pytest.mark.parametrize("token", [None, "not-the-auth-token"], ids=["unsigned", "wrong-token"])
-def test_an_upgrade_without_a_valid_signature_is_refused_with_403(stack: LocalStack, token: str | None) -> None:
+@pytest.mark.parametrize(
+    ("token", "status"),
+    # Unsigned: $connect's authorizer lacks its identity source (the signature header), and API
+    # Gateway refuses with 401 before any function runs; a wrong signature is denied (403).
+    [(None, 401), ("not-the-auth-token", 403)],
+    ids=["unsigned", "wrong-token"],
+)
+def test_an_upgrade_without_a_valid_signature_is_refused(stack: LocalStack, token: str | None, status: int) -> None:
     result = run(scenario.run(HELLO, relay_url=stack.urls.relay, auth_token=token, out=lambda _: None))
     assert result.call.outcome == "connect_failed"
-    assert result.call.upgrade_status == 403
+    assert result.call.upgrade_status == status
     assert result.call.sessions == []
 
 
