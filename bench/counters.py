@@ -18,6 +18,7 @@ HISTORY = "history"  # Query
 CLAIM = "claim"  # conditional UpdateItem SET spokenGen (before a phrase)
 TURN_WRITE = "turn_write"  # PutItem / BatchWriteItem of turn items
 INTERRUPT = "interrupt"
+TIMER_LINE = "timer_line"  # a timer's line takes the generation (SET gen = ..., spokenGen = ...)
 OTHER = "other"
 READS = frozenset({"Query", "GetItem", "BatchGetItem", "Scan"})
 
@@ -30,6 +31,10 @@ def classify(operation: str, params: dict[str, Any]) -> str:
     if operation == "UpdateItem":
         update = str(params.get("UpdateExpression", ""))
         condition = str(params.get("ConditionExpression", ""))
+        if update.startswith("SET gen ="):
+            # A silence reminder or key-entry line (dynamo_timers.py): it fires during a later
+            # turn, usually to fail its condition (the caller spoke), and posts nothing then.
+            return TIMER_LINE
         if "spokenGen" in update:
             return CLAIM
         if "ADD gen" in update:
