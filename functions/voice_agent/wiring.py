@@ -350,7 +350,7 @@ def timer_scheduler() -> TimerScheduler | None:
         return None
     from voice_agent.core.silence import TimerScheduler
 
-    return TimerScheduler(timers=queue, agent=agent())
+    return TimerScheduler(timers=queue, agent=agent(), agents=agents())
 
 
 @provided
@@ -385,6 +385,7 @@ def timer_handler() -> TimerHandler:
         sender=sender(),
         timers=queue,
         agent=agent(),
+        agents=agents(),
         records=record_queue() if settings.record_queue_url else None,
         run_turn=run_turn,
     )
@@ -409,8 +410,22 @@ def record_producer() -> RecordProducer:
     else:
         sink = S3RecordSink(aws_clients.s3(), s.require(s.call_records_bucket, names.CALL_RECORDS_BUCKET))
         bus = EventBridgeBus(aws_clients.events(), s.require(s.call_events_bus, names.CALL_EVENTS_BUS))
-    summarize = CallSummarizer(model=chat_model, policy=a.call_record) if a.call_record.uses_model else None
-    return RecordProducer(store=session_store(), sink=sink, bus=bus, agent=a, summarize=summarize, agents=agents())
+
+    def summarizer_for(config: AgentConfig) -> CallSummarizer | None:
+        """An agent's own summary policy, asked of its own model."""
+        if not config.call_record.uses_model:
+            return None
+        return CallSummarizer(model=agent_model(config), policy=config.call_record)
+
+    return RecordProducer(
+        store=session_store(),
+        sink=sink,
+        bus=bus,
+        agent=a,
+        summarize=summarizer_for(a),
+        agents=agents(),
+        summarizer_for=summarizer_for,
+    )
 
 
 def warn_if_unsigned() -> None:

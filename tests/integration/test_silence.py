@@ -19,6 +19,7 @@ from voice_agent.core.key_entry import KeyEntry
 from voice_agent.core.relay import Relay
 from voice_agent.core.silence import CUT_OFF_GRACE_S, TimerHandler, TimerScheduler
 from voice_agent.core.turn_engine import TurnEngine
+from voice_agent.protocol.inbound import Setup
 from voice_agent.protocol.outbound import End, OutboundMessage, Text
 from voice_agent.wiring import tool_registry
 
@@ -231,3 +232,55 @@ def test_a_turn_with_timers_makes_the_same_dynamodb_requests(rig: Rig, requests:
     posts = len([m for _, m in rig.sender.messages if isinstance(m, Text)])
     assert requests.by_operation() == {"UpdateItem": 1 + posts, "Query": 1, "PutItem": 2}
     assert [t.kind for t, _ in rig.timers.timers[-1:]] == ["silence"]
+
+
+def test_each_call_gets_the_timings_and_lines_of_the_agent_that_answers_it(store: DynamoSessionStore) -> None:
+    """Two agents in one stack: a call the second one answers is reminded in its words, on its
+    timing, by every timer of the call (the greeting's, a reply's, the next reminder, the watch)."""
+    import json
+    from types import MappingProxyType
+
+    from voice_agent.adapters.queues import parse_timer, timer_body
+    from voice_agent.agent.config import TimedLines
+    from voice_agent.core.routing import Agents
+
+    sales_lines = TimedLines(reminders=("Sales here: still with me?",), silence_goodbye="Sales signing off. Bye!")
+    sales = dataclasses.replace(
+        AGENT,
+        name="Sal",
+        timing=dataclasses.replace(
+            AGENT.timing, silence_after_s=3, max_call_s=600, lines=MappingProxyType({"en-US": sales_lines})
+        ),
+    )
+    agents = Agents(by_name=MappingProxyType({"front": AGENT, "sales": sales}), default_name="front")
+    sender, model = RecordingSender(), ScriptedModel()
+    timers = RecordingTimers(sender=sender)
+    schedule = TimerScheduler(timers=timers, agent=AGENT, agents=agents, now=lambda: 1_000_000.0)
+    engine = TurnEngine(
+        store=store, sender=sender, model=lambda: model, agent=AGENT, tools=tool_registry(), timers=schedule
+    )
+    relay = Relay(
+        store=store, engine=engine, sender=sender, agent=AGENT, warm_model=model.warm, timers=schedule, agents=agents
+    )
+    setup = {"type": "setup", "sessionId": "VX1", "callSid": CALL, "customParameters": {"agent": "sales"}}
+    relay.handle(CONN, json.dumps(setup), budget())
+
+    greeting, delay = timers.timers[0]
+    assert (greeting.kind, greeting.agent) == ("silence", "sales")
+    assert delay == pytest.approx(len(sales.lines.welcome_greeting.split()) / 2.5 + 0.5 + 3)
+    watch = timers.last("watch")
+    assert watch.agent == "sales" and watch.deadline == 1_000_000 + 600
+    assert parse_timer(json.dumps(timer_body(greeting))) == greeting  # the agent survives the queue
+
+    handler = TimerHandler(store=store, sender=sender, timers=timers, agent=AGENT, agents=agents)
+    assert handler.fire(greeting, budget()) == "reminded"
+    assert sender.messages[-1][1] == Text("Sales here: still with me?", last=True)
+    assert timers.last("silence").agent == "sales"  # the next one is the same agent's
+    assert handler.fire(timers.pop("silence")[0], budget()) == "silence_goodbye"
+    assert sender.messages[-1][1] == Text("Sales signing off. Bye!", last=True)
+
+    # A reply's timer names the agent too (the turn reads it from the call context).
+    store.bind_connection("c2", Setup(session_id="VX2", call_sid="CA" + "7" * 32, custom_parameters={"agent": "sales"}))
+    model.say("We open at nine.")
+    engine.run_prompt("c2", "When do you open?", budget())
+    assert timers.last("silence").agent == "sales"

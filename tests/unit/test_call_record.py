@@ -220,3 +220,71 @@ def test_queue_messages_round_trip_and_refuse_anything_else() -> None:
             parse_timer(bad)
     with pytest.raises(ValueError, match="not a record request"):
         parse_record_request('{"outcome": "completed"}')
+
+
+class _Store:
+    """A call in memory, for the record builder."""
+
+    def __init__(self, facts: CallFacts, turns: list[TurnRecord]) -> None:
+        self.facts, self.turns = facts, turns
+
+    def call_facts(self, call_sid: str) -> CallFacts | None:
+        return self.facts
+
+    def all_turns(self, call_sid: str) -> list[TurnRecord]:
+        return list(self.turns)
+
+    def claim_record(self, call_sid: str, owner: str, lease_s: int) -> bool:
+        return True
+
+    def release_record(self, call_sid: str, owner: str) -> None: ...
+
+    def mark_recorded(self, call_sid: str, owner: str, location: str) -> None: ...
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.records: list[dict[str, object]] = []
+
+    def put(self, record: dict[str, object]) -> tuple[dict[str, str], dict[str, object]]:
+        self.records.append(record)
+        return {"key": "k"}, record
+
+    def announce(self, detail: object) -> None: ...
+
+
+def test_a_call_another_agent_answered_is_summarised_by_that_agents_policy() -> None:
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    from voice_agent.core.call_record import RecordProducer
+    from voice_agent.core.routing import Agents
+
+    sales = replace(AGENT, name="Sal", call_record=CallRecordPolicy(summary=True))
+    agents = Agents(by_name=MappingProxyType({"front": AGENT, "sales": sales}), default_name="front")
+    asked: list[str] = []
+
+    def summarizer_for(agent: object) -> object:
+        def summarize(transcript: object) -> tuple[str, None]:
+            asked.append(getattr(agent, "name", "?"))
+            return "Wanted a quote.", None
+
+        return summarize if getattr(agent, "call_record", None) and agent.call_record.summary else None  # type: ignore[attr-defined]
+
+    def produce(parameters: dict[str, str]) -> dict[str, object]:
+        out = _Out()
+        producer = RecordProducer(
+            store=_Store(facts(parameters=parameters), BARGE_IN_CALL),
+            sink=out,  # type: ignore[arg-type]
+            bus=out,
+            agent=AGENT,
+            summarize=None,  # the default agent keeps no summary
+            agents=agents,
+            summarizer_for=summarizer_for,  # type: ignore[arg-type]
+        )
+        assert producer.produce(RecordRequest(CALL)) == "recorded"
+        return out.records[-1]
+
+    assert produce({"agent": "sales"})["summary"] == "Wanted a quote."
+    assert produce({})["summary"] is None  # the default agent's call: its policy, no summary
+    assert asked == ["Sal"]

@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from voice_agent.adapters.dynamo_calls import CallItems
+from voice_agent.adapters.dynamo_context import context_from
 from voice_agent.adapters.dynamo_items import (
     CONDITION_FAILED,
     Item,
@@ -63,6 +64,7 @@ class TimerItems(CallItems):
             reprompts=get_n(spec, "reprompts"),
             keys=_keys(item),
             language=get_s(item, "language") or None,
+            agent=_agent_of(item),
         )
 
     def close_key_entry(self, connection_id: str, entry: int, gen: int | None = None) -> tuple[str, ...] | None:
@@ -205,3 +207,8 @@ def _quiet(item: Item) -> QuietTurn:
         generation=get_n(item, "gen"),
         language=get_s(item, "language") or None,
     )
+
+
+def _agent_of(item: Item) -> str | None:
+    context = context_from(item)
+    return context.agent if context is not None and context.agent else None

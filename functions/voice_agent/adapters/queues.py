@@ -73,12 +73,13 @@ def parse_timer(body: str) -> Timer:
     if kind not in ("silence", "keys", "hangup", "watch") or not isinstance(data.get("call_sid"), str):
         raise ValueError("not a timer")
     ints = {k: _int(data.get(k, 0)) for k in ("gen", "step", "entry", "deadline")}
-    language = data.get("language")
+    language, agent = data.get("language"), data.get("agent")
     return Timer(
         kind=kind,
         call_sid=data["call_sid"],
         connection_id=str(data.get("connection_id", "")),
         language=language if isinstance(language, str) else None,
+        agent=agent if isinstance(agent, str) and agent else None,
         **ints,
     )
 

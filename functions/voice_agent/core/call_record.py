@@ -241,8 +241,12 @@ class RecordProducer:
         now: Callable[[], float] = time.time,
         owner: str | None = None,
         agents: Agents | None = None,
+        summarizer_for: Callable[[AgentConfig], Summarize | None] | None = None,
     ) -> None:
+        """``summarize``: the default agent's summary; ``summarizer_for``: each agent's own (its
+        ``call_record`` policy and model), which a call another agent answered uses."""
         self._agents = agents  # the call's own agent (its name, transfer target) by its ``agent`` parameter
+        self._summarizer_for = summarizer_for
         self._store = store
         self._sink = sink
         self._bus = bus
@@ -290,8 +294,11 @@ class RecordProducer:
         if self._agents is not None and self._agents.name_of(named) != self._agents.default_name:
             agent = self._agents.get(named)
         record = build_record(facts, turns, agent=agent, outcome=outcome, recorded_at=self._now())
-        if self._summarize is not None and record["transcript"]:
-            summary, fields = self._summarize(record["transcript"])
+        summarize = self._summarize
+        if agent is not self._agent and self._summarizer_for is not None:
+            summarize = self._summarizer_for(agent)
+        if summarize is not None and record["transcript"]:
+            summary, fields = summarize(record["transcript"])
             record["summary"], record["fields"] = summary, fields
         return record
 

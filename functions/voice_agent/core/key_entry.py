@@ -116,6 +116,7 @@ class KeyEntry:
                     entry=state.entry,
                     reprompts=state.reprompts,
                     language=state.language,
+                    agent=state.agent,
                 )
             return True
         keys = self._store.close_key_entry(connection_id, state.entry)

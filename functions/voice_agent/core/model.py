@@ -233,6 +233,7 @@ class Timer:
     entry: int = 0  # keys: the key entry (the generation of the turn that started it)
     deadline: int = 0  # watch: epoch seconds by which the call must end (0: no limit)
     language: str | None = None  # the call's language when it was set (which lines to say)
+    agent: str | None = None  # the agent that answers the call (its timings and lines); None: the default
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +257,7 @@ class KeyState:
     reprompts: int
     keys: tuple[str, ...]
     language: str | None = None
+    agent: str | None = None  # the agent that answers the call (None: the default one)
 
 
 @dataclass(frozen=True, slots=True)

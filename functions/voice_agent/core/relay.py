@@ -242,7 +242,8 @@ class Relay:
                 self._store.open_connection(connection_id)
         self._warm_model()
         if greeting is not None:
-            self._set_timers(connection_id, setup.call_sid, session.resumed, session.language, greeting)
+            agent = self._agents.name_of(setup.custom_parameters.get(AGENT_PARAMETER)) if self._agents else None
+            self._set_timers(connection_id, setup.call_sid, session, greeting, agent)
         outcome = self._answer_owed(connection_id, budget) if session.owed else None
         if self._start_of_call is not None:
             # Last, in this setup's own invocation: the first prompt is another one and never waits.
@@ -301,20 +302,22 @@ class Relay:
         return self._agents.get(name)
 
     def _set_timers(
-        self, connection_id: str, call_sid: str, resumed: bool, language: str | None, greeting: str
+        self, connection_id: str, call_sid: str, session: CallSession, greeting: str, agent: str | None
     ) -> None:
-        """Silence counts from the end of the greeting; a new call's length is watched."""
+        """Silence counts from the end of the greeting; a new call's length is watched. ``agent``:
+        the one answering (its timings and lines)."""
         if self._timers is None:
             return
         self._timers.after_speech(
             call_sid,
             connection_id,
             GREETING_GENERATION,
-            language=language,
+            language=session.language,
             still_playing_s=playback_s(words_in(greeting)),
+            agent=agent,
         )
-        if not resumed:
-            self._timers.watch(call_sid)
+        if not session.resumed:
+            self._timers.watch(call_sid, agent)
 
     def _restart_session(self, connection_id: str) -> None:
         """The socket could not be bound to its call, so every later frame on it would be ignored:

@@ -36,6 +36,7 @@ from voice_agent.agent.config import AgentConfig, TimedLines
 from voice_agent.core.budget import Budget
 from voice_agent.core.model import FIRST_AGENT_PART, CallWatch, QuietTurn, RecordRequest, Timer, TurnKey, TurnRecord
 from voice_agent.core.ports import RecordQueue, Sender, Timers, TimerStore
+from voice_agent.core.routing import Agents
 from voice_agent.errors import ConnectionGoneError, QueueError, SendError, StoreUnavailableError
 from voice_agent.log import bind, logger
 from voice_agent.protocol.outbound import End, Text
@@ -83,10 +84,22 @@ class TimerScheduler:
     """Sets the timers (from the turn engine, the relay and the key entry). A timer that cannot be
     set is logged and forgotten: the call goes on, without that reminder."""
 
-    def __init__(self, *, timers: Timers, agent: AgentConfig, now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        timers: Timers,
+        agent: AgentConfig,
+        agents: Agents | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self._timers = timers
         self._agent = agent
+        self._agents = agents  # each call's timings come from the agent that answers it
         self._now = now
+
+    def config_for(self, agent: str | None) -> AgentConfig:
+        """The agent called ``agent`` (the default one for None, or a name no longer in the folder)."""
+        return self._agents.get(agent) if self._agents is not None and agent else self._agent
 
     def after_speech(
         self,
@@ -97,13 +110,14 @@ class TimerScheduler:
         language: str | None,
         still_playing_s: float,
         reminders_said: int = 0,
+        agent: str | None = None,
     ) -> None:
         """The agent's ``last`` went out at generation ``gen``; its words play ``still_playing_s``
-        more seconds. Silence is counted from then."""
-        after = self._agent.timing.silence_after_s
+        more seconds. Silence is counted from then. ``agent``: the one answering the call."""
+        after = self.config_for(agent).timing.silence_after_s
         if after <= 0:
             return
-        timer = Timer("silence", call_sid, connection_id, gen, step=reminders_said, language=language)
+        timer = Timer("silence", call_sid, connection_id, gen, step=reminders_said, language=language, agent=agent)
         self._set(timer, max(0.0, still_playing_s) + after)
 
     def key_pause(
@@ -116,16 +130,17 @@ class TimerScheduler:
         reprompts: int,
         language: str | None,
         still_playing_s: float = 0.0,
+        agent: str | None = None,
     ) -> None:
         """A key entry waits for its next key (after its line, or after a key)."""
-        timer = Timer("keys", call_sid, connection_id, gen, step=reprompts, entry=entry, language=language)
-        self._set(timer, max(0.0, still_playing_s) + self._agent.timing.key_timeout_s)
+        timer = Timer("keys", call_sid, connection_id, gen, step=reprompts, entry=entry, language=language, agent=agent)
+        self._set(timer, max(0.0, still_playing_s) + self.config_for(agent).timing.key_timeout_s)
 
-    def watch(self, call_sid: str) -> None:
+    def watch(self, call_sid: str, agent: str | None = None) -> None:
         """The call's first socket is up (now): watch its length, and whether it vanished."""
-        limit = self._agent.timing.max_call_s
+        limit = self.config_for(agent).timing.max_call_s
         deadline = int(self._now()) + limit if limit > 0 else 0
-        timer = Timer("watch", call_sid, deadline=deadline)
+        timer = Timer("watch", call_sid, deadline=deadline, agent=agent)
         self._set(timer, next_watch_in(deadline, self._now()))
 
     def _set(self, timer: Timer, delay_s: float) -> None:
@@ -152,6 +167,7 @@ class TimerHandler:
         sender: Sender,
         timers: Timers,
         agent: AgentConfig,
+        agents: Agents | None = None,
         records: RecordQueue | None = None,
         run_turn: RunTurn | None = None,
         now: Callable[[], float] = time.time,
@@ -159,30 +175,32 @@ class TimerHandler:
         self._store = store
         self._sender = sender
         self._timers = timers
-        self._agent = agent
         self._records = records
         self._run_turn = run_turn
         self._now = now
-        self._schedule = TimerScheduler(timers=timers, agent=agent, now=now)
+        self._schedule = TimerScheduler(timers=timers, agent=agent, agents=agents, now=now)
 
     def fire(self, timer: Timer, budget: Budget) -> Fired:
+        """Fire ``timer`` with the timings and lines of the agent that answers its call (the
+        default agent for a timer that names none, or names one no longer in the folder)."""
         bind(call_sid=timer.call_sid, connection_id=timer.connection_id or None)
+        agent = self._schedule.config_for(timer.agent)
         match timer.kind:
             case "silence":
-                return self._silence(timer)
+                return self._silence(timer, agent)
             case "keys":
-                return self._keys(timer, budget)
+                return self._keys(timer, budget, agent)
             case "hangup":
                 return self._hangup(timer)
             case "watch":
-                return self._watch(timer)
+                return self._watch(timer, agent)
 
     # -- silence --------------------------------------------------------------------------------
 
-    def _silence(self, timer: Timer) -> Fired:
-        if self._agent.timing.silence_after_s <= 0:
+    def _silence(self, timer: Timer, agent: AgentConfig) -> Fired:
+        if agent.timing.silence_after_s <= 0:
             return "off"
-        lines = self._lines(timer.language)
+        lines = _lines(agent, timer.language)
         if timer.step < len(lines.reminders):
             text = lines.reminders[timer.step]
             quiet = self._store.take_quiet_turn(timer.connection_id, timer.gen, text)
@@ -197,6 +215,7 @@ class TimerHandler:
                     language=quiet.language or timer.language,
                     still_playing_s=playback_s(words_in(text)),
                     reminders_said=timer.step + 1,
+                    agent=timer.agent,
                 )
             return "reminded"
         text = lines.silence_goodbye
@@ -211,10 +230,10 @@ class TimerHandler:
 
     # -- keys -----------------------------------------------------------------------------------
 
-    def _keys(self, timer: Timer, budget: Budget) -> Fired:
-        timing = self._agent.timing
+    def _keys(self, timer: Timer, budget: Budget, agent: AgentConfig) -> Fired:
+        timing = agent.timing
         if timer.step < timing.key_reprompts:
-            text = self._lines(timer.language).key_reprompt
+            text = _lines(agent, timer.language).key_reprompt
             quiet = self._store.take_quiet_turn(timer.connection_id, timer.gen, text, key_entry=timer.entry)
             if quiet is None:
                 return "stale"
@@ -228,6 +247,7 @@ class TimerHandler:
                     reprompts=timer.step + 1,
                     language=quiet.language or timer.language,
                     still_playing_s=playback_s(words_in(text)),
+                    agent=timer.agent,
                 )
             return "reprompted"
         keys = self._store.close_key_entry(timer.connection_id, timer.entry, gen=timer.gen)
@@ -263,7 +283,7 @@ class TimerHandler:
             logger.error("hang-up timer not set; ending now")
             self._hangup(hangup)
 
-    def _watch(self, timer: Timer) -> Fired:
+    def _watch(self, timer: Timer, agent: AgentConfig) -> Fired:
         watch = self._store.watch_call(timer.call_sid)
         if watch is None:
             return "over"
@@ -274,7 +294,7 @@ class TimerHandler:
         if not socket_open and watch.closed_at is not None and now - watch.closed_at >= CUT_OFF_GRACE_S:
             return self._cut_off(timer)
         if timer.deadline and now >= timer.deadline - 1 and socket_open and watch.connection_id:
-            fired = self._time_limit(timer, watch, watch.connection_id)
+            fired = self._time_limit(timer, watch, watch.connection_id, agent)
             if fired is not None:
                 return fired
         if timer.step + 1 >= MAX_WATCH_CHECKS:
@@ -297,9 +317,9 @@ class TimerHandler:
             return "cut_off"
         return "over"
 
-    def _time_limit(self, timer: Timer, watch: CallWatch, connection_id: str) -> Fired | None:
+    def _time_limit(self, timer: Timer, watch: CallWatch, connection_id: str, agent: AgentConfig) -> Fired | None:
         """The call reached its time limit: say the line, then hang up once it has played."""
-        text = self._lines(watch.language).time_limit
+        text = _lines(agent, watch.language).time_limit
         quiet = self._store.end_for_time_limit(connection_id, text)
         if quiet is None:
             return None
@@ -328,9 +348,6 @@ class TimerHandler:
         return "watching"
 
     # -- helpers --------------------------------------------------------------------------------
-
-    def _lines(self, language: str | None) -> TimedLines:
-        return self._agent.timing.lines_for(language, self._agent.language)
 
     def _say(self, connection_id: str, quiet: QuietTurn, text: str) -> bool:
         """Store the line (the next turn's history holds it), then say it. False if the caller is gone."""
@@ -367,3 +384,7 @@ class TimerHandler:
 def whole_seconds(delay_s: float) -> int:
     """SQS delays are whole seconds, 0..900: round up (a timer is never early)."""
     return max(0, min(MAX_DELAY_S, math.ceil(delay_s)))
+
+
+def _lines(agent: AgentConfig, language: str | None) -> TimedLines:
+    return agent.timing.lines_for(language, agent.language)

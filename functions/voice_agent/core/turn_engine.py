@@ -97,6 +97,11 @@ def _holds_the_message_on_air(history: Sequence[TurnRecord], ticket: TurnTicket)
     return any(r.role == "user" and r.key.conn_seq == ticket.conn_seq and r.key.generation == air for r in history)
 
 
+def _answering(ticket: TurnTicket) -> str | None:
+    """The name of the agent that answers the ticket's call (its timers use its timings)."""
+    return ticket.context.agent if ticket.context is not None and ticket.context.agent else None
+
+
 def _follows_the_socket_setup(history: Sequence[TurnRecord], ticket: TurnTicket) -> bool:
     """Whether a history read that left beside the turn start can be trusted to come after the
     socket's setup. After the socket's first reply, always. Before it, only if it holds the
@@ -604,6 +609,7 @@ class TurnEngine:
             turn.ticket.generation,
             language=turn.ticket.language,
             still_playing_s=self._still_playing(turn),
+            agent=_answering(turn.ticket),
         )
 
     def _still_playing(self, turn: Turn) -> float:
@@ -691,6 +697,7 @@ class TurnEngine:
                 reprompts=0,
                 language=ticket.language,
                 still_playing_s=self._still_playing(turn),
+                agent=_answering(ticket),
             )
         logger.info("key entry started", extra={"count": entry.count})
         return self._outcome(turn, TurnStatus.COMPLETED, "key_entry")
