@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -92,7 +93,11 @@ def quick_timers() -> Iterator[None]:
     agent = dataclasses.replace(
         AGENT, timing=TimingPolicy(silence_after_s=3, key_timeout_s=3, key_reprompts=1, lines={"en-US": lines})
     )
-    with wiring.overrides(agent=agent):  # the default agent, whatever the agents folder says
+    # The default agent, whatever the agents folder says; in the folder too, since every timer
+    # follows the agent that answers its call (the folder's default, by its name).
+    folder = wiring.agents()
+    agents = dataclasses.replace(folder, by_name=MappingProxyType({**folder.by_name, folder.default_name: agent}))
+    with wiring.overrides(agent=agent, agents=agents):
         yield
 
 
