@@ -545,3 +545,50 @@ def test_phrase_policy_comes_from_the_agent(
     model.say("one two three four five six seven eight")
     engine_for(bound, sender, model, agent).run_prompt(CONN, "count", budget())
     assert [t.token for t in sender.texts(CONN)] == ["one two", " three four five six seven eight"]
+
+
+def test_the_human_key_is_the_answering_agents(store: DynamoSessionStore, sender: RecordingSender) -> None:
+    """Two agents: the front desk hands off on 0, sales on 9 (its 0 is an ordinary key for its
+    model). The relay learns which one answers from the turn's ticket, with no read of its own."""
+    from types import MappingProxyType
+
+    from voice_agent.core.relay import Relay
+    from voice_agent.core.routing import Agents
+
+    handoff = dataclasses.replace(AGENT.lines, handoff="A sales specialist, one moment.")
+    sales = dataclasses.replace(AGENT, name="Sal", human_key="9", lines=handoff)
+    agents = Agents(by_name=MappingProxyType({"front": AGENT, "sales": sales}), default_name="front")
+    model = ScriptedModel()
+    engines: dict[str, TurnEngine] = {}
+
+    def build(agent: AgentConfig) -> TurnEngine:
+        return TurnEngine(
+            store=store, sender=sender, model=lambda: model, agent=agent, tools=tool_registry(),
+            clock=NoSleepClock(), agents=lambda name: engines.get(name, engines["front"]),
+        )  # fmt: skip
+
+    engines.update(front=build(AGENT), sales=build(sales))
+    front = engines["front"]
+    relay = Relay(store=store, engine=front, sender=sender, agent=AGENT, warm_model=model.warm, agents=agents)
+
+    def call(conn: str, agent: str) -> None:
+        setup: dict[str, object] = {"type": "setup", "sessionId": f"VX-{conn}", "callSid": "CA" + conn * 32}
+        setup["customParameters"] = {"agent": agent}
+        relay.handle(conn, json.dumps(setup), budget())
+
+    def key(conn: str, digit: str) -> str:
+        handled = relay.handle(conn, json.dumps({"type": "dtmf", "digit": digit}), budget())
+        assert handled.outcome is not None
+        return str(handled.outcome.status)
+
+    call("1", "sales")
+    model.say("Zero noted. What can I quote for you?")
+    assert key("1", "0") == "completed"  # sales' 0 reaches its model
+    assert model.requests[-1].messages[-1].content == AGENT.lines.dtmf_note.format(digit="0")
+    assert key("1", "9") == "ended"  # its human key
+    handed = [m for m in sender.for_connection("1") if isinstance(m, End)]
+    assert len(handed) == 1 and json.loads(handed[0].handoff_data or "{}")["reasonCode"] == "dtmf-transfer"
+    assert "A sales specialist, one moment." in "".join(t.token for t in sender.texts("1"))
+    call("2", "front")
+    requests = len(model.requests)
+    assert key("2", "0") == "ended" and len(model.requests) == requests  # the front desk's: no model

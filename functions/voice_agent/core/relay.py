@@ -348,18 +348,10 @@ class Relay:
                 return self._turn(connection_id, "dtmf", taken, budget)
             if taken is not None:
                 return HandledFrame(kind="dtmf")
-        if self._agent.human_key is not None and dtmf.digit == self._agent.human_key:
-            logger.info("human key pressed: handing off")
-            outcome = self._engine.run_handoff(
-                connection_id,
-                note=self._agent.lines.dtmf_note.format(digit=dtmf.digit),
-                reason_code=DTMF_REASON_CODE,
-                reason=f"The caller pressed {dtmf.digit} to reach a person",
-                budget=budget,
-            )
-            return self._turn(connection_id, "dtmf", outcome, budget)
-        note = self._agent.lines.dtmf_note.format(digit=dtmf.digit)
-        outcome = self._engine.run_prompt(connection_id, note, budget, call_sid=self._calls.get(connection_id))
+        # The answering agent's human key hands off; any other key reaches its model as a note.
+        outcome = self._engine.run_key(
+            connection_id, dtmf.digit, budget, reason_code=DTMF_REASON_CODE, call_sid=self._calls.get(connection_id)
+        )
         return self._turn(connection_id, "dtmf", outcome, budget)
 
     def _on_interrupt(self, connection_id: str, interrupt: Interrupt) -> None:

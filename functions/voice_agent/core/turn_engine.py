@@ -371,6 +371,31 @@ class TurnEngine:
             return rendered
         return f"{rendered}\n\n{self._agent.lines.language_note.format(lang=lang)}"
 
+    def run_key(
+        self, connection_id: str, digit: str, budget: Budget, *, reason_code: str, call_sid: str | None = None
+    ) -> TurnOutcome:
+        """A key pressed outside key entry, answered by the agent that answers the call (its engine,
+        known once the turn has its ticket): that agent's human key hands the call to a person
+        without the model; any other key reaches the model as that agent's note. (The unanswered
+        message the turn start notes is worded by this engine's agent.)"""
+        early: Future[list[TurnRecord]] | None = None
+        if call_sid and not self._history.knows(connection_id):
+            early = self._beside(self._store.load_history, call_sid, self._agent.max_history_items)
+        noted = self._agent.lines.dtmf_note.format(digit=digit)
+        turn = self._begin(connection_id, self._clock.monotonic(), budget, noted)
+        if isinstance(turn, TurnOutcome):
+            _drop(early, None)
+            return turn
+        engine = self._engine_for(turn)
+        agent = engine._agent
+        note = agent.lines.dtmf_note.format(digit=digit)
+        if agent.human_key is not None and digit == agent.human_key:
+            _drop(early, None)
+            logger.info("human key pressed: handing off")
+            return engine._hand_off(turn, note, reason_code, f"The caller pressed {digit} to reach a person")
+        same = engine.history_items == self.history_items  # else the early read has the wrong length
+        return engine._answer(turn, note, _Heard(), early if same else None, call_sid)
+
     def run_handoff(
         self, connection_id: str, *, note: str, reason_code: str, reason: str, budget: Budget
     ) -> TurnOutcome:
