@@ -56,3 +56,8 @@ def test_the_authorizer_event_is_told_apart_from_the_integrations() -> None:
     authorizing = {"type": "REQUEST", "methodArn": arn, **raw}
     assert ConnectEvent.is_authorization(authorizing)
     assert ConnectEvent.parse(authorizing).method_arn == arn
+    # Should AWS's authorizer input lack the connection id, the upgrade is still decided on.
+    del authorizing["requestContext"]["connectionId"]
+    assert ConnectEvent.parse(authorizing).connection_id == ""
+    with pytest.raises(ValueError, match="connectionId"):
+        ConnectEvent.parse({**raw, "requestContext": {}})  # the integration's event always has it

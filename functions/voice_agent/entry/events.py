@@ -36,6 +36,11 @@ def _authorized_call(event: Mapping[str, Any]) -> str | None:
     return call_sid if isinstance(call_sid, str) and call_sid else None
 
 
+def _maybe_connection_id(event: Mapping[str, Any]) -> str:
+    connection_id = (event.get("requestContext") or {}).get("connectionId")
+    return connection_id if isinstance(connection_id, str) else ""
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectEvent:
     """The ``$connect`` integration's event, or the ``REQUEST`` authorizer's (``method_arn`` set)."""
@@ -50,8 +55,12 @@ class ConnectEvent:
         headers = event.get("headers") or {}
         query = event.get("queryStringParameters") or {}
         method_arn = event.get("methodArn") if event.get("type") == "REQUEST" else None
+        # The authorizer logs the connection id when AWS's authorizer input carries it (its
+        # documented example is cut short there); it never refuses an upgrade for lacking it.
+        authorizing = cls.is_authorization(event)
+        connection_id = _connection_id(event) if not authorizing else _maybe_connection_id(event)
         return cls(
-            connection_id=_connection_id(event),
+            connection_id=connection_id,
             headers={str(k): str(v) for k, v in headers.items()},
             query={str(k): str(v) for k, v in query.items()},
             method_arn=method_arn if isinstance(method_arn, str) and method_arn else None,
