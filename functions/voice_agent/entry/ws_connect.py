@@ -50,15 +50,11 @@ def handler(
     if ConnectEvent.is_authorization(event):
         return authorize(event, context, decide)
     log.start_invocation(context)
-    try:
-        connect = ConnectEvent.parse(event)
-        log.bind(connection_id=connect.connection_id)
-        decision = decide(connect)
-    except Exception:
-        logger.exception("$connect failed; upgrade refused")
+    checked = _checked(event, decide)
+    if checked is None:
         return {"statusCode": 500}
+    connect, decision = checked
     if not decision.allowed:
-        _log_refusal(connect, decision)
         return {"statusCode": decision.status_code}
     reconnect = _note_call(connect.connection_id, decision.claim, prebind)
     logger.info("websocket upgrade accepted", extra={"reason": decision.reason, "app_reconnect": reconnect})
@@ -73,15 +69,11 @@ def authorize(event: Mapping[str, Any], context: object, decide: Decide = _decid
     upgrade (API Gateway answers a denial with 403), and, allowed, the socket's call as context."""
     log.start_invocation(context)
     resource = str(event.get("methodArn") or "*")
-    try:
-        connect = ConnectEvent.parse(event)
-        log.bind(connection_id=connect.connection_id)
-        decision = decide(connect)
-    except Exception:
-        logger.exception("$connect authorizer failed; upgrade refused")
+    checked = _checked(event, decide)
+    if checked is None:
         return _policy("Deny", resource, "unknown")
+    _, decision = checked
     if not decision.allowed:
-        _log_refusal(connect, decision)
         return _policy("Deny", resource, "refused")
     claim = decision.claim
     if claim is None:
@@ -90,6 +82,21 @@ def authorize(event: Mapping[str, Any], context: object, decide: Decide = _decid
     policy = _policy("Allow", resource, claim.call_sid)
     policy["context"] = {AUTHORIZED_CALL: claim.call_sid, "session": claim.session}
     return policy
+
+
+def _checked(event: Mapping[str, Any], decide: Decide) -> tuple[ConnectEvent, UpgradeDecision] | None:
+    """The upgrade and the decision on it, a refusal logged; ``None`` if deciding failed (logged:
+    the upgrade is refused). The authorizer and the integration decide alike."""
+    try:
+        connect = ConnectEvent.parse(event)
+        log.bind(connection_id=connect.connection_id)
+        decision = decide(connect)
+    except Exception:
+        logger.exception("$connect failed; upgrade refused", extra={"authorizer": ConnectEvent.is_authorization(event)})
+        return None
+    if not decision.allowed:
+        _log_refusal(connect, decision)
+    return connect, decision
 
 
 def _policy(effect: str, resource: str, principal: str) -> dict[str, Any]:
