@@ -159,3 +159,12 @@ def test_the_connect_authorizer_denies_what_the_integration_would_refuse(
     denied = authorize(url, signed_over)
     assert effect(denied) == "Deny" and "context" not in denied
     assert upgrade(store, "c9", url, signed_over)["statusCode"] == 403
+
+
+def test_the_connect_authorizer_denies_when_deciding_fails(store: DynamoSessionStore) -> None:
+    def broken(_: Any) -> Any:
+        raise RuntimeError("the secret could not be read")
+
+    event = {"type": "REQUEST", "methodArn": ARN, **connect_event("c1")}
+    denied = ws_connect.handler(event, FakeLambdaContext(), decide=broken)
+    assert effect(denied) == "Deny" and "context" not in denied

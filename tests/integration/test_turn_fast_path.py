@@ -419,3 +419,35 @@ def test_an_early_history_read_older_than_the_reply_on_the_air_is_read_again(
     assert len(reads) == 2
     users = [m.content for m in model.requests[1].messages if m.role == "user"]
     assert users == ["When do you open?", "Where are you?"]
+
+
+def test_a_first_turn_whose_early_read_lacks_the_sockets_greeting_reads_again(
+    bound: DynamoSessionStore, sender: RecordingSender, model: ScriptedModel
+) -> None:
+    """The read beside the turn start can leave just before the socket's setup stored what it
+    hands over and its greeting (a socket taking over opens only after both): without the
+    greeting, the first turn's early read is not trusted."""
+    greeting = TurnRecord(key=TurnKey(1, GREETING_GENERATION, 1), role="assistant", text=AGENT.lines.welcome_greeting)
+    bound.put_turns(CALL, [greeting])
+    reads: list[int] = []
+
+    class EarlyRead:
+        def __init__(self, inner: DynamoSessionStore) -> None:
+            self.inner = inner
+
+        def load_history(self, call_sid: str, max_items: int) -> list[TurnRecord]:
+            history = self.inner.load_history(call_sid, max_items)
+            reads.append(len(history))
+            if len(reads) == 1:  # as read before the setup's writes landed
+                return [r for r in history if r.key.generation != GREETING_GENERATION]
+            return history
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    model.say("Sure.")
+    store = cast(DynamoSessionStore, EarlyRead(bound))
+    outcome = engine_for(store, sender, model).run_prompt(CONN, "Hello?", budget(), call_sid=CALL)
+    assert outcome.status == "completed"
+    assert len(reads) == 2  # the early read, then once more
+    assert ("assistant", AGENT.lines.welcome_greeting) in [(m.role, m.content) for m in model.requests[0].messages]
